@@ -1,0 +1,23 @@
+"""cnnlab: classic convolutional networks, faithful to their papers.
+
+Build any registered architecture with :func:`create_model`, list them with
+:func:`list_models`.
+"""
+
+from .errors import CnnlabError, InputShapeError, UnknownModelError
+from .models.base import AuxOutput, main_logits
+from .registry import create_model, get_entry, list_models, register_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuxOutput",
+    "CnnlabError",
+    "InputShapeError",
+    "UnknownModelError",
+    "create_model",
+    "get_entry",
+    "list_models",
+    "main_logits",
+    "register_model",
+]

@@ -1,0 +1,34 @@
+"""Errors that name the problem and the fix.
+
+Every mistake a user can make (an unknown model, an input that is too small, a file that
+is not what it claims to be) raises a subclass of :class:`CnnlabError`. The command line
+prints such errors as one line and exits non-zero; library users can catch them by class.
+Each also derives from the built-in exception a Python programmer would expect
+(``KeyError`` for an unknown name, ``ValueError`` for a bad value), so existing
+``except ValueError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+
+class CnnlabError(Exception):
+    """Base class of every error cnnlab raises for bad input."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownModelError(CnnlabError, KeyError):
+    """A model name that is not in the registry."""
+
+
+class InputShapeError(CnnlabError, ValueError):
+    """An input tensor the model cannot take (too small, wrong channel count, wrong rank)."""
+
+
+class DataError(CnnlabError, ValueError):
+    """A data set that is missing, truncated, corrupt or in an unknown format."""
+
+
+class CheckpointError(CnnlabError, ValueError):
+    """A checkpoint that is missing, corrupt, foreign or does not fit the model."""

@@ -1,0 +1,243 @@
+"""Building blocks shared by several architecture families.
+
+Each block lives here once and is reused by the model files. Blocks are ``nn.Sequential``
+subclasses where the reference implementation (torchvision) numbers its sub-modules, so the
+state_dict keys come out the same; ``names=`` gives them words instead where a family uses
+named sub-modules (``conv``/``bn``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+LayerFactory = Callable[..., nn.Module]
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
+                   round_limit: float = 0.9) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor``, never more than 10% down.
+
+    The rule of the MobileNet v2/v3 and EfficientNet reference code (torchvision's
+    ``_make_divisible``, Keras' ``round_filters``): channel counts stay multiples of 8, and if
+    rounding would lose more than ``1 - round_limit`` of the value, one more ``divisor`` is added.
+    """
+    min_value = min_value or divisor
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < round_limit * value:
+        new += divisor
+    return new
+
+
+def make_activation(act_layer: LayerFactory | None) -> nn.Module | None:
+    """Instantiate ``act_layer`` (in place where the layer supports it), or ``None``."""
+    if act_layer is None:
+        return None
+    try:
+        return act_layer(inplace=True)
+    except TypeError:
+        return act_layer()
+
+
+def _sequential(modules: Sequence[nn.Module | None], names: Sequence[str] | None) -> OrderedDict:
+    kept = [m for m in modules if m is not None]
+    if names is None:
+        names = [str(i) for i in range(len(kept))]
+    if len(names) < len(kept):
+        raise ValueError(f"need {len(kept)} names for the sub-modules, got {list(names)}")
+    return OrderedDict(zip(names, kept))
+
+
+class ConvNormAct(nn.Sequential):
+    """Convolution, then normalisation, then activation (conv -> BN -> ReLU by default).
+
+    ``padding`` defaults to ``dilation * (kernel_size - 1) // 2`` ("same" for odd kernels at
+    stride 1). The convolution has a bias only when there is no normalisation layer, unless
+    ``bias`` says otherwise. Pass ``norm_layer=None`` or ``act_layer=None`` to drop a stage, and
+    ``functools.partial(nn.BatchNorm2d, eps=1e-3)`` for other normalisation settings.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int | tuple[int, int] = 3,
+                 stride: int = 1, padding: int | tuple[int, int] | None = None, groups: int = 1,
+                 dilation: int = 1, bias: bool | None = None,
+                 norm_layer: LayerFactory | None = nn.BatchNorm2d,
+                 act_layer: LayerFactory | None = nn.ReLU,
+                 names: Sequence[str] | None = None):
+        if padding is None:
+            ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+            padding = tuple(dilation * (k - 1) // 2 for k in ks)
+        if bias is None:
+            bias = norm_layer is None
+        conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, dilation=dilation,
+                         groups=groups, bias=bias)
+        norm = norm_layer(out_chs) if norm_layer is not None else None
+        super().__init__(_sequential([conv, norm, make_activation(act_layer)], names))
+        self.out_channels = out_chs
+
+
+class NormActConv(nn.Sequential):
+    """Pre-activation order: normalisation, activation, then convolution (no bias).
+
+    The unit of DenseNet layers and ResNet v2 (He et al. 2016, "Identity mappings").
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1,
+                 padding: int | None = None, groups: int = 1,
+                 norm_layer: LayerFactory = nn.BatchNorm2d,
+                 act_layer: LayerFactory = nn.ReLU,
+                 names: Sequence[str] | None = None):
+        if padding is None:
+            padding = (kernel_size - 1) // 2
+        conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False)
+        super().__init__(_sequential([norm_layer(in_chs), make_activation(act_layer), conv], names))
+        self.out_channels = out_chs
+
+
+class SeparableConv2d(nn.Sequential):
+    """Depthwise k x k convolution followed by a pointwise 1 x 1 convolution, nothing between.
+
+    The separable convolution of Xception (Keras ``SeparableConv2D``): parameters
+    ``k*k*C_in + C_in*C_out`` instead of ``k*k*C_in*C_out``.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1,
+                 padding: int | None = None, dilation: int = 1, bias: bool = False,
+                 names: Sequence[str] = ("depthwise", "pointwise")):
+        if padding is None:
+            padding = dilation * (kernel_size - 1) // 2
+        dw = nn.Conv2d(in_chs, in_chs, kernel_size, stride, padding, dilation=dilation,
+                       groups=in_chs, bias=bias)
+        pw = nn.Conv2d(in_chs, out_chs, 1, bias=bias)
+        super().__init__(_sequential([dw, pw], names))
+        self.out_channels = out_chs
+
+
+class DepthwiseSeparable(nn.Sequential):
+    """MobileNet v1's unit: depthwise 3x3 conv-BN-act, then pointwise 1x1 conv-BN-act.
+
+    Cost (MobileNet paper, eq. 5 vs 4): ``Dk*Dk*M*Df*Df + M*N*Df*Df`` multiply-adds instead of
+    ``Dk*Dk*M*N*Df*Df``, a ratio of ``1/N + 1/Dk^2``.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, kernel_size: int = 3,
+                 norm_layer: LayerFactory | None = nn.BatchNorm2d,
+                 act_layer: LayerFactory | None = nn.ReLU,
+                 names: Sequence[str] = ("dw", "pw")):
+        dw = ConvNormAct(in_chs, in_chs, kernel_size, stride, groups=in_chs,
+                         norm_layer=norm_layer, act_layer=act_layer)
+        pw = ConvNormAct(in_chs, out_chs, 1, norm_layer=norm_layer, act_layer=act_layer)
+        super().__init__(_sequential([dw, pw], names))
+        self.out_channels = out_chs
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018): global pool, 1x1 reduce, act, 1x1 expand, gate.
+
+    Sub-module names ``fc1``/``fc2`` follow torchvision's ``SqueezeExcitation``.
+    """
+
+    def __init__(self, channels: int, squeeze_channels: int,
+                 act_layer: LayerFactory = nn.ReLU, gate_layer: LayerFactory = nn.Sigmoid):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
+        self.activation = act_layer()
+        self.scale_activation = gate_layer()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.fc2(self.activation(self.fc1(self.avgpool(x))))
+        return x * self.scale_activation(s)
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle: (N, g*n, H, W) -> view (N, g, n) -> transpose -> flatten.
+
+    Channel ``i*n + j`` (group ``i``, position ``j``) moves to position ``j*g + i``, so each
+    group of the next grouped convolution sees one channel from every group of this one.
+    """
+
+    def __init__(self, groups: int):
+        super().__init__()
+        if groups < 1:
+            raise ValueError(f"channel shuffle needs groups >= 1, got {groups}")
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if c % self.groups:
+            raise ValueError(f"channel shuffle: {c} channels do not split into {self.groups} groups")
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class LocalResponseNorm(nn.LocalResponseNorm):
+    """Local response normalisation with the *paper's* constants (Krizhevsky et al. 2012).
+
+    The paper computes ``b = a / (k + alpha * sum(a^2 over n neighbours))^beta``. PyTorch's
+    ``nn.LocalResponseNorm`` divides ``alpha`` by ``n``; this subclass multiplies it back, so
+    ``LocalResponseNorm(n=5, alpha=1e-4, beta=0.75, k=2)`` is exactly the paper's layer.
+    """
+
+    def __init__(self, n: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+        super().__init__(size=n, alpha=alpha * n, beta=beta, k=k)
+        self.paper_alpha = alpha
+
+    def extra_repr(self) -> str:
+        return f"n={self.size}, alpha={self.paper_alpha} (paper), beta={self.beta}, k={self.k}"
+
+
+class StochasticDepth(nn.Module):
+    """Drop the whole residual branch of a sample with probability ``p`` while training.
+
+    Huang et al. 2016 ("Deep networks with stochastic depth"); survivors are scaled by
+    ``1/(1-p)`` so that evaluation needs no change. No parameters, no effect in eval mode.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"stochastic depth probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def init_weights(module: nn.Module, linear_std: float | None = 0.01) -> None:
+    """The common initialisation: Kaiming-normal (fan_out) convolutions with zero bias,
+    normalisation layers at weight 1 and bias 0, and linear layers ``N(0, linear_std)`` with zero
+    bias (``linear_std=None`` keeps PyTorch's default uniform init for linear layers)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear_std is not None:
+            nn.init.normal_(m.weight, 0.0, linear_std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def conv_out_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
+                  dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Output length of a convolution or pooling along one axis (PyTorch's formula)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    return (math.ceil(span / stride) if ceil_mode else span // stride) + 1

@@ -1,0 +1,3 @@
+"""Every architecture family. Importing this package registers all models."""
+
+from . import lenet  # noqa: F401

@@ -1,0 +1,135 @@
+"""LeNet-5 (LeCun, Bottou, Bengio & Haffner 1998, "Gradient-based learning applied to
+document recognition", Proc. IEEE 86(11)).
+
+The layers keep the paper's names::
+
+    input 1@32x32
+    C1  conv 5x5, 6 maps      -> 6@28x28    156 params
+    S2  pool 2x2, stride 2    -> 6@14x14
+    C3  conv 5x5, 16 maps     -> 16@10x10   2,416 params (full) or 1,516 (paper's table)
+    S4  pool 2x2, stride 2    -> 16@5x5
+    C5  conv 5x5, 120 maps    -> 120@1x1    48,120 params
+    F6  fully connected       -> 84         10,164 params
+    output fully connected    -> 10         850 params
+                                            61,706 in all (full C3)
+
+Differences from the paper, all as the course slides teach it: the subsampling layers are
+plain average (or max) pooling with no trainable coefficient and bias, the activation is a
+plain sigmoid (``"tanh"`` and ``"relu"`` are options) rather than the scaled tanh
+``1.7159 tanh(2a/3)``, and the output is a linear layer trained with softmax cross-entropy
+instead of the fixed Euclidean RBF units. ``c3_table="lecun1998"`` restores the paper's sparse
+C3 connections (Table I): 60 input-map kernels instead of 96.
+
+The lab's 28x28 variant pads C1 by 2 (``c1_padding=2``), so that C1 still gives 28x28 maps.
+Inputs larger than the minimum work too: C5's maps are then averaged to 1x1 before F6 (a
+no-op at the native size).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import register_model
+from .base import ImageClassifier
+
+# Table I of the paper: which S2 maps (rows 0-5) each C3 map (columns 0-15) reads.
+LECUN1998_C3_TABLE: tuple[tuple[int, ...], ...] = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),          # 3 neighbours
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5),      # 4 neighbours
+    (0, 1, 2, 5),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),                                  # 4 non-neighbours
+    (0, 1, 2, 3, 4, 5),                                                        # all six
+)
+
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+
+
+class SparseConv2d(nn.Module):
+    """A convolution where output map ``o`` reads only the input maps ``table[o]``.
+
+    Only the connected kernels are parameters: ``weight`` holds one k x k kernel per
+    (output, input) pair of the table, so the parameter count is ``pairs*k*k + out``. The dense
+    kernel is assembled on every forward (zeros where there is no connection) and the
+    convolution then runs as usual; gradients reach only the connected kernels.
+    """
+
+    def __init__(self, table: tuple[tuple[int, ...], ...], in_chs: int, kernel_size: int):
+        super().__init__()
+        pairs = [(o, i) for o, ins in enumerate(table) for i in ins]
+        if any(not 0 <= i < in_chs for _, i in pairs):
+            raise ValueError(f"connection table refers to input maps outside 0..{in_chs - 1}")
+        self.in_channels, self.out_channels, self.kernel_size = in_chs, len(table), kernel_size
+        self.register_buffer("out_index", torch.tensor([o for o, _ in pairs]), persistent=False)
+        self.register_buffer("in_index", torch.tensor([i for _, i in pairs]), persistent=False)
+        self.weight = nn.Parameter(torch.empty(len(pairs), kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.empty(len(table)))
+        fan_in = torch.bincount(self.out_index).float().mean().item() * kernel_size**2
+        bound = fan_in**-0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def dense_weight(self) -> torch.Tensor:
+        k = self.kernel_size
+        w = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
+        return w.index_put((self.out_index, self.in_index), self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.dense_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"connections={self.weight.shape[0]}")
+
+
+class LeNet5(ImageClassifier):
+    """LeNet-5 with the paper's layer names (c1, s2, c3, s4, c5, f6, output)."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, activation: str = "sigmoid",
+                 pool: str = "avg", c3_table: str = "full", c1_padding: int = 0):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
+        if c3_table not in ("full", "lecun1998"):
+            raise ValueError(f"c3_table must be 'full' or 'lecun1998', got {c3_table!r}")
+        if c1_padding < 0:
+            raise ValueError(f"c1_padding must be >= 0, got {c1_padding}")
+        # 32 - 4 (C1) = 28, /2 = 14, -4 (C3) = 10, /2 = 5, -4 (C5) = 1: the input must be 32.
+        super().__init__(num_classes, in_chans, min_input_size=32 - 2 * c1_padding)
+        act, pooling = ACTIVATIONS[activation], POOLS[pool]
+        if c3_table == "full":
+            c3: nn.Module = nn.Conv2d(6, 16, 5)
+        else:
+            c3 = SparseConv2d(LECUN1998_C3_TABLE, 6, 5)
+        self.features = nn.Sequential(OrderedDict([
+            ("c1", nn.Conv2d(in_chans, 6, 5, padding=c1_padding)), ("act1", act()),
+            ("s2", pooling(2, 2)),
+            ("c3", c3), ("act3", act()),
+            ("s4", pooling(2, 2)),
+            ("c5", nn.Conv2d(16, 120, 5)), ("act5", act()),
+        ]))
+        self.num_features = 120
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.f6 = nn.Linear(120, 84)
+        self.act6 = act()
+        self.output = nn.Linear(84, num_classes) if num_classes else nn.Identity()
+        # Initialisation: PyTorch's default (uniform, bound 1/sqrt(fan_in)), which is LeCun's
+        # own recommendation in the paper's appendix (uniform in +-2.4/fan_in) up to the scale.
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.act6(self.f6(self.pool(x).flatten(1)))
+        return x if pre_logits else self.output(x)
+
+
+@register_model(input_size=(1, 32, 32))
+def lenet5(**kwargs) -> LeNet5:
+    """LeNet-5 (LeCun et al. 1998): sigmoid, average pooling, full C3, 1x32x32 input."""
+    return LeNet5(**kwargs)

@@ -1,0 +1,21 @@
+"""The command line through its real entry point: exit codes and one-line errors."""
+
+
+def test_help_lists_the_commands(cli):
+    res = cli("--help")
+    assert res.returncode == 0
+    assert "list" in res.stdout
+
+
+def test_list_prints_models_with_parameter_counts(cli):
+    res = cli("list", "lenet*")
+    assert res.returncode == 0, res.stderr
+    line = next(line for line in res.stdout.splitlines() if line.startswith("lenet5"))
+    assert "61,706" in line and "1x32x32" in line
+
+
+def test_list_unknown_pattern_is_a_one_line_error(cli):
+    res = cli("list", "nothing-like-this*")
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0
+    assert "no model matches" in res.stderr and "Traceback" not in res.stderr
