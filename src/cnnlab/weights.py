@@ -1,0 +1,106 @@
+"""Saving and loading weights: safetensors (no pickle) and the run folder's model.
+
+A finished run folder holds ``model.safetensors`` (the weights) and ``config.json``, a small
+JSON file with at least::
+
+    {"model": "lenet5",                     # registry name
+     "model_kwargs": {"num_classes": 10, "in_chans": 1},
+     "input_size": [1, 32, 32],             # C, H, W the model was trained at
+     "classes": ["0", "1", ...],            # class names, index order
+     "mean": [0.5], "std": [0.5]}           # input normalisation used in training
+
+:func:`load_run_model` rebuilds the model from that and loads the weights with
+``strict=True``. Anything that does not fit raises :class:`~cnnlab.errors.CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
+    so that a reader (or a crash) never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Save the model's state_dict as safetensors, atomically."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save(state))
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
+    """Load safetensors weights into ``model``; mismatches raise :class:`CheckpointError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no weights file at {path}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from None
+    try:
+        model.load_state_dict(state, strict=strict)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[:3]
+        raise CheckpointError(f"{path} does not fit the model: {' '.join(first)}") from None
+    return model
+
+
+def save_run_model(run_dir: str | os.PathLike, model: nn.Module, config: dict) -> None:
+    """Write ``model.safetensors`` and ``config.json`` into ``run_dir`` (atomically)."""
+    run_dir = Path(run_dir)
+    save_weights(model, run_dir / WEIGHTS_FILE)
+    atomic_write_bytes(run_dir / CONFIG_FILE, json.dumps(config, indent=2).encode())
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict:
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{run_dir} is not a cnnlab run: it has no {CONFIG_FILE}")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {err}") from None
+    if not isinstance(config, dict) or "model" not in config:
+        raise CheckpointError(f"{cfg_path} does not name a model (no 'model' key)")
+    return config
+
+
+def load_run_model(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Rebuild the model of a run folder and load its weights; returns ``(model, config)``."""
+    from .registry import create_model
+
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    model = create_model(config["model"], **config.get("model_kwargs", {}))
+    load_weights(model, run_dir / WEIGHTS_FILE)
+    return model.to(map_location).eval(), config

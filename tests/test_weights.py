@@ -1,0 +1,33 @@
+import json
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.errors import CheckpointError
+from cnnlab.weights import load_run_model, load_weights, save_run_model, save_weights
+
+
+def test_run_folder_round_trip(tmp_path):
+    model = cnnlab.create_model("lenet5", num_classes=4).eval()
+    save_run_model(tmp_path, model, {"model": "lenet5", "model_kwargs": {"num_classes": 4}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded, config = load_run_model(tmp_path)
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.equal(model(x), loaded(x))
+    assert config["model_kwargs"] == {"num_classes": 4}
+
+
+def test_weights_that_do_not_fit_are_refused(tmp_path):
+    save_weights(cnnlab.create_model("lenet5", num_classes=4), tmp_path / "w.safetensors")
+    with pytest.raises(CheckpointError, match="does not fit the model"):
+        load_weights(cnnlab.create_model("lenet5", num_classes=10), tmp_path / "w.safetensors")
+
+
+def test_corrupt_weights_and_foreign_folders_are_refused(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    (tmp_path / "config.json").write_text(json.dumps({"model": "lenet5"}))
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_run_model(tmp_path)
+    with pytest.raises(CheckpointError, match="is not a cnnlab run"):
+        load_run_model(tmp_path / "missing")
