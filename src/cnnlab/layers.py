@@ -241,3 +241,59 @@ def conv_out_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
     """Output length of a convolution or pooling along one axis (PyTorch's formula)."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     return (math.ceil(span / stride) if ceil_mode else span // stride) + 1
+
+
+# --- efficient-a: inverted residual / MBConv (MobileNet v2, v3, EfficientNet) -----------------
+
+class InvertedResidual(nn.Module):
+    """Inverted residual with linear bottleneck (MobileNet v2), a.k.a. MBConv (v3, EfficientNet).
+
+    ``x -> [expand 1x1 conv-BN-act] -> depthwise kxk conv-BN-act (stride) -> [squeeze-excite]
+    -> project 1x1 conv-BN (linear: no activation) -> (+ x)``. The expansion is skipped when
+    ``mid_chs == in_chs`` (expansion ratio 1); squeeze-excitation (on the ``mid_chs`` expanded
+    channels, squeezed to ``se_chs``) only when ``se_chs > 0``. The identity shortcut is used when
+    ``stride == 1`` and ``in_chs == out_chs``; ``drop_path`` is then the stochastic-depth
+    probability of the branch (EfficientNet).
+
+    ``layout`` picks torchvision's module names, so checkpoints load key for key:
+
+    * ``"block"`` (MobileNet v3, EfficientNet): ``block.0`` expand, ``block.1`` depthwise,
+      ``block.2`` SE (``fc1``/``fc2``), ``block.3`` projection, each a :class:`ConvNormAct`
+      (``block.k.0`` conv, ``block.k.1`` BN);
+    * ``"conv"`` (MobileNet v2): ``conv.0`` expand, ``conv.1`` depthwise, then the projection's
+      convolution and BN flat as ``conv.2`` and ``conv.3``.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, mid_chs: int | None = None,
+                 kernel_size: int = 3, act_layer: LayerFactory = nn.ReLU6,
+                 norm_layer: LayerFactory = nn.BatchNorm2d, se_chs: int = 0,
+                 se_act_layer: LayerFactory = nn.ReLU, se_gate_layer: LayerFactory = nn.Sigmoid,
+                 drop_path: float = 0.0, layout: str = "block"):
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"inverted residual stride must be 1 or 2, got {stride}")
+        if layout not in ("block", "conv"):
+            raise ValueError(f"layout must be 'block' or 'conv', got {layout!r}")
+        mid_chs = in_chs if mid_chs is None else mid_chs
+        layers: list[nn.Module] = []
+        if mid_chs != in_chs:
+            layers.append(ConvNormAct(in_chs, mid_chs, 1, norm_layer=norm_layer,
+                                      act_layer=act_layer))
+        layers.append(ConvNormAct(mid_chs, mid_chs, kernel_size, stride, groups=mid_chs,
+                                  norm_layer=norm_layer, act_layer=act_layer))
+        if se_chs > 0:
+            layers.append(SqueezeExcite(mid_chs, se_chs, act_layer=se_act_layer,
+                                        gate_layer=se_gate_layer))
+        if layout == "conv":
+            layers += [nn.Conv2d(mid_chs, out_chs, 1, bias=False), norm_layer(out_chs)]
+        else:
+            layers.append(ConvNormAct(mid_chs, out_chs, 1, norm_layer=norm_layer, act_layer=None))
+        self.layout = layout
+        self.add_module(layout, nn.Sequential(*layers))
+        self.use_residual = stride == 1 and in_chs == out_chs
+        self.stochastic_depth = StochasticDepth(drop_path) if self.use_residual else nn.Identity()
+        self.in_channels, self.out_channels, self.stride = in_chs, out_chs, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._modules[self.layout](x)
+        return x + self.stochastic_depth(out) if self.use_residual else out
