@@ -1,4 +1,7 @@
 """Every architecture family. Importing this package registers all models."""
 
-from . import lenet  # noqa: F401
-from . import googlenet  # noqa: F401
+from . import (
+    googlenet,  # noqa: F401
+    inception_v3,  # noqa: F401
+    lenet,  # noqa: F401
+)

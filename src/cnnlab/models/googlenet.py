@@ -92,6 +92,17 @@ BasicConv2d = partial(ConvNormAct, norm_layer=partial(nn.BatchNorm2d, eps=0.001)
 PaperConv2d = partial(ConvNormAct, norm_layer=None, names=("conv", "act"))
 
 
+def to_google_range(x: torch.Tensor) -> torch.Tensor:
+    """``transform_input``: undo ImageNet mean/std normalisation, then map [0, 1] to [-1, 1].
+
+    ``x * std / 0.5 + (mean - 0.5) / 0.5`` per RGB channel, the input range of the weights
+    Google trained (torchvision's ``transform_input`` of GoogLeNet and Inception v3).
+    """
+    std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    return x * (std / 0.5) + (mean - 0.5) / 0.5
+
+
 class Inception(nn.Module):
     """One inception module: four parallel branches, concatenated along channels."""
 
@@ -206,18 +217,11 @@ class GoogLeNet(ImageClassifier):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def _transform(self, x: torch.Tensor) -> torch.Tensor:
-        """ImageNet-normalised input -> the (x - 0.5) / 0.5 range of Google's weights."""
-        if not self.transform_input:
-            return x
-        std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        return x * (std / 0.5) + (mean - 0.5) / 0.5
-
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         aux: list[torch.Tensor] = []
         want_aux = self.aux_logits and self.training
-        x = self._transform(x)
+        if self.transform_input:
+            x = to_google_range(x)
         x = self.maxpool1(self.conv1(x))
         x = self.lrn1(x)
         x = self.lrn2(self.conv3(self.conv2(x)))
