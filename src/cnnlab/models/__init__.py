@@ -1,5 +1,9 @@
 """Every architecture family. Importing this package registers all models."""
+# ruff: noqa: F401, I001  (one import per line, so that families merge without conflicts)
 
-from . import efficientnet  # noqa: F401, I001
-from . import lenet  # noqa: F401
-from . import mobilenet  # noqa: F401
+from . import lenet
+from . import googlenet
+from . import inception_v3
+from . import xception
+from . import mobilenet
+from . import efficientnet
