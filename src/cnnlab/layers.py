@@ -297,3 +297,35 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self._modules[self.layout](x)
         return x + self.stochastic_depth(out) if self.use_residual else out
+
+# --- classic branch (AlexNet, VGG, All-CNN) ----------------------------------------------------
+
+def smallest_input_side(modules, limit: int = 4096) -> int:
+    """Smallest square input side ``n`` that every convolution and pooling in ``modules`` takes.
+
+    ``modules`` are applied in the order given (a plain sequential model; adaptive and global
+    pooling accept any size and are skipped). The answer is the first ``n`` for which each
+    layer's output, by PyTorch's formula (:func:`conv_out_size`), is at least 1; ``n - 1``
+    then fails somewhere. Raises ``ValueError`` if no side up to ``limit`` works.
+    """
+    def one(v):
+        return v[0] if isinstance(v, (tuple, list)) else v
+
+    ops = []
+    for m in modules:
+        if isinstance(m, nn.Conv2d):
+            ops.append((one(m.kernel_size), one(m.stride), one(m.padding), one(m.dilation), False))
+        elif isinstance(m, nn.MaxPool2d):
+            ops.append((one(m.kernel_size), one(m.stride), one(m.padding), one(m.dilation),
+                        m.ceil_mode))
+        elif isinstance(m, nn.AvgPool2d):
+            ops.append((one(m.kernel_size), one(m.stride), one(m.padding), 1, m.ceil_mode))
+    for n in range(1, limit + 1):
+        size = n
+        for k, s, p, d, ceil in ops:
+            size = conv_out_size(size, k, s, p, d, ceil)
+            if size < 1:
+                break
+        else:
+            return n
+    raise ValueError(f"no input side up to {limit} fits these layers")

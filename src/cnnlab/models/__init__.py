@@ -2,6 +2,9 @@
 # ruff: noqa: F401, I001  (one import per line, so that families merge without conflicts)
 
 from . import lenet
+from . import alexnet
+from . import vgg
+from . import allconv
 from . import googlenet
 from . import inception_v3
 from . import xception
