@@ -1,3 +1,3 @@
 """Every architecture family. Importing this package registers all models."""
 
-from . import lenet  # noqa: F401
+from . import lenet, shufflenet  # noqa: F401
