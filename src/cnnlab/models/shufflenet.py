@@ -62,6 +62,11 @@ conv-BN, 1x1 conv-BN-ReLU, concatenates, and shuffles with 2 groups. A stride-2 
 ``stage2.0.branch1.0`` ... ``conv5.0``, ``fc``), so torchvision checkpoints load unchanged.
 Like torchvision, v2 keeps PyTorch's default initialisation and has no dropout; the smallest
 input is 1 x 1 for the same reason as v1.
+
+In both versions the BN after a depthwise conv feeds a linear 1x1 conv and another BN, so in
+training mode its bias gets no gradient: the second BN subtracts the constant it adds. The
+gradient is zero up to rounding, and exactly zero on 1 x 1 feature maps with a batch of 2.
+That is the paper's (and torchvision's) design, kept as it is.
 """
 
 from __future__ import annotations
