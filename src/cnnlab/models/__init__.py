@@ -9,4 +9,5 @@ from . import googlenet
 from . import inception_v3
 from . import xception
 from . import mobilenet
+from . import shufflenet
 from . import efficientnet
