@@ -197,11 +197,11 @@ def format_rows(rows: list[CompareRow], style: str = "text", header: list[str] =
         return "\n".join(out)
     if style != "text":
         raise ValueError(f"style must be text, markdown or csv, got {style!r}")
-    widths = [max(len(x) for x in col) for col in zip(COLUMNS, *body)]
+    widths = [max(len(x) for x in col) for col in zip(COLUMNS, *body, strict=False)]
 
     def fmt(cells):
         return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
 
     out = list(header) + [fmt(COLUMNS), "  ".join("-" * w for w in widths)]
     out += [fmt(b) for b in body]
@@ -241,7 +241,7 @@ def plot(rows: list[CompareRow], path: str | Path) -> Path:
         xs = [r.macs / 1e9 for r in items]
         sizes = [30 + 1500 * r.params / biggest for r in items]
         ax.scatter(xs, ys, s=sizes, alpha=0.5)
-        for r, x, y in zip(items, xs, ys):
+        for r, x, y in zip(items, xs, ys, strict=False):
             ax.annotate(r.model, (x, y), fontsize=7, ha="center", va="bottom")
         ax.set_xlabel("GMACs at native input (batch 1)")
         ax.grid(alpha=0.3)

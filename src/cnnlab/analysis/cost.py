@@ -170,7 +170,7 @@ def format_cost(cost: ConvCost, slide: bool = False) -> str:
     ]
     for i, r in enumerate(table):
         lines.append("  ".join(x.rjust(w) if j in right and i else x.ljust(w)
-                               for j, (x, w) in enumerate(zip(r, widths))).rstrip())
+                               for j, (x, w) in enumerate(zip(r, widths, strict=False))).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines += [

@@ -124,8 +124,9 @@ class RF:
 
     def whole(self) -> RF:
         """What one unit sees after pooling or flattening the whole map."""
-        size = tuple(s + (n - 1) * j for s, n, j in zip(self.size, self.extent, self.jump))
-        start = tuple(st + (n - 1) * j / 2 for st, n, j in zip(self.start, self.extent, self.jump))
+        axes = list(zip(self.size, self.start, self.extent, self.jump, strict=True))
+        size = tuple(s + (n - 1) * j for s, _, n, j in axes)
+        start = tuple(st + (n - 1) * j / 2 for _, st, n, j in axes)
         return RF(size, self.jump, start, (1, 1), True)
 
 
@@ -139,10 +140,11 @@ def _pair(v, n: int = 2, default=None) -> tuple:
 
 
 def _rf_window(rf: RF, k, s, p, d, extent) -> RF:
-    size = tuple(r + (kk - 1) * dd * j for r, kk, dd, j in zip(rf.size, k, d, rf.jump))
-    jump = tuple(j * ss for j, ss in zip(rf.jump, s))
+    size = tuple(r + (kk - 1) * dd * j
+                 for r, kk, dd, j in zip(rf.size, k, d, rf.jump, strict=False))
+    jump = tuple(j * ss for j, ss in zip(rf.jump, s, strict=False))
     start = tuple(st + ((kk - 1) * dd / 2 - pp) * j
-                  for st, kk, dd, pp, j in zip(rf.start, k, d, p, rf.jump))
+                  for st, kk, dd, pp, j in zip(rf.start, k, d, p, rf.jump, strict=False))
     return RF(size, jump, start, extent)
 
 
@@ -263,7 +265,7 @@ def check_input_size(input_size) -> tuple[int, int, int]:
         size = tuple(int(v) for v in input_size)
     except (TypeError, ValueError):
         raise ValueError(f"input size must be (C, H, W), got {input_size!r}") from None
-    if len(size) != 3 or any(v != w for v, w in zip(size, input_size)):
+    if len(size) != 3 or any(v != w for v, w in zip(size, input_size, strict=False)):
         raise ValueError(f"input size must be three integers (C, H, W), got {input_size!r}")
     if min(size) <= 0:
         raise ValueError(f"every dimension of the input size must be positive, got "
@@ -292,7 +294,7 @@ def trace(model: nn.Module, input_size, *, training: bool = False) -> Trace:
     buffers = ({k: b.detach().clone() for k, b in model.named_buffers()} if training else {})
     tracer = _Tracer()
     names = {}
-    for i, (name, m) in enumerate(model.named_modules()):
+    for _i, (name, m) in enumerate(model.named_modules()):
         if m not in names:
             names[m] = name
             tracer.records[name] = ModuleRecord(name or "(model)", type(m).__name__)

@@ -89,8 +89,9 @@ def format_fields(rows: dict[str, FieldRow]) -> str:
         jump = f"{r.jump[0]}x{r.jump[1]}"
         start = f"{r.start[0]:g},{r.start[1]:g}"
         lines.append((r.name, r.type, shape, size, jump, start))
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
-    out = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths))]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
+    out = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths, strict=False))]
     out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in lines]
+    out += ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=False))
+            for line in lines]
     return "\n".join(out)

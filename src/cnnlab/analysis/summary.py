@@ -109,7 +109,7 @@ class ModelSummary:
 
         def fmt(cells):
             return "  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+                             for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
 
         line = "=" * len(fmt(["x" * w for w in widths]))
         c, h, w = self.input_size

@@ -34,8 +34,13 @@ _HWC = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)\s*$")
 
 
 def run(args) -> int:
-    from ..analysis.cost import SLIDE_EXAMPLE, SLIDE_FIGURES, conv_cost, format_cost, \
-        slide_explanation
+    from ..analysis.cost import (
+        SLIDE_EXAMPLE,
+        SLIDE_FIGURES,
+        conv_cost,
+        format_cost,
+        slide_explanation,
+    )
 
     m = _HWC.match(args.input)
     if not m:
