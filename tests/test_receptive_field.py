@@ -67,3 +67,10 @@ def test_table_prints():
     text = format_fields(vgg_fields())
     line = next(x for x in text.splitlines() if x.startswith("conv5_3"))
     assert "196x196" in line and "16x16" in line
+
+
+def test_cli_receptive_field(cli):
+    res = cli("summary", "lenet5", "--receptive-field")
+    assert res.returncode == 0, res.stderr
+    line = next(x for x in res.stdout.splitlines() if x.startswith("features.c5"))
+    assert line.split()[3:6] == ["32x32", "4x4", "15.5,15.5"]

@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
     p = new_command(
         sub, "summary", help="print a model's layers, output shapes, parameters and MACs",
         examples=["cnnlab summary lenet5", "cnnlab summary resnet50 --depth 2",
-                  "cnnlab summary vgg16 --input 3x32x32 --json"])
+                  "cnnlab summary vgg16 --input 3x32x32 --json",
+                  "cnnlab summary lenet5 --receptive-field"])
     p.add_argument("model", help="registered model name (see 'cnnlab list')")
     p.add_argument("--input", metavar="CxHxW",
                    help="input size, for example 3x224x224 (default: the model's native size)")
@@ -20,6 +21,8 @@ def add_parser(sub) -> None:
                    help="how deep to show nested modules (default 3; totals never change)")
     p.add_argument("--train", action="store_true",
                    help="trace the training-mode graph (auxiliary classifiers active)")
+    p.add_argument("--receptive-field", action="store_true",
+                   help="print every layer's receptive field (size, jump, start) instead")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -62,6 +65,15 @@ def run(args) -> int:
     if args.depth < 1:
         raise ValueError(f"--depth must be at least 1, got {args.depth}")
     size = input_size_arg(args.model, args.input)
+    if args.receptive_field:
+        from ..analysis.receptive_field import format_fields, receptive_field
+
+        fields = build_for_analysis(args.model, size, receptive_field)
+        if args.json:
+            print(json.dumps([f.to_dict() for f in fields.values()], indent=2))
+        else:
+            print(format_fields(fields))
+        return 0
     result = build_for_analysis(
         args.model, size, lambda m, s: summary(m, s, depth=args.depth, training=args.train))
     result.model_name = args.model
