@@ -74,3 +74,22 @@ def test_cli_receptive_field(cli):
     assert res.returncode == 0, res.stderr
     line = next(x for x in res.stdout.splitlines() if x.startswith("features.c5"))
     assert line.split()[3:6] == ["32x32", "4x4", "15.5,15.5"]
+
+
+def test_channel_shuffle_views_keep_the_field():
+    from cnnlab.layers import ChannelShuffle
+
+    # conv 3x3 (3) -> shuffle (a 5-D view and back: no change) -> conv 3x3 (5)
+    model = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), ChannelShuffle(2),
+                          nn.Conv2d(4, 4, 3, padding=1))
+    f = receptive_field(model, (4, 8, 8))
+    assert f["1"].size == (3, 3) and not f["1"].whole_map and f["2"].size == (5, 5)
+
+
+def test_explicit_padding_and_lrn():
+    # pad 1 on every side then conv 3x3: like padding=1: size 3, start 1 - 1 = 0;
+    # LRN works across channels only: the field is unchanged.
+    model = nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(2, 4, 3), nn.LocalResponseNorm(3))
+    f = receptive_field(model, (2, 6, 6))
+    assert (f["1"].size, f["1"].start) == ((3, 3), (0.0, 0.0))
+    assert (f["2"].size, f["2"].start, f["2"].jump) == ((3, 3), (0.0, 0.0), (1, 1))

@@ -70,6 +70,7 @@ def _mm_macs(func, args) -> int:
 
 _POOL_OPS = {aten.max_pool2d_with_indices, aten.max_pool2d, aten.avg_pool2d,
              aten.max_pool1d, aten.avg_pool1d, aten.max_pool3d_with_indices, aten.avg_pool3d}
+_POOL2D_OPS = {aten.max_pool2d_with_indices, aten.max_pool2d, aten.avg_pool2d}
 _GLOBAL_OPS = {aten.mean, aten.sum, aten.amax, aten._adaptive_avg_pool2d,
                aten.adaptive_max_pool2d, aten._adaptive_avg_pool3d}
 _NORM_OPS = {aten.native_batch_norm, aten._native_batch_norm_legit,
@@ -151,21 +152,27 @@ def _rf_window(rf: RF, k, s, p, d, extent) -> RF:
 def _rf_update(func, args, in_rfs: list[RF], out: torch.Tensor) -> RF | None:
     if not in_rfs:
         return None
-    spatial = out.dim() == 4
-    extent = tuple(int(x) for x in out.shape[2:]) if spatial else (1, 1)
+    # N x C x H x W maps, and their 5-D views (channel shuffle: N x g x C/g x H x W)
+    spatial = out.dim() >= 4
+    extent = tuple(int(x) for x in out.shape[-2:]) if spatial else (1, 1)
     first = in_rfs[0]
     if func in _CONV_OPS and spatial and not first.global_:
         if len(args) > 6 and bool(args[6]):
             return None  # transposed convolution: not a sequential-path field
         k = tuple(int(x) for x in args[1].shape[2:])
         return _rf_window(first, k, _pair(args[3]), _pair(args[4]), _pair(args[5]), extent)
-    if func in _POOL_OPS and spatial and not first.global_:
+    if func is aten.constant_pad_nd and spatial and not first.global_:
+        pad = list(args[1]) + [0] * 4  # (left, right, top, bottom, ...) from the last dim
+        left, top = pad[0], pad[2]
+        start = (first.start[0] - top * first.jump[0], first.start[1] - left * first.jump[1])
+        return RF(first.size, first.jump, start, extent)
+    if func in _POOL2D_OPS and spatial and not first.global_:
         k = _pair(args[1])
         s = _pair(args[2] if len(args) > 2 else None, default=k)
         p = _pair(args[3] if len(args) > 3 else 0)
         d = _pair(args[4] if len(args) > 4 and func is not aten.avg_pool2d else 1)
         return _rf_window(first, k, s, p, d, extent)
-    ins = [r if r.global_ or not spatial else r for r in in_rfs]
+    ins = in_rfs
     if not spatial or extent == (1, 1) and any(r.extent != (1, 1) for r in ins if not r.global_):
         # the whole map collapses into one unit (flatten, global pooling, linear layers)
         ins = [r if r.global_ else r.whole() for r in ins]
