@@ -4,6 +4,7 @@ Build any registered architecture with :func:`create_model`, list them with
 :func:`list_models`.
 """
 
+from .analysis import conv_cost, count_macs, receptive_field, summary
 from .errors import CnnlabError, InputShapeError, UnknownModelError
 from .models.base import AuxOutput, main_logits
 from .registry import create_model, get_entry, list_models, register_model
@@ -20,4 +21,8 @@ __all__ = [
     "list_models",
     "main_logits",
     "register_model",
+    "summary",
+    "count_macs",
+    "receptive_field",
+    "conv_cost",
 ]

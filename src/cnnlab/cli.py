@@ -18,6 +18,10 @@ from .errors import CnnlabError
 # One module per sub-command, in the order ``cnnlab --help`` lists them.
 COMMANDS = [
     "list",
+    "summary",
+    "macs",
+    "cost",
+    "compare",
 ]
 
 

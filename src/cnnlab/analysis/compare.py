@@ -1,0 +1,262 @@
+"""The architecture comparison table (as in the Keras Applications table and the papers).
+
+One row per model: input size, parameter size in MB (float32, 1 MB = 2^20 bytes), parameters,
+depth (weighted layers on the longest path), MACs at the model's native resolution (counted
+on the ``meta`` device, so nothing is allocated), the median milliseconds of one inference
+step (see :mod:`cnnlab.analysis.benchmark`), and Top-1/Top-5 when a trained run is given.
+
+Accuracy comes from the run folder (the one ``cnnlab train`` writes, see
+:mod:`cnnlab.weights`): ``results.json`` with ``test_top1`` and ``test_top5``, or else the
+last line of ``metrics.jsonl`` that has them. Values up to 1 are read as fractions and shown
+as percentages. The run's weights are loaded (strictly) to check that the folder is intact
+and belongs to the model named; the models are not re-evaluated here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from .benchmark import time_inference
+from .macs import trace
+
+MB = 2**20
+
+
+@dataclass
+class CompareRow:
+    model: str
+    input_size: tuple[int, int, int]
+    params: int
+    size_mb: float
+    depth: int
+    macs: int
+    ms: float | None = None
+    runs: int = 0
+    top1: float | None = None
+    top5: float | None = None
+    checkpoint: str | None = None
+
+    def to_dict(self) -> dict:
+        c, h, w = self.input_size
+        return {"model": self.model, "input": f"{c}x{h}x{w}", "size_mb": round(self.size_mb, 2),
+                "params": self.params, "depth": self.depth, "macs": self.macs,
+                "flops": 2 * self.macs, "ms_per_step": None if self.ms is None else
+                round(self.ms, 3), "timed_runs": self.runs, "top1": self.top1,
+                "top5": self.top5, "checkpoint": self.checkpoint}
+
+
+def parse_checkpoints(items) -> dict[str, str]:
+    """``["resnet18=runs/r18", ...]`` -> ``{"resnet18": "runs/r18"}``."""
+    out = {}
+    for item in items or ():
+        model, sep, run = item.partition("=")
+        if not sep or not model or not run:
+            raise ValueError(f"--checkpoint takes MODEL=RUN_FOLDER, got {item!r}")
+        out[model.strip()] = run.strip()
+    return out
+
+
+def _percent(v) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v * 100 if v <= 1.0 else v
+
+
+def read_accuracy(run_dir: str | Path) -> tuple[float | None, float | None]:
+    """Test Top-1 / Top-5 (in %) written by training into ``run_dir``, or ``(None, None)``."""
+    run_dir = Path(run_dir)
+    res = run_dir / "results.json"
+    if res.is_file():
+        try:
+            data = json.loads(res.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{res} is not valid JSON: {err}") from None
+        return _percent(data.get("test_top1")), _percent(data.get("test_top5"))
+    metrics = run_dir / "metrics.jsonl"
+    found: tuple[float | None, float | None] = (None, None)
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and "test_top1" in rec:
+                found = (_percent(rec.get("test_top1")), _percent(rec.get("test_top5")))
+    return found
+
+
+def _check_run(model: str, run_dir: str) -> tuple[float | None, float | None]:
+    from ..weights import load_run_model
+
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint for {model}: no run folder at {run_dir}")
+    _, config = load_run_model(path)
+    if config.get("model") != model:
+        raise CheckpointError(f"{run_dir} is a run of {config.get('model')!r}, not {model!r}; "
+                              f"pass it as {config.get('model')}={run_dir}")
+    return read_accuracy(path)
+
+
+def analyse(name: str) -> CompareRow:
+    """Size, parameters, depth and MACs of ``name`` at its native input (meta device)."""
+    from ..registry import create_model, get_entry
+
+    size = tuple(get_entry(name).input_size)
+    try:
+        with torch.device("meta"):
+            model = create_model(name)
+        t = trace(model, size)
+    except (NotImplementedError, RuntimeError):
+        torch.manual_seed(0)
+        model = create_model(name)
+        t = trace(model, size)
+    params = list({id(p): p for p in model.parameters()}.values())
+    n = sum(p.numel() for p in params)
+    nbytes = sum(p.numel() * 4 for p in params)  # float32
+    return CompareRow(name, size, n, nbytes / MB, t.depth, t.macs)
+
+
+def compare(names, *, batch: int = 32, device: str = "cpu", repeats: int = 10, warmup: int = 2,
+            time_budget_s: float | None = None, timing: bool = True,
+            checkpoints: dict[str, str] | None = None, progress=None) -> list[CompareRow]:
+    """One :class:`CompareRow` per model name. ``timing=False`` leaves the ms column empty.
+
+    ``checkpoints`` maps model names to run folders whose test accuracy fills Top-1/Top-5.
+    ``progress(name)`` is called before each model (for a progress line).
+    """
+    from ..registry import create_model, get_entry
+
+    checkpoints = dict(checkpoints or {})
+    for model in checkpoints:
+        get_entry(model)
+        if model not in names:
+            raise ValueError(f"--checkpoint names {model}, which is not in the comparison; "
+                             "add it to the list of models")
+    rows = []
+    for name in names:
+        if progress:
+            progress(name)
+        row = analyse(name)
+        if name in checkpoints:
+            row.checkpoint = checkpoints[name]
+            row.top1, row.top5 = _check_run(name, checkpoints[name])
+        if timing:
+            torch.manual_seed(0)
+            model = create_model(name)
+            t = time_inference(model, row.input_size, batch=batch, device=device,
+                               repeats=repeats, warmup=warmup, time_budget_s=time_budget_s)
+            row.ms, row.runs = t.median_ms, t.runs
+            del model
+        rows.append(row)
+    return rows
+
+
+COLUMNS = ("Model", "Input", "Size (MB)", "Params", "Depth", "MACs (M)", "ms/step",
+           "Top-1 %", "Top-5 %")
+
+
+def _cells(r: CompareRow) -> list[str]:
+    c, h, w = r.input_size
+    return [r.model, f"{c}x{h}x{w}", f"{r.size_mb:.2f}", f"{r.params:,}", str(r.depth),
+            f"{r.macs / 1e6:,.2f}",
+            "" if r.ms is None else f"{r.ms:.2f}",
+            "" if r.top1 is None else f"{r.top1:.2f}", "" if r.top5 is None else f"{r.top5:.2f}"]
+
+
+def format_rows(rows: list[CompareRow], style: str = "text", header: list[str] = ()) -> str:
+    """The table as ``text`` (aligned), ``markdown`` or ``csv``; ``header`` lines go above
+    (as ``#`` comments in CSV)."""
+    if style == "csv":
+        buf = io.StringIO()
+        for line in header:
+            buf.write(f"# {line}\n")
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["model", "input", "size_mb", "params", "depth", "macs", "flops",
+                    "ms_per_step", "timed_runs", "top1", "top5"])
+        for r in rows:
+            d = r.to_dict()
+            w.writerow([d["model"], d["input"], d["size_mb"], d["params"], d["depth"],
+                        d["macs"], d["flops"], d["ms_per_step"], d["timed_runs"],
+                        d["top1"], d["top5"]])
+        return buf.getvalue().rstrip("\n")
+    body = [_cells(r) for r in rows]
+    if style == "markdown":
+        out = [line for h in header for line in (h, "")]
+        out.append("| " + " | ".join(COLUMNS) + " |")
+        out.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(COLUMNS) - 2)) + "|")
+        out += ["| " + " | ".join(b) + " |" for b in body]
+        return "\n".join(out)
+    if style != "text":
+        raise ValueError(f"style must be text, markdown or csv, got {style!r}")
+    widths = [max(len(x) for x in col) for col in zip(COLUMNS, *body, strict=False)]
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
+
+    out = list(header) + [fmt(COLUMNS), "  ".join("-" * w for w in widths)]
+    out += [fmt(b) for b in body]
+    return "\n".join(out)
+
+
+def header_lines(batch: int, device: str, timing: bool, repeats: int, warmup: int) -> list[str]:
+    from .benchmark import machine_description
+
+    lines = [machine_description(device)]
+    if timing:
+        lines.append(f"ms/step: median wall-clock time of one forward pass of a batch of "
+                     f"{batch} on {device} (eval, inference mode) over up to {repeats} runs "
+                     f"after {max(warmup, 1)} warm-up runs; threads {torch.get_num_threads()}")
+    lines.append("MACs: conv + linear multiply-accumulates at the native input, batch 1 "
+                 "(FLOPs = 2 x MACs); Size: float32 parameters, 1 MB = 2^20 bytes; "
+                 "Depth: weighted layers (conv + linear) on the longest path")
+    return lines
+
+
+def plot(rows: list[CompareRow], path: str | Path) -> Path:
+    """Params vs MACs (bubble area ~ params) and, when accuracies exist, Top-1 vs MACs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {path}")
+    with_acc = [r for r in rows if r.top1 is not None]
+    fig, axes = plt.subplots(1, 2 if with_acc else 1, figsize=(12 if with_acc else 7, 5),
+                             squeeze=False)
+    biggest = max(r.params for r in rows) or 1
+
+    def bubbles(ax, items, ys):
+        xs = [r.macs / 1e9 for r in items]
+        sizes = [30 + 1500 * r.params / biggest for r in items]
+        ax.scatter(xs, ys, s=sizes, alpha=0.5)
+        for r, x, y in zip(items, xs, ys, strict=False):
+            ax.annotate(r.model, (x, y), fontsize=7, ha="center", va="bottom")
+        ax.set_xlabel("GMACs at native input (batch 1)")
+        ax.grid(alpha=0.3)
+
+    ax = axes[0][0]
+    bubbles(ax, rows, [r.params / 1e6 for r in rows])
+    ax.set_ylabel("parameters (millions)")
+    ax.set_title("Parameters vs MACs (bubble area ~ parameters)")
+    if with_acc:
+        ax2 = axes[0][1]
+        bubbles(ax2, with_acc, [r.top1 for r in with_acc])
+        ax2.set_ylabel("Top-1 accuracy (%)")
+        ax2.set_title("Top-1 vs MACs (bubble area ~ parameters)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,97 @@
+"""``cnnlab compare [MODELS...|--all]``: size, parameters, depth, MACs, speed and accuracy."""
+
+from __future__ import annotations
+
+import sys
+
+from . import new_command
+
+
+def add_parser(sub) -> None:
+    p = new_command(
+        sub, "compare",
+        help="compare models: size, parameters, depth, MACs, ms per inference step, accuracy",
+        examples=["cnnlab compare resnet18 resnet50 mobilenet_v2",
+                  "cnnlab compare --all --batch 1 --repeats 3 --markdown",
+                  "cnnlab compare 'resnet*' --no-timing --csv",
+                  "cnnlab compare lenet5 --checkpoint lenet5=runs/lenet5 --plot compare.png"],
+        description="One row per model: size in MB (float32 parameters), parameters, depth "
+                    "(weighted layers on the longest path), MACs at the native input (batch 1; "
+                    "FLOPs = 2 x MACs), median milliseconds per inference step after warm-up, "
+                    "and Top-1/Top-5 from a trained run folder when one is given.")
+    p.add_argument("models", nargs="*",
+                   help="model names or shell-style patterns ('resnet*'); see 'cnnlab list'")
+    p.add_argument("--all", action="store_true", help="every registered model")
+    p.add_argument("--batch", type=int, default=32, help="batch size for timing (default 32)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs per model (default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="cap the timing of each model; fewer runs for slow models")
+    p.add_argument("--no-timing", action="store_true", help="leave the ms/step column empty")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=RUN",
+                   help="a trained run folder for MODEL; its test Top-1/Top-5 fill the row "
+                        "(repeatable)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
+    fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also draw parameters (and accuracy) vs MACs into this PNG file")
+    p.set_defaults(func=run)
+
+
+def resolve_models(patterns, all_models: bool) -> list[str]:
+    """Names and wildcard patterns -> registered names, in the order given."""
+    from ..errors import UnknownModelError
+    from ..registry import get_entry, list_models
+
+    if all_models:
+        if patterns:
+            raise ValueError("give model names or --all, not both")
+        return list_models()
+    if not patterns:
+        raise ValueError("name the models to compare (for example: cnnlab compare resnet18 "
+                         "vgg16) or use --all")
+    names: list[str] = []
+    for pat in patterns:
+        if any(ch in pat for ch in "*?["):
+            found = list_models(pat)
+            if not found:
+                raise UnknownModelError(f"no model matches {pat!r}; run 'cnnlab list'")
+        else:
+            get_entry(pat)
+            found = [pat]
+        names += [n for n in found if n not in names]
+    return names
+
+
+def run(args) -> int:
+    from ..analysis.benchmark import check_device
+    from ..analysis.compare import compare, format_rows, header_lines, parse_checkpoints, plot
+
+    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
+        raise ValueError("--batch and --repeats must be at least 1, --warmup at least 0")
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise ValueError(f"--time-budget must be positive, got {args.time_budget}")
+    check_device(args.device)
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+    names = resolve_models(args.models, args.all)
+    checkpoints = parse_checkpoints(args.checkpoint)
+    timing = not args.no_timing
+
+    def progress(name):
+        if sys.stderr.isatty():
+            print(f"\r{name:<40}", end="", file=sys.stderr, flush=True)
+
+    rows = compare(names, batch=args.batch, device=args.device, repeats=args.repeats,
+                   warmup=args.warmup, time_budget_s=args.time_budget, timing=timing,
+                   checkpoints=checkpoints, progress=progress)
+    if sys.stderr.isatty():
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    header = header_lines(args.batch, args.device, timing, args.repeats, args.warmup)
+    style = "csv" if args.csv else "markdown" if args.markdown else "text"
+    print(format_rows(rows, style, header))
+    if args.plot:
+        print(f"chart written to {plot(rows, args.plot)}", file=sys.stderr)
+    return 0

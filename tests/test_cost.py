@@ -1,0 +1,81 @@
+"""Cost arithmetic of standard vs depthwise-separable convolutions; the slide's example."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import cnnlab
+from cnnlab.analysis.cost import conv_cost
+from cnnlab.analysis.macs import count_macs
+
+
+def test_slide_example_correct_figures():
+    # 100x100x3 input, 128 maps, 3x3, 'same' padding: 100*100 = 10,000 output positions.
+    c = cnnlab.conv_cost(100, 100, 3, 128, 3)
+    assert (c.out_height, c.out_width, c.padding) == (100, 100, 1)
+    assert c.standard_weights == 3 * 3 * 3 * 128 == 3_456
+    assert c.standard_mults == 10_000 * 3_456 == 34_560_000
+    assert c.depthwise_weights == 3 * 3 * 3 == 27 and c.depthwise_mults == 270_000
+    assert c.pointwise_weights == 3 * 128 == 384 and c.pointwise_mults == 3_840_000
+    assert c.separable_weights == 411 and c.separable_mults == 4_110_000
+    assert c.ratio == pytest.approx(1 / 128 + 1 / 9) == c.formula_ratio
+    # the slide's 16,380,000 and 3,930,000 are 1,638 and 9 + 384 per position
+    assert 16_380_000 == 1_638 * 10_000 and 3_930_000 == (9 + 384) * 10_000
+
+
+@pytest.mark.parametrize("h,w,c,n,k,s,p", [(32, 32, 16, 64, 3, 1, "same"), (15, 17, 8, 24, 5, 2, 2),
+                                             (7, 7, 32, 32, 3, 1, "valid")])
+def test_matches_counted_layers(h, w, c, n, k, s, p):
+    cost = conv_cost(h, w, c, n, k, s, p)
+    pad = cost.padding
+    standard = nn.Conv2d(c, n, k, s, pad, bias=False)
+    separable = nn.Sequential(nn.Conv2d(c, c, k, s, pad, groups=c, bias=False),
+                              nn.Conv2d(c, n, 1, bias=False))
+    assert cost.standard_mults == count_macs(standard, (c, h, w)).macs
+    assert cost.separable_mults == count_macs(separable, (c, h, w)).macs
+    assert cost.standard_weights == standard.weight.numel()
+    assert cost.separable_weights == sum(p.numel() for p in separable.parameters())
+    assert cost.ratio == pytest.approx(1 / n + 1 / k**2)
+    out = standard(torch.zeros(1, c, h, w))
+    assert (cost.out_height, cost.out_width) == tuple(out.shape[2:])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"height": 0}, "height must be a positive integer"),
+    ({"out_channels": -4}, "out_channels must be"),
+    ({"padding": "full"}, "padding must be"),
+    ({"kernel": 7, "height": 3, "padding": 0}, "does not fit"),
+])
+def test_bad_values_are_named(kwargs, message):
+    args = dict(height=10, width=10, in_channels=3, out_channels=8, kernel=3)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        conv_cost(**args)
+
+
+def test_cli_prints_correct_and_slide_figures_with_the_reason(cli):
+    res = cli("cost")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    for needle in ["34,560,000", "4,110,000", "16,380,000", "3,930,000", "3,456", "411",
+                   "1/128 + 1/9", "0.1189", "2 x 3^2 x 7 x 13", "single input map", "0.240"]:
+        assert needle in out, needle
+
+
+def test_cli_json_and_other_layers(cli):
+    res = cli("cost", "--input", "112x112x32", "--maps", "64", "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["standard_mults"] == 112 * 112 * 9 * 32 * 64
+    assert data["separable_mults"] == 112 * 112 * (9 * 32 + 32 * 64)
+    assert "slide" not in data
+
+
+def test_cli_error_is_one_line(cli):
+    res = cli("cost", "--input", "100x100", "--maps", "0")
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
+    assert "HxWxC" in res.stderr and "Traceback" not in res.stderr
