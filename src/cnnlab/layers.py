@@ -271,7 +271,8 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1):
         super().__init__()
         if out_chs < in_chs:
-            raise ValueError(f"a zero-padding shortcut cannot reduce channels ({in_chs} -> {out_chs})")
+            raise ValueError(
+                f"a zero-padding shortcut cannot reduce channels ({in_chs} -> {out_chs})")
         self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -298,7 +299,8 @@ def residual_shortcut(in_chs: int, out_chs: int, stride: int = 1, kind: str = "B
     blocks of ResNet v2 project the already-normalised input).
     """
     if kind not in SHORTCUT_KINDS:
-        raise ValueError(f"shortcut must be one of {SHORTCUT_KINDS} (the paper's options), got {kind!r}")
+        raise ValueError(
+            f"shortcut must be one of {SHORTCUT_KINDS} (the paper's options), got {kind!r}")
     if stride == 1 and in_chs == out_chs:
         return None
     if kind == "A":

@@ -1,4 +1,7 @@
 """Every architecture family. Importing this package registers all models."""
 
-from . import lenet  # noqa: F401
-from . import resnet  # noqa: F401
+from . import (
+    densenet,  # noqa: F401
+    lenet,  # noqa: F401
+    resnet,  # noqa: F401
+)

@@ -182,7 +182,7 @@ class ResNet(ImageClassifier):
             self.maxpool = nn.Identity()
         chs = widths[0]
         self.stage_names = []
-        for i, (planes, depth) in enumerate(zip(widths, layers)):
+        for i, (planes, depth) in enumerate(zip(widths, layers, strict=True)):
             name = f"layer{i + 1}"
             self.add_module(name, make_stage(block, chs, planes, depth, 1 if i == 0 else 2,
                                              **block_kwargs))
@@ -222,7 +222,7 @@ class ResNetV2(ImageClassifier):
             ("pool", nn.MaxPool2d(3, 2, padding=1)),
         ]))
         chs, stages = widths[0], []
-        for i, (planes, depth) in enumerate(zip(widths, layers)):
+        for i, (planes, depth) in enumerate(zip(widths, layers, strict=True)):
             blocks = make_stage(block, chs, planes, depth, 1 if i == 0 else 2, **block_kwargs)
             stages.append(nn.Sequential(OrderedDict(blocks=blocks)))
             chs = planes * block.expansion
@@ -268,19 +268,19 @@ def resnet34(**kwargs) -> ResNet:
 
 @register_model(reference="torchvision:resnet50")
 def resnet50(**kwargs) -> ResNet:
-    """ResNet-50 (He et al. 2015): bottlenecks [3, 4, 6, 3]; stride_in_1x1=True for the paper's v1."""
+    """ResNet-50 (He et al. 2015): bottlenecks [3, 4, 6, 3]; stride_in_1x1=True: paper's v1."""
     return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)
 
 
 @register_model(reference="torchvision:resnet101")
 def resnet101(**kwargs) -> ResNet:
-    """ResNet-101 (He et al. 2015): bottlenecks [3, 4, 23, 3]; stride_in_1x1=True for the paper's v1."""
+    """ResNet-101 (He et al. 2015): bottlenecks [3, 4, 23, 3]; stride_in_1x1=True: paper's v1."""
     return ResNet(Bottleneck, (3, 4, 23, 3), **kwargs)
 
 
 @register_model(reference="torchvision:resnet152")
 def resnet152(**kwargs) -> ResNet:
-    """ResNet-152 (He et al. 2015): bottlenecks [3, 8, 36, 3]; stride_in_1x1=True for the paper's v1."""
+    """ResNet-152 (He et al. 2015): bottlenecks [3, 8, 36, 3]; stride_in_1x1=True: paper's v1."""
     return ResNet(Bottleneck, (3, 8, 36, 3), **kwargs)
 
 
