@@ -36,11 +36,13 @@ pre-activated input, and a final BN-ReLU follows the last block (the paper's sec
 appendix). ``resnet50_v2``/``resnet101_v2``/``resnet152_v2`` match **timm's** ``resnetv2_50``
 / ``resnetv2_101`` / ``resnetv2_152`` (key for key: ``stem.conv, stages.0.blocks.0.norm1, ...,
 downsample.conv, norm, head.fc``). As in timm, the stem is a bare 7x7 convolution and max-pool
-(no BN: the first block normalises), projections have no BN, the stride sits in the 3x3
-convolution (``stride_in_1x1=True`` moves it to the first 1x1 here too), and the classifier
+(no BN: the first block normalises) and projections have no BN. The stride sits in the 3x3
+convolution, as in timm; the authors' code (KaimingHe/resnet-1k-layers, ``resnet-pre-act.lua``,
+as timm's notes say) puts it in the first 1x1, which ``stride_in_1x1=True`` gives. The classifier
 ``head.fc`` is a 1x1 convolution on the pooled features (the same map as a linear layer, kept as
-a convolution so that timm's checkpoints load). Keras' ResNet50V2 differs: conv biases and a
-stride in the *last* block of each stage.
+a convolution so that timm's checkpoints load). Keras' ResNet50V2 is a different network
+(25,568,360 trainable parameters, 3.48 G multiply-adds): among other things it puts the stride
+in the *last* block of each stage.
 
 Initialisation (torchvision's and timm's): Kaiming-normal (fan_out) convolutions, BN weight 1
 and bias 0, PyTorch's default for the v1 linear layer, N(0, 0.01) for the v2 head.
