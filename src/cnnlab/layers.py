@@ -329,3 +329,68 @@ def smallest_input_side(modules, limit: int = 4096) -> int:
         else:
             return n
     raise ValueError(f"no input side up to {limit} fits these layers")
+
+# --- branch-b: residual shortcuts (ResNet v1/v2) and flat registration (ResNet, DenseNet) ---
+
+def add_flat(parent: nn.Module, *units: nn.Module) -> None:
+    """Register the sub-modules of each unit directly on ``parent``, under their own names.
+
+    Lets a block be *built* from :class:`ConvNormAct` / :class:`NormActConv` units while its
+    state_dict keys stay flat like the reference implementations' (``layer1.0.conv1.weight``,
+    ``denselayer1.norm1.weight``): ``add_flat(self, ConvNormAct(..., names=("conv1", "bn1")))``
+    gives the block the attributes ``conv1`` and ``bn1``. The unit itself is not kept; the
+    block's ``forward`` calls the attributes by name.
+    """
+    for unit in units:
+        for name, module in unit.named_children():
+            if hasattr(parent, name):
+                raise ValueError(f"{type(parent).__name__} already has a sub-module {name!r}")
+            parent.add_module(name, module)
+
+
+class ZeroPadShortcut(nn.Module):
+    """ResNet's option A shortcut (He et al. 2015, sec. 3.3 and 4.2): parameter-free.
+
+    Identity, taken with ``stride`` (every ``stride``-th row and column, the size a stride-s
+    3x3 convolution with padding 1 gives), with ``out_chs - in_chs`` channels of zeros appended.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1):
+        super().__init__()
+        if out_chs < in_chs:
+            raise ValueError(
+                f"a zero-padding shortcut cannot reduce channels ({in_chs} -> {out_chs})")
+        self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        return nn.functional.pad(x, (0, 0, 0, 0, 0, self.out_chs - self.in_chs))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_chs}, {self.out_chs}, stride={self.stride}"
+
+
+SHORTCUT_KINDS = ("A", "B")
+
+
+def residual_shortcut(in_chs: int, out_chs: int, stride: int = 1, kind: str = "B",
+                      norm_layer: LayerFactory | None = nn.BatchNorm2d,
+                      names: Sequence[str] | None = None) -> nn.Module | None:
+    """The shortcut of a residual block, or ``None`` where the identity fits.
+
+    He et al. 2015 (sec. 3.3) use the identity whenever input and output have the same shape.
+    Where they differ (more channels, or a stride), option ``"A"`` pads zeros
+    (:class:`ZeroPadShortcut`, no parameters) and option ``"B"`` projects with a 1x1 convolution
+    of that stride (no bias), followed by ``norm_layer`` unless it is ``None`` (the pre-activation
+    blocks of ResNet v2 project the already-normalised input).
+    """
+    if kind not in SHORTCUT_KINDS:
+        raise ValueError(
+            f"shortcut must be one of {SHORTCUT_KINDS} (the paper's options), got {kind!r}")
+    if stride == 1 and in_chs == out_chs:
+        return None
+    if kind == "A":
+        return ZeroPadShortcut(in_chs, out_chs, stride)
+    return ConvNormAct(in_chs, out_chs, 1, stride, padding=0, bias=False, norm_layer=norm_layer,
+                       act_layer=None, names=names)

@@ -7,6 +7,8 @@ from . import vgg
 from . import allconv
 from . import googlenet
 from . import inception_v3
+from . import resnet
+from . import densenet
 from . import xception
 from . import mobilenet
 from . import shufflenet
