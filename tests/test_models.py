@@ -10,8 +10,6 @@ build on the meta device, which allocates nothing.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import pytest
 import torch
 from torch import nn
@@ -36,11 +34,17 @@ def small_size(model: ImageClassifier) -> tuple[int, int]:
     return max(h, 32), max(w, 32)
 
 
-@lru_cache(maxsize=4)
-def built(name: str) -> ImageClassifier:
+@pytest.fixture(scope="module", params=MODELS)
+def built(request) -> ImageClassifier:
+    """Each model built once (seeded, 7 classes, eval mode) for the read-only tests below.
+
+    A module-scoped parametrized fixture makes pytest run all tests of one model together,
+    so the large models are built once here instead of once per test.
+    """
     torch.manual_seed(0)
-    model = cnnlab.create_model(name, num_classes=7).eval()
-    return model
+    model = cnnlab.create_model(request.param, num_classes=7).eval()
+    yield model
+    del model
 
 
 @pytest.mark.parametrize("name,ref,kwargs", REFERENCE_CASES)
@@ -49,7 +53,7 @@ def test_parameters_and_state_dict_match_reference(name, ref, kwargs):
     with torch.device("meta"):
         model = cnnlab.create_model(name, **kwargs)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert params == rec["params"], f"{name}{kwargs}: {params:,} params, {ref} has {rec['params']:,}"
+    assert params == rec["params"], f"{name}{kwargs}: {params:,}, {ref}: {rec['params']:,}"
     if rec["state_dict"] is not None:
         ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         theirs = dict(rec["state_dict"])
@@ -60,9 +64,8 @@ def test_parameters_and_state_dict_match_reference(name, ref, kwargs):
         assert not wrong, f"shapes differ (ours, reference): {dict(list(wrong.items())[:5])}"
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_contract_attributes(name):
-    model = built(name)
+def test_contract_attributes(built):
+    model, name = built, built.model_name
     assert isinstance(model, ImageClassifier)
     assert model.num_classes == 7
     assert model.in_chans == get_entry(name).input_size[0]
@@ -72,9 +75,8 @@ def test_contract_attributes(name):
     assert h <= H and w <= W, f"{name}: native input {H}x{W} is below its own minimum {h}x{w}"
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_forward_at_smallest_input(name):
-    model = built(name)
+def test_forward_at_smallest_input(built):
+    model = built
     h, w = model.min_input_size
     x = torch.randn(2, model.in_chans, h, w)
     with torch.no_grad():
@@ -87,9 +89,8 @@ def test_forward_at_smallest_input(name):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_too_small_input_is_refused_with_the_sizes(name):
-    model = built(name)
+def test_too_small_input_is_refused_with_the_sizes(built):
+    model, name = built, built.model_name
     h, w = model.min_input_size
     with pytest.raises(cnnlab.InputShapeError) as err:
         model(torch.randn(1, model.in_chans, h - 1, w))
@@ -97,24 +98,13 @@ def test_too_small_input_is_refused_with_the_sizes(name):
     assert name in msg and f"at least {h}x{w}" in msg and f"got {h - 1}x{w}" in msg
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_wrong_channel_count_is_refused(name):
-    model = built(name)
+def test_wrong_channel_count_is_refused(built):
+    model = built
     h, w = small_size(model)
     wrong = model.in_chans + 2
-    with pytest.raises(cnnlab.InputShapeError, match=f"{model.in_chans}-channel input, got {wrong}"):
+    expected = f"{model.in_chans}-channel input, got {wrong}"
+    with pytest.raises(cnnlab.InputShapeError, match=expected):
         model(torch.randn(1, wrong, h, w))
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_in_chans_and_num_classes_are_respected(name):
-    in_chans = 5
-    model = cnnlab.create_model(name, num_classes=3, in_chans=in_chans).eval()
-    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
-    assert first_conv.in_channels == in_chans
-    h, w = small_size(model)
-    with torch.no_grad():
-        assert model(torch.randn(1, in_chans, h, w)).shape == (1, 3)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -131,7 +121,7 @@ def test_one_training_step_changes_every_parameter(name):
     out = model(x)
     loss = nn.functional.cross_entropy(main_logits(out), y)
     if isinstance(out, cnnlab.AuxOutput):
-        for aux, weight in zip(out.aux_logits, out.aux_weights):
+        for aux, weight in zip(out.aux_logits, out.aux_weights, strict=True):
             loss = loss + weight * nn.functional.cross_entropy(aux, y)
     loss.backward()
     assert torch.isfinite(loss)
@@ -150,13 +140,18 @@ def test_one_training_step_changes_every_parameter(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_seeded_construction_is_deterministic(name):
-    x = torch.randn(1, get_entry(name).input_size[0], 64, 64)
+def test_seeded_build_is_deterministic_and_takes_num_classes_and_in_chans(name):
+    in_chans, num_classes = 5, 3
     outs = []
     for _ in range(2):
         torch.manual_seed(123)
-        model = cnnlab.create_model(name, num_classes=5).eval()
+        model = cnnlab.create_model(name, num_classes=num_classes, in_chans=in_chans).eval()
+        first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+        assert first_conv.in_channels == in_chans
         h, w = small_size(model)
+        torch.manual_seed(7)
         with torch.no_grad():
-            outs.append(model(nn.functional.interpolate(x, size=(h, w))))
+            outs.append(model(torch.randn(1, in_chans, h, w)))
+        del model
+    assert outs[0].shape == (1, num_classes)
     assert torch.equal(outs[0], outs[1])

@@ -44,12 +44,13 @@ def make_activation(act_layer: LayerFactory | None) -> nn.Module | None:
 
 
 def _sequential(modules: Sequence[nn.Module | None], names: Sequence[str] | None) -> OrderedDict:
+    """Name the modules that are not ``None``, in order; extra names are left unused."""
     kept = [m for m in modules if m is not None]
     if names is None:
         names = [str(i) for i in range(len(kept))]
     if len(names) < len(kept):
         raise ValueError(f"need {len(kept)} names for the sub-modules, got {list(names)}")
-    return OrderedDict(zip(names, kept))
+    return OrderedDict(zip(list(names)[:len(kept)], kept, strict=True))
 
 
 class ConvNormAct(nn.Sequential):
@@ -170,7 +171,8 @@ class ChannelShuffle(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         if c % self.groups:
-            raise ValueError(f"channel shuffle: {c} channels do not split into {self.groups} groups")
+            raise ValueError(
+                f"channel shuffle: {c} channels do not split into {self.groups} groups")
         return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
     def extra_repr(self) -> str:
