@@ -69,7 +69,7 @@ class Conv2D(Layer):
 
         y[o] = sum_c x[c] * W[o, c] + b[o]  =  sum_c correlate(x[c], rot90(W[o, c], 2)) + b[o]
 
-    computed as one matrix product: ``im2col(x) @ rot90(W, 2).reshape(O, -1).T``.
+    computed as one matrix product: ``rot90(W, 2).reshape(O, -1) @ im2col(x)``.
 
     Backward, with ``delta = dL/dy`` and ``up(delta)`` the delta upsampled by inserting
     ``stride - 1`` zeros between its entries (nothing to do when stride = 1)::
@@ -117,10 +117,10 @@ class Conv2D(Layer):
             x = np.pad(x, ((0, 0), (0, 0), (self.ph, self.ph), (self.pw, self.pw)))
         ho = out_size(x.shape[2], self.kh, self.stride)
         wo = out_size(x.shape[3], self.kw, self.stride)
-        cols = im2col(x, self.kh, self.kw, self.stride)                 # (N*Ho*Wo, C*kh*kw)
+        cols = im2col(x, self.kh, self.kw, self.stride)                 # (C*kh*kw, N*Ho*Wo)
         w_flip = self.params["W"][:, :, ::-1, ::-1].reshape(self.out_channels, -1)
-        y = cols @ w_flip.T + self.params["b"]                          # (N*Ho*Wo, O)
-        y = np.ascontiguousarray(y.reshape(n, ho, wo, self.out_channels).transpose(0, 3, 1, 2))
+        y = w_flip @ cols + self.params["b"][:, None]                   # (O, N*Ho*Wo)
+        y = np.ascontiguousarray(y.reshape(self.out_channels, n, ho, wo).transpose(1, 0, 2, 3))
         self.cache = {"cols": cols, "padded_shape": x.shape, "out_shape": y.shape}
         return y
 
@@ -128,9 +128,9 @@ class Conv2D(Layer):
         self._check_delta(delta)
         n, o, ho, wo = delta.shape
         cols = self.cache["cols"]
-        d2 = delta.transpose(0, 2, 3, 1).reshape(-1, o)                # (N*Ho*Wo, O)
-        self.grads["b"] = d2.sum(axis=0)
-        dw_flip = (d2.T @ cols).reshape(self.params["W"].shape)
+        d2 = delta.transpose(1, 0, 2, 3).reshape(o, -1)                # (O, N*Ho*Wo)
+        self.grads["b"] = d2.sum(axis=1)
+        dw_flip = (d2 @ cols.T).reshape(self.params["W"].shape)
         self.grads["W"] = np.ascontiguousarray(dw_flip[:, :, ::-1, ::-1])
         if not self.need_input_grad:
             return None
@@ -143,8 +143,8 @@ class Conv2D(Layer):
             up = delta
         extra_h, extra_w = hp - (ho - 1) * s - kh, wp - (wo - 1) * s - kw  # rows no window read
         up = np.pad(up, ((0, 0), (0, 0), (kh - 1, kh - 1 + extra_h), (kw - 1, kw - 1 + extra_w)))
-        w_mat = self.params["W"].transpose(0, 2, 3, 1).reshape(o * kh * kw, c)
-        dxp = (im2col(up, kh, kw, 1) @ w_mat).reshape(n, hp, wp, c).transpose(0, 3, 1, 2)
+        w_mat = self.params["W"].transpose(1, 0, 2, 3).reshape(c, o * kh * kw)
+        dxp = (w_mat @ im2col(up, kh, kw, 1)).reshape(c, n, hp, wp).transpose(1, 0, 2, 3)
         dx = dxp[:, :, self.ph:hp - self.ph, self.pw:wp - self.pw]
         return np.ascontiguousarray(dx)
 
