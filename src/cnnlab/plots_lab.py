@@ -37,7 +37,7 @@ def side_by_side(original: np.ndarray, responses: Sequence[tuple[str, np.ndarray
     plt = _plt()
     panels = [("original", original)] + list(responses)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
-    for ax, (name, img) in zip(axes[0], panels):
+    for ax, (name, img) in zip(axes[0], panels, strict=True):
         if name != "original" and img.min() < 0:
             m = float(np.abs(img).max()) or 1.0
             im = ax.imshow(img, cmap="RdBu_r", vmin=-m, vmax=m)

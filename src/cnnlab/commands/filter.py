@@ -92,7 +92,8 @@ def run(args) -> int:
               f"{resp.shape[0]}x{resp.shape[1]}, values [{resp.min():.4g}, {resp.max():.4g}]")
     out = args.out or Path(f"{args.image.stem}_{_safe(args.kernel[0])}.png")
     for name, resp in responses:
-        path = out if len(responses) == 1 else out.with_name(f"{out.stem}_{_safe(name)}{out.suffix}")
+        path = (out if len(responses) == 1
+                else out.with_name(f"{out.stem}_{_safe(name)}{out.suffix}"))
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() == ".npy":
             np.save(path, resp)

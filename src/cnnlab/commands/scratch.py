@@ -14,7 +14,8 @@ CONFIG = "scratch_config.json"
 
 def add_parser(sub) -> None:
     p = new_command(sub, "scratch", help="the CNN from scratch in NumPy: train and show LeNet-5",
-                    examples=["cnnlab scratch train", "cnnlab scratch train --input 32 --out runs/np",
+                    examples=["cnnlab scratch train",
+                              "cnnlab scratch train --input 32 --out runs/np",
                               "cnnlab scratch train --out runs/np --show",
                               "cnnlab scratch show runs/np"])
     ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -39,7 +40,8 @@ def add_parser(sub) -> None:
     t.add_argument("--out", type=Path, default=None,
                    help="folder for the weights (.npz), config and history")
     t.add_argument("--show", action="store_true",
-                   help="also save the C1 kernels and the feature maps of a test digit (needs --out)")
+                   help="also save the C1 kernels and the feature maps of a test digit "
+                        "(needs --out)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--debug", action="store_true", help=argparse_suppress())
     t.set_defaults(func=run_train)

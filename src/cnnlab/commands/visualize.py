@@ -10,7 +10,8 @@ from . import new_command
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "visualize", help="draw the first-layer filters and the feature maps of a trained model",
+        sub, "visualize",
+        help="draw the first-layer filters and the feature maps of a trained model",
         description="Load the model of a run folder (model.safetensors + config.json) and save "
                     "PNGs of its first convolution's kernels and/or of the feature maps of one "
                     "image at each convolution and pooling layer.",

@@ -7,8 +7,8 @@ returns a matrix with one row per kernel entry (c, p, q) and one column per outp
     cols[(c, p, q), (n, i, j)] = x[n, c, i*s + p, j*s + q]
 
 so that a correlation with a kernel ``K`` of shape (O, C, kh, kw) is the single product
-``K.reshape(O, -1) @ cols`` (shape (O, N*Ho*Wo)). ``col2im`` is its adjoint (the transpose of the linear map):
-it scatters the rows back and *adds* where windows overlap, so
+``K.reshape(O, -1) @ cols`` (shape (O, N*Ho*Wo)). ``col2im`` is its adjoint (the transpose
+of the linear map): it scatters the rows back and *adds* where windows overlap, so
 ``<im2col(x), c> == <x, col2im(c)>`` for any ``x`` and ``c``.
 
 The windows are read with ``numpy.lib.stride_tricks.sliding_window_view`` (a view, no copy);
