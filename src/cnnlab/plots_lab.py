@@ -93,8 +93,9 @@ def plot_feature_maps(image: np.ndarray, layers: Sequence[tuple[str, np.ndarray]
         row = axes[r]
         for ax in row:
             ax.axis("off")
-        row[0].imshow(image, cmap="gray")
-        row[0].set_title("input" if r == 0 else "", fontsize=7)
+        if r == 0:
+            row[0].imshow(image, cmap="gray")
+            row[0].set_title("input", fontsize=7)
         if act.ndim == 3 and act.shape[1] * act.shape[2] > 1:
             for k in range(min(act.shape[0], max_maps)):
                 row[k + 1].imshow(act[k], cmap="viridis")
