@@ -63,14 +63,6 @@ def argparse_suppress():
     return argparse.SUPPRESS
 
 
-def _threads(n: int):
-    if n < 1:
-        raise ValueError(f"--threads must be >= 1, got {n}")
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=n)
-
-
 def run_train(args) -> int:
     from ..scratch.train import TrainConfig, train
 
@@ -81,14 +73,13 @@ def run_train(args) -> int:
                          f"{args.batch_size}")
     cfg = TrainConfig(input_size=args.input, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, momentum=args.momentum, decay=args.decay, seed=args.seed,
-                      activation=args.activation, pool=args.pool)
+                      activation=args.activation, pool=args.pool, threads=args.threads)
     print(f"NumPy LeNet-5 ({args.activation}, {args.pool} pool, {args.input}x{args.input}) on "
           f"the digits; SGD lr {args.lr} momentum {args.momentum} decay {args.decay}/epoch, "
           f"batch {args.batch_size}, {args.threads} thread(s)", flush=True)
     start = time.perf_counter()
-    with _threads(args.threads):
-        net, hist = train(cfg, progress=not args.no_progress,
-                          log=lambda line: print(line, flush=True))
+    net, hist = train(cfg, progress=not args.no_progress,
+                      log=lambda line: print(line, flush=True))
     total = time.perf_counter() - start
     print(f"test loss {hist.test_loss:.4f}  test accuracy {hist.test_acc:.4f}  "
           f"({total:.1f}s in all, {hist.seconds:.1f}s training)")
