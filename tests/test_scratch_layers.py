@@ -199,3 +199,18 @@ def test_backward_delta_of_the_wrong_shape_is_refused():
     conv.forward(np.zeros((1, 1, 5, 5)))
     with pytest.raises(ValueError, match=r"delta has shape \(1, 2, 2, 2\).*\(1, 2, 3, 3\)"):
         conv.backward(np.zeros((1, 2, 2, 2)))
+
+
+@pytest.mark.parametrize("stride,padding,shape", [(1, 0, (2, 3, 7, 9)), (2, (1, 2), (2, 2, 8, 7)),
+                                                  (3, 2, (1, 2, 10, 9))])
+def test_input_gradient_is_the_full_convolution_with_the_rotated_kernel(rng, stride, padding,
+                                                                       shape):
+    from cnnlab.scratch.layers import input_grad_full_convolution
+
+    conv = Conv2D(shape[1], 4, 3, stride=stride, padding=padding, rng=rng)
+    x = rng.standard_normal(shape)
+    delta = rng.standard_normal(conv.forward(x).shape)
+    dx = conv.backward(delta)
+    course = input_grad_full_convolution(delta, conv.params["W"], stride,
+                                         conv.cache["padded_shape"], padding)
+    np.testing.assert_allclose(dx, course, atol=1e-12)
