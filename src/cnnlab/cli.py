@@ -22,6 +22,9 @@ COMMANDS = [
     "macs",
     "cost",
     "compare",
+    "scratch",
+    "filter",
+    "visualize",
 ]
 
 

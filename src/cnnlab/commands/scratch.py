@@ -1,0 +1,135 @@
+"""``cnnlab scratch train|show``: the NumPy LeNet-5 (no PyTorch involved)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from . import new_command
+
+WEIGHTS = "scratch_lenet5.npz"
+CONFIG = "scratch_config.json"
+
+
+def add_parser(sub) -> None:
+    p = new_command(sub, "scratch", help="the CNN from scratch in NumPy: train and show LeNet-5",
+                    examples=["cnnlab scratch train",
+                              "cnnlab scratch train --input 32 --out runs/np",
+                              "cnnlab scratch train --out runs/np --show",
+                              "cnnlab scratch show runs/np"])
+    ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    t = ssub.add_parser("train", help="train the NumPy LeNet-5 on the bundled digits",
+                        description="Train LeNet-5 (sigmoid, average pooling) written in NumPy "
+                                    "on scikit-learn's 8x8 digits resized to 28x28 (padded C1) "
+                                    "or 32x32, with SGD + momentum and a per-epoch lr decay.")
+    t.add_argument("--input", type=int, choices=(28, 32), default=28,
+                   help="input size: 28 (the lab, C1 padded by 2) or 32 (the paper)")
+    t.add_argument("--epochs", type=int, default=15)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=0.05, help="learning rate eta (default 0.05)")
+    t.add_argument("--momentum", type=float, default=0.9, help="gamma (default 0.9)")
+    t.add_argument("--decay", type=float, default=0.95,
+                   help="lr multiplied by this after every epoch (default 0.95)")
+    t.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), default="sigmoid")
+    t.add_argument("--pool", choices=("avg", "max"), default="avg")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (default 1: fastest on a busy machine)")
+    t.add_argument("--out", type=Path, default=None,
+                   help="folder for the weights (.npz), config and history")
+    t.add_argument("--show", action="store_true",
+                   help="also save the C1 kernels and the feature maps of a test digit "
+                        "(needs --out)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--debug", action="store_true", help=argparse_suppress())
+    t.set_defaults(func=run_train)
+
+    s = ssub.add_parser("show", help="save the C1 kernels and feature maps of a trained run",
+                        description="Draw the learned C1 kernels and the feature maps of one "
+                                    "test digit at every layer of a NumPy LeNet-5 saved by "
+                                    "'cnnlab scratch train --out RUN'.")
+    s.add_argument("run", type=Path, help="folder written by 'cnnlab scratch train --out'")
+    s.add_argument("--index", type=int, default=0, help="which test digit (default 0)")
+    s.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: RUN)")
+    s.add_argument("--debug", action="store_true", help=argparse_suppress())
+    s.set_defaults(func=run_show)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def run_train(args) -> int:
+    from ..scratch.train import TrainConfig, train
+
+    if args.show and args.out is None:
+        raise ValueError("--show needs --out FOLDER to write the pictures into")
+    if args.epochs < 1 or args.batch_size < 1:
+        raise ValueError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, "
+                         f"{args.batch_size}")
+    cfg = TrainConfig(input_size=args.input, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, momentum=args.momentum, decay=args.decay, seed=args.seed,
+                      activation=args.activation, pool=args.pool, threads=args.threads)
+    print(f"NumPy LeNet-5 ({args.activation}, {args.pool} pool, {args.input}x{args.input}) on "
+          f"the digits; SGD lr {args.lr} momentum {args.momentum} decay {args.decay}/epoch, "
+          f"batch {args.batch_size}, {args.threads} thread(s)", flush=True)
+    start = time.perf_counter()
+    net, hist = train(cfg, progress=not args.no_progress,
+                      log=lambda line: print(line, flush=True))
+    total = time.perf_counter() - start
+    print(f"test loss {hist.test_loss:.4f}  test accuracy {hist.test_acc:.4f}  "
+          f"({total:.1f}s in all, {hist.seconds:.1f}s training)")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        net.save(args.out / WEIGHTS)
+        config = {"input_size": args.input, "activation": args.activation, "pool": args.pool,
+                  "seed": args.seed, "test_acc": hist.test_acc, "test_loss": hist.test_loss,
+                  "seconds": total, "epochs": hist.epochs}
+        (args.out / CONFIG).write_text(json.dumps(config, indent=2))
+        print(f"saved {args.out / WEIGHTS} and {args.out / CONFIG}")
+        if args.show:
+            for path in show(net, args.input, args.out, seed=args.seed):
+                print(f"saved {path}")
+    return 0
+
+
+def show(net, input_size: int, out: Path, index: int = 0, seed: int = 0) -> list[Path]:
+    """Save ``c1_kernels.png`` and ``feature_maps.png`` for one test digit."""
+    import numpy as np
+
+    from ..plots_lab import plot_feature_maps, plot_kernels
+    from ..scratch.train import load_digits_split
+
+    x, y = load_digits_split(input_size, seed)["test"]
+    if not 0 <= index < len(x):
+        raise ValueError(f"--index must be in 0..{len(x) - 1}, got {index}")
+    w = net["c1"].params["W"]
+    paths = [plot_kernels(np.rot90(w, 2, axes=(2, 3)), out / "c1_kernels.png",
+                          title="NumPy LeNet-5: C1 kernels as templates, rot90(W, 2)")]
+    logits, outs = net.forward(x[index:index + 1].astype(w.dtype), keep=True)
+    keepers = ("act1", "s2", "act3", "s4", "act5", "act6", "output")
+    layers = [(name, a[0]) for name, a in outs if name in keepers]
+    paths.append(plot_feature_maps(
+        x[index, 0], layers, out / "feature_maps.png",
+        title=f"NumPy LeNet-5, test digit {index} (label {y[index]}, "
+              f"predicted {int(logits.argmax())})"))
+    return paths
+
+
+def run_show(args) -> int:
+    from ..scratch.model import lenet5
+
+    cfg_path = args.run / CONFIG
+    if not cfg_path.is_file() or not (args.run / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{args.run} is not a scratch run: it needs {WEIGHTS} and {CONFIG}"
+                                f" (write them with 'cnnlab scratch train --out {args.run}')")
+    cfg = json.loads(cfg_path.read_text())
+    net = lenet5(cfg["input_size"], activation=cfg["activation"], pool=cfg["pool"])
+    net.load(args.run / WEIGHTS)
+    for path in show(net, cfg["input_size"], args.out or args.run, args.index, cfg.get("seed", 0)):
+        print(f"saved {path}")
+    return 0

@@ -1,0 +1,79 @@
+"""Training the NumPy LeNet-5: the data stand-in, the loop, and the CLI."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnlab.scratch.train import TrainConfig, load_digits_split, resize_bilinear, train
+
+
+def test_resize_bilinear_equals_torch_interpolate():
+    x = np.random.default_rng(0).random((3, 8, 8))
+    for size in (28, 32):
+        ref = F.interpolate(torch.from_numpy(x)[:, None], size=(size, size), mode="bilinear",
+                            align_corners=False, antialias=False)[:, 0].numpy()
+        np.testing.assert_allclose(resize_bilinear(x, size), ref, atol=1e-12)
+
+
+def test_digits_split_is_fixed_stratified_and_disjoint():
+    d = load_digits_split(28, seed=0)
+    sizes = {k: len(d[k][1]) for k in ("train", "val", "test")}
+    assert sum(sizes.values()) == 1797  # scikit-learn's bundled digits
+    assert sizes["train"] == pytest.approx(0.7 * 1797, abs=10)
+    assert d["train"][0].shape[1:] == (1, 28, 28) and d["train"][0].dtype == np.float32
+    # normalised with the training set's statistics
+    assert abs(d["train"][0].mean()) < 1e-5 and d["train"][0].std() == pytest.approx(1, abs=1e-4)
+    for k in ("train", "val", "test"):
+        assert set(np.bincount(d[k][1], minlength=10) > 0) == {True}
+    # same seed, same split
+    np.testing.assert_array_equal(load_digits_split(28, seed=0)["test"][1], d["test"][1])
+    # the splits do not share images
+    flat = {k: {row.tobytes() for row in d[k][0]} for k in ("train", "test")}
+    assert len(flat["train"] & flat["test"]) <= 5  # the data set itself holds a few duplicates
+
+
+def test_two_epochs_learn(capsys):
+    lines = []
+    _, hist = train(TrainConfig(epochs=2), progress=False, log=lines.append)
+    assert len(lines) == 2 and "val loss" in lines[0]
+    first, last = hist.epochs
+    assert last["train_loss"] < first["train_loss"] < 2.4   # ln 10 = 2.30 at chance
+    assert last["val_acc"] > 0.5 and hist.test_acc > 0.5
+    assert last["lr"] == pytest.approx(0.05 * 0.95)
+
+
+def test_cli_scratch_train_and_show(cli, tmp_path):
+    out = tmp_path / "run"
+    res = cli("scratch", "train", "--epochs", "1", "--out", str(out), "--show", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "epoch   1" in res.stdout and "test accuracy" in res.stdout
+    cfg = json.loads((out / "scratch_config.json").read_text())
+    assert cfg["input_size"] == 28 and len(cfg["epochs"]) == 1
+    for name in ("scratch_lenet5.npz", "c1_kernels.png", "feature_maps.png"):
+        assert (out / name).stat().st_size > 0
+    with np.load(out / "scratch_lenet5.npz", allow_pickle=False) as f:
+        assert f["c1.W"].shape == (6, 1, 5, 5) and f["c5.W"].shape == (120, 16, 5, 5)
+    res = cli("scratch", "show", str(out), "--index", "3", "--out", str(tmp_path / "pics"))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "pics" / "feature_maps.png").is_file()
+
+
+def test_cli_scratch_errors(cli, tmp_path):
+    res = cli("scratch", "show", str(tmp_path))
+    assert res.returncode == 2 and "is not a scratch run" in res.stderr
+    res = cli("scratch", "train", "--show")
+    assert res.returncode == 2 and "--show needs --out" in res.stderr
+
+
+@pytest.mark.slow
+def test_lenet5_from_scratch_reaches_95_percent_in_3_minutes(cli):
+    start = time.perf_counter()
+    res = cli("scratch", "train", "--no-progress", timeout=400)
+    elapsed = time.perf_counter() - start
+    assert res.returncode == 0, res.stderr
+    acc = float(res.stdout.split("test accuracy")[1].split()[0])
+    assert acc >= 0.95 and elapsed < 180, (acc, elapsed)
