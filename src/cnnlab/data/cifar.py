@@ -81,7 +81,10 @@ def restricted_load(path: str | Path):
     try:
         obj = RestrictedUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
     except pickle.UnpicklingError as err:
-        raise DataError(f"{path}: {err}") from None
+        if str(err).startswith("refused"):
+            raise DataError(f"{path}: {err}") from None
+        raise DataError(f"{path}: not a readable CIFAR python batch ({err}); the file is "
+                        "corrupt or truncated") from None
     except Exception as err:  # truncated or garbage: EOFError, ValueError, struct.error, ...
         raise DataError(f"{path}: not a readable CIFAR python batch "
                         f"({type(err).__name__}: {err}); the file is corrupt or truncated"

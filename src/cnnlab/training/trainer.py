@@ -68,10 +68,10 @@ class TrainConfig:
     data_format: str = "auto"
     model_kwargs: dict = field(default_factory=dict)
     input_size: tuple[int, int, int] | None = None     # C, H, W; default: the registry's
-    epochs: int = 20
+    epochs: int = 30
     batch_size: int = 32
-    optimizer: str = "sgd"
-    lr: float = 0.1
+    optimizer: str = "adam"
+    lr: float = 0.005
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
