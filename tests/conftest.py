@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ REFERENCE_DIR = Path(__file__).parent / "reference"
 REPO = Path(__file__).resolve().parents[1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reference_file(source: str) -> dict:
     return json.loads((REFERENCE_DIR / f"{source}.json").read_text())
 

@@ -107,5 +107,6 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     ma = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     mb = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in ma] == [1, 2, 3]
-    for x, y in zip(ma, mb):
-        assert (x["train_loss"], x["val_loss"], x["lr"]) == (y["train_loss"], y["val_loss"], y["lr"])
+    for x, y in zip(ma, mb, strict=True):
+        for key in ("train_loss", "val_loss", "lr"):
+            assert x[key] == y[key], key

@@ -21,7 +21,8 @@ def quiet(*a, **k):
 
 def cfg(tmp_path, **kw):
     # ReLU LeNet-5: learns the synthetic classes in a few steps (sigmoid needs many epochs)
-    base = dict(model="lenet5", model_kwargs={"activation": "relu"}, data=SYN, epochs=2, batch_size=16, lr=0.01, runs_dir=str(tmp_path),
+    base = dict(model="lenet5", model_kwargs={"activation": "relu"}, data=SYN, epochs=2,
+                batch_size=16, lr=0.01, runs_dir=str(tmp_path),
                 plots=False, threads=1)
     base.update(kw)
     return TrainConfig(**base)
@@ -74,7 +75,8 @@ def test_loss_with_aux_outputs_adds_weighted_aux_cross_entropy():
 
 
 def test_training_a_model_with_aux_outputs(tmp_path, tiny_aux):
-    c = cfg(tmp_path, model=tiny_aux, model_kwargs={}, data="synthetic:classes=3,size=1x8x8,train=60,val=0,test=30",
+    c = cfg(tmp_path, model=tiny_aux, model_kwargs={},
+            data="synthetic:classes=3,size=1x8x8,train=60,val=0,test=30",
             epochs=4, lr=0.05)
     res = train(c, log=quiet)
     assert res["test_top1"] > 100 / 3 + 20  # well above chance (33 %)
@@ -91,7 +93,8 @@ def test_lenet_learns_and_writes_the_run_folder(tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
-    assert {"train_loss", "train_top1", "train_top5", "lr", "images_per_s", "time_s"} <= set(rows[0])
+    keys = {"train_loss", "train_top1", "train_top5", "lr", "images_per_s", "time_s"}
+    assert keys <= set(rows[0])
     assert res["test_top1"] > 60  # 4 classes: chance is 25 %
     results = json.loads((run / "results.json").read_text())
     assert results["test_top1"] == res["test_top1"] and "test_top5" in results
@@ -107,7 +110,7 @@ def test_two_runs_with_the_same_seed_agree_exactly(tmp_path):
     b = train(cfg(tmp_path, name="b", augment="crop+flip"), log=quiet)
     ra = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     rb = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
-    for x, y in zip(ra, rb):
+    for x, y in zip(ra, rb, strict=True):
         assert x["train_loss"] == y["train_loss"] and x["val_top1"] == y["val_top1"]
     assert a["weights_sha256"] == b["weights_sha256"]
 
@@ -163,7 +166,8 @@ def test_early_stopping(tmp_path):
 
 def test_any_model_on_any_data_rgb_model_on_gray_digits(tmp_path, tiny_aux):
     # tiny_aux built for 3 channels on 1-channel digits: converted and resized to 3x12x12
-    res = train(cfg(tmp_path, model=tiny_aux, model_kwargs={}, data="digits", input_size=(3, 12, 12), epochs=1,
+    res = train(cfg(tmp_path, model=tiny_aux, model_kwargs={}, data="digits",
+                    input_size=(3, 12, 12), epochs=1,
                     batch_size=64, lr=0.05), log=quiet)
     config = json.loads((tmp_path / "tiny_aux-digits" / "config.json").read_text())
     assert config["resize"] == {"from": [1, 8, 8], "to": [3, 12, 12], "channels": "1->3",

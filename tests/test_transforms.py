@@ -3,8 +3,18 @@
 import pytest
 import torch
 
-from cnnlab.data.transforms import (Augment, Preprocess, center_crop, convert_channels, hflip,
-                                    normalize, pad, random_crop, resize, stats_for_channels)
+from cnnlab.data.transforms import (
+    Augment,
+    Preprocess,
+    center_crop,
+    convert_channels,
+    hflip,
+    normalize,
+    pad,
+    random_crop,
+    resize,
+    stats_for_channels,
+)
 
 
 def test_gray_to_rgb_repeats_and_rgb_to_gray_uses_luma():

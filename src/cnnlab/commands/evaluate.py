@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
     p = new_command(sub, "evaluate", help="evaluate a trained run on a data split",
                     examples=["cnnlab evaluate runs/lenet5-digits",
                               "cnnlab evaluate runs/lenet5-digits --split val",
-                              "cnnlab evaluate runs/resnet20-cifar --data ~/data/cifar-10-batches-bin",
+                              "cnnlab evaluate runs/resnet20-cifar "
+                              "--data ~/data/cifar-10-batches-bin",
                               "cnnlab evaluate runs/lenet5-digits/checkpoint.pt --json"])
     p.add_argument("run", help="run folder, its model.safetensors, or a checkpoint.pt")
     p.add_argument("--data", help="data set (default: the one the run was trained on)")
@@ -51,14 +52,14 @@ def run(args) -> int:
                           "images": res["n"], "loss": res["loss"], "top1": res["top1"],
                           "top5": res["top5"],
                           "per_class": {c: (None if math.isnan(a) else a)
-                                        for c, a in zip(data.classes, per_class)},
+                                        for c, a in zip(data.classes, per_class, strict=True)},
                           "confusion": cm.tolist(), "classes": data.classes}, indent=2))
         return 0
     print(f"{config['model']} on {spec} ({args.split}, {res['n']} images): "
           f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}")
     print()
     rows = [[c, int(cm[i].sum()), "-" if math.isnan(a) else f"{a:.2f}%"]
-            for i, (c, a) in enumerate(zip(data.classes, per_class))]
+            for i, (c, a) in enumerate(zip(data.classes, per_class, strict=True))]
     print(format_table(["class", "images", "accuracy"], rows))
     if len(data.classes) <= 30:
         print("\nconfusion matrix (rows: true class, columns: predicted)")

@@ -37,9 +37,9 @@ def run(args) -> int:
         probs = torch.softmax(model(x).float(), dim=1)
     top = probs.topk(k, dim=1)
     out = []
-    for path, p, i in zip(args.images, top.values.tolist(), top.indices.tolist()):
+    for path, p, i in zip(args.images, top.values.tolist(), top.indices.tolist(), strict=True):
         out.append({"image": path, "top": [{"class": classes[j], "index": j, "probability": q}
-                                           for q, j in zip(p, i)]})
+                                           for q, j in zip(p, i, strict=True)]})
     if args.json:
         print(json.dumps(out, indent=2))
         return 0

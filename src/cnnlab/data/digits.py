@@ -20,7 +20,8 @@ def load_digits() -> DataSplits:
     try:
         from sklearn.datasets import load_digits as sk_load_digits
     except ImportError:  # pragma: no cover - sklearn is a dependency
-        raise DataError("the digits data set needs scikit-learn: pip install scikit-learn") from None
+        raise DataError("the digits data set needs scikit-learn: pip install scikit-learn"
+                        ) from None
     bunch = sk_load_digits()
     images = torch.from_numpy(bunch.images).float().div(16.0).unsqueeze(1)  # N x 1 x 8 x 8
     labels = torch.from_numpy(bunch.target).long()

@@ -85,7 +85,8 @@ def load_folder(root: str | Path) -> DataSplits:
     has_train = (root / "train").is_dir()
     classes_map = scan_classes(root / "train" if has_train else root)
     if not classes_map:
-        raise DataError(f"{root}: no class sub-folders with images ({', '.join(sorted(EXTENSIONS))})")
+        raise DataError(f"{root}: no class sub-folders with images "
+                        f"({', '.join(sorted(EXTENSIONS))})")
     if len(classes_map) < 2:
         raise DataError(f"{root}: only one class ({next(iter(classes_map))}); "
                         "need a sub-folder per class")
@@ -104,7 +105,8 @@ def load_folder(root: str | Path) -> DataSplits:
 
     if has_train:
         train = from_map(classes_map, root / "train")
-        val = from_map(scan_classes(root / "val"), root / "val") if (root / "val").is_dir() else None
+        val_dir = root / "val"
+        val = from_map(scan_classes(val_dir), val_dir) if val_dir.is_dir() else None
         test_dir = root / "test" if (root / "test").is_dir() else root / "val"
         if not test_dir.is_dir():
             raise DataError(f"{root}: has train/ but neither val/ nor test/ to evaluate on")

@@ -46,7 +46,9 @@ def stats_for_channels(mean: Sequence[float], std: Sequence[float], channels: in
     if len(mean) == 1:
         return mean * channels, std * channels
     if len(mean) == 3 and channels == 1:
-        return (sum(w * m for w, m in zip(LUMA, mean)),), (sum(w * s for w, s in zip(LUMA, std)),)
+        gray_mean = sum(w * m for w, m in zip(LUMA, mean, strict=True))
+        gray_std = sum(w * s for w, s in zip(LUMA, std, strict=True))
+        return (gray_mean,), (gray_std,)
     raise ValueError(f"cannot convert statistics of {len(mean)} channels to {channels}")
 
 

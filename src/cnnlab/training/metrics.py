@@ -60,7 +60,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence], align: str | 
     out = []
     for j, r in enumerate(cells):
         out.append("  ".join(c.ljust(w) if a == "l" else c.rjust(w)
-                             for c, w, a in zip(r, widths, align)).rstrip())
+                             for c, w, a in zip(r, widths, align, strict=True)).rstrip())
         if j == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)

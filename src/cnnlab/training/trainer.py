@@ -49,8 +49,15 @@ from ..models.base import AuxOutput, main_logits
 from ..registry import create_model, get_entry
 from ..weights import CONFIG_FILE, WEIGHTS_FILE, atomic_write_bytes, save_weights
 from . import checkpoint as ckpt
-from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_object, cleanup,
-                          gather_objects, init_distributed)
+from .distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    cleanup,
+    gather_objects,
+    init_distributed,
+)
 from .metrics import confusion_matrix, format_table, topk_correct, write_metrics
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -132,7 +139,8 @@ class TrainConfig:
         if self.input_size is not None:
             if len(self.input_size) != 3 or min(self.input_size) < 1:
                 bad(f"input size must be C x H x W with positive numbers, got {self.input_size}")
-        if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
+        if self.name is not None and (not self.name or "/" in self.name
+                                      or self.name in (".", "..")):
             bad(f"run name must be a plain folder name, got {self.name!r}")
 
     def to_json(self) -> dict:
@@ -183,7 +191,7 @@ def augment_for(cfg: TrainConfig, data: DataSplits, pre: Preprocess) -> Augment:
     # Scale the padding with the resize (4 px of a 32 px CIFAR image is 12.5 % of it).
     if crop and data.image_size:
         crop = max(1, round(crop * pre.size[0] / data.image_size[0]))
-    fill = [-m / s for m, s in zip(pre.mean, pre.std)]  # black, after normalisation
+    fill = [-m / s for m, s in zip(pre.mean, pre.std, strict=True)]  # black, after normalisation
     return Augment(crop_padding=crop, hflip=flip, fill=fill)
 
 
@@ -223,7 +231,7 @@ def compute_loss(output, target: torch.Tensor, label_smoothing: float = 0.0) -> 
     """Cross-entropy of the main logits, plus ``w * CE`` of every auxiliary classifier."""
     if isinstance(output, AuxOutput):
         loss = F.cross_entropy(output.logits, target, label_smoothing=label_smoothing)
-        for aux, w in zip(output.aux_logits, output.aux_weights):
+        for aux, w in zip(output.aux_logits, output.aux_weights, strict=True):
             loss = loss + w * F.cross_entropy(aux, target, label_smoothing=label_smoothing)
         return loss
     return F.cross_entropy(output, target, label_smoothing=label_smoothing)
@@ -345,13 +353,14 @@ def resolve_run_dir(cfg: TrainConfig, resume: bool) -> Path:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, ds, batch_size: int, device: torch.device,
-             info: DistInfo = DistInfo(), num_classes: int | None = None,
+             info: DistInfo | None = None, num_classes: int | None = None,
              channels_last: bool = False, amp_ctx=None) -> dict:
     """Loss, top-1, top-5 (percent) and the confusion matrix of ``model`` on ``ds``.
 
     With several processes each rank takes every ``world_size``-th item (no padding, so no
     item counts twice) and the sums are reduced over ranks.
     """
+    info = info or DistInfo()
     was_training = model.training
     model.eval()
     indices = list(range(info.rank, len(ds), info.world_size))
