@@ -530,7 +530,8 @@ def _train(cfg, info, state, run_dir, data, log, progress) -> dict:
         if fr[1] is not None and (fr != config["input_size"]):
             say(f"input: {fr[0]}x{fr[1]}x{fr[2]} images converted to {c}x{h}x{w} "
                 f"(channels {config['resize']['channels']})")
-        say(f"{cfg.optimizer} lr {cfg.lr} momentum {cfg.momentum} batch {cfg.batch_size} "
+        mom = f" momentum {cfg.momentum}" if cfg.optimizer == "sgd" else ""
+        say(f"{cfg.optimizer} lr {cfg.lr}{mom} batch {cfg.batch_size} "
             f"{cfg.schedule} schedule, {cfg.epochs} epochs, seed {cfg.seed}, device {device}"
             + (f", {info.world_size} processes" if info.enabled else ""))
 
