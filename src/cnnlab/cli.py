@@ -18,6 +18,9 @@ from .errors import CnnlabError
 # One module per sub-command, in the order ``cnnlab --help`` lists them.
 COMMANDS = [
     "list",
+    "train",
+    "evaluate",
+    "predict",
     "summary",
     "macs",
     "cost",

@@ -1,0 +1,109 @@
+"""``cnnlab train MODEL [--data digits|synthetic|PATH] ...``: train any registered model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from . import new_command, parse_input_size
+
+
+def _model_arg(text: str) -> tuple[str, object]:
+    key, eq, value = text.partition("=")
+    if not eq or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_parser(sub) -> None:
+    from ..data import FORMATS
+    from ..training.trainer import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
+
+    d = TrainConfig(model="")
+    p = new_command(
+        sub, "train", help="train a model on the digits, MNIST, CIFAR or an image folder",
+        description="Train a registered model. The input size is the model's (see 'cnnlab list')"
+                    " unless --input-size says otherwise; images are converted to the model's "
+                    "channels and resized. Writes runs/NAME/ (config, weights, checkpoint, "
+                    "metrics, plots).",
+        examples=["cnnlab train lenet5",
+                  "cnnlab train lenet5 --epochs 5 --lr 0.5 --name quick",
+                  "cnnlab train resnet20 --data ~/data/cifar-10-batches-py --epochs 160",
+                  "cnnlab train mobilenet_v2 --input-size 3x64x64 --optimizer adamw --lr 1e-3",
+                  "cnnlab train lenet5 --name quick --resume --epochs 10",
+                  "torchrun --nproc_per_node 2 -m cnnlab train lenet5"])
+    p.add_argument("model", help="registered model name (see 'cnnlab list')")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="digits (default), synthetic[:key=value,...], or a folder "
+                   "of MNIST/Fashion-MNIST IDX files, CIFAR batches or class sub-folders")
+    g.add_argument("--format", dest="data_format", choices=FORMATS,
+                   help="data format (default: detected from the folder)")
+    g.add_argument("--input-size", type=parse_input_size,
+                   help="model input CxHxW (default: the model's native size)")
+    g.add_argument("--augment", choices=AUGMENTS,
+                   help="training augmentation (default auto: crop+flip for CIFAR, flip for "
+                   "colour image folders, none for digits and MNIST)")
+    g.add_argument("--workers", dest="num_workers", type=int, help="DataLoader worker processes "
+                   f"(default {d.num_workers})")
+    m = p.add_argument_group("model")
+    m.add_argument("--model-arg", dest="model_kwargs", type=_model_arg, action="append",
+                   metavar="KEY=VALUE", help="builder argument, e.g. activation=tanh (repeatable)")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, help=f"default {d.epochs}")
+    o.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    o.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
+    o.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
+    o.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum})")
+    o.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
+    o.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    o.add_argument("--schedule", choices=SCHEDULES, help=f"default {d.schedule}")
+    o.add_argument("--warmup-epochs", type=float, help="linear warm-up (default 0; one-cycle: "
+                   "30%% of the run)")
+    o.add_argument("--step-size", type=int, help=f"epochs per step decay (default {d.step_size})")
+    o.add_argument("--gamma", type=float, help=f"step decay factor (default {d.gamma})")
+    o.add_argument("--label-smoothing", type=float, help="default 0")
+    o.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value")
+    o.add_argument("--patience", type=int, help="stop when validation top-1 has not improved "
+                   "for this many epochs")
+    o.add_argument("--seed", type=int, help=f"default {d.seed}")
+    r = p.add_argument_group("speed")
+    r.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    r.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's "
+                   "choice; 1 is often faster on a busy machine)")
+    r.add_argument("--amp", choices=AMP_MODES, help="autocast to bf16 or fp16 (default none)")
+    r.add_argument("--channels-last", action="store_true", default=None)
+    r.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    r.add_argument("--deterministic", action="store_true", default=None,
+                   help="torch.use_deterministic_algorithms (CPU runs are deterministic anyway)")
+    f = p.add_argument_group("run folder")
+    f.add_argument("--runs-dir", help=f"parent folder of runs (default {d.runs_dir})")
+    f.add_argument("--name", help="run name (default MODEL-DATA, with -2, -3... if taken)")
+    f.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
+                   help="continue a run from its last checkpoint: the run --name names, or "
+                   "a run folder / checkpoint file; --epochs may be raised")
+    f.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="also checkpoint every STEPS optimizer steps (default: each epoch)")
+    f.add_argument("--no-plots", dest="plots", action="store_false", default=None,
+                   help="do not write PNG plots")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args):
+    from ..training.trainer import TrainConfig
+
+    keys = [k for k in vars(TrainConfig(model="")) if k != "model"]
+    given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if "model_kwargs" in given:
+        given["model_kwargs"] = dict(given["model_kwargs"])
+    return TrainConfig(model=args.model, **given)
+
+
+def run(args) -> int:
+    from ..training.trainer import train
+
+    cfg = config_from_args(args)
+    train(cfg, resume=args.resume)
+    return 0

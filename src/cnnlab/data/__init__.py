@@ -1,0 +1,65 @@
+"""Data sets: the bundled digits, MNIST/Fashion-MNIST (IDX), CIFAR-10/100 (binary and python),
+image folders and a synthetic set; see :func:`load_data`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DataError
+from .base import DataSplits, Prepared, TensorImages, labels_of
+from .transforms import Augment, Preprocess
+
+FORMATS = ("auto", "digits", "synthetic", "mnist", "fashion-mnist", "cifar10", "cifar100",
+           "folder")
+
+
+def detect_format(path: Path) -> str:
+    from .cifar import detect_cifar
+    from .folder import is_image_folder
+    from .idx import find_idx_files
+
+    if not path.exists():
+        raise DataError(f"data path {path} does not exist; give a folder of MNIST, CIFAR or "
+                        "class sub-folders, or use --data digits")
+    if not path.is_dir():
+        raise DataError(f"data path {path} is a file; give the folder that holds the data set")
+    if find_idx_files(path) is not None:
+        return "fashion-mnist" if "fashion" in str(path).lower() else "mnist"
+    found = detect_cifar(path)
+    if found is not None:
+        return found[0]
+    if is_image_folder(path):
+        return "folder"
+    raise DataError(f"{path}: data format not recognised: expected MNIST IDX files, CIFAR "
+                    "batches or one sub-folder of images per class")
+
+
+def load_data(spec: str = "digits", fmt: str = "auto") -> DataSplits:
+    """Load a data set: ``"digits"``, ``"synthetic[:opts]"`` or a folder (format detected or
+    given as ``fmt``)."""
+    if fmt not in FORMATS:
+        raise DataError(f"unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    spec = str(spec)
+    if fmt == "digits" or (fmt == "auto" and spec == "digits"):
+        from .digits import load_digits
+        return load_digits()
+    if fmt == "synthetic" or (fmt == "auto" and spec.split(":")[0] == "synthetic"):
+        from .synthetic import load_synthetic
+        return load_synthetic(spec if spec.startswith("synthetic") else "synthetic")
+    path = Path(spec).expanduser()
+    kind = detect_format(path) if fmt == "auto" else fmt
+    if not path.exists():
+        raise DataError(f"data path {path} does not exist")
+    if kind in ("mnist", "fashion-mnist"):
+        from .idx import load_idx
+        return load_idx(path, kind)
+    if kind in ("cifar10", "cifar100"):
+        from .cifar import load_cifar
+        return load_cifar(path, kind)
+    from .folder import load_folder
+    return load_folder(path)
+
+
+__all__ = ["FORMATS", "Augment", "DataSplits", "Prepared", "Preprocess", "TensorImages",
+           "detect_format", "labels_of", "load_data"]

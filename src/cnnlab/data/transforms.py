@@ -1,0 +1,149 @@
+"""Image transforms written with torch tensor ops (no torchvision).
+
+Images are float tensors in [0, 1], ``C x H x W`` (or a batch ``N x C x H x W``). Two stages:
+
+* :class:`Preprocess` is deterministic and turns any data set's images into what a model
+  takes: channel conversion (grayscale <-> RGB), resizing to the model's input size,
+  normalisation. It is the same in training, evaluation and prediction, and the run's
+  ``config.json`` records it (``input_size``, ``mean``, ``std``, ``resize``), so that any tool
+  can rebuild it.
+* :class:`Augment` is random (training only): a random crop with zero padding (the padding is
+  black in the original image, so it is ``-mean/std`` after normalisation) and a horizontal
+  flip. Its randomness comes from a generator the caller seeds, never from the global RNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+# ITU-R BT.601 luma weights, as PIL's convert("L") uses.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grayscale -> RGB (repeat) or RGB -> grayscale (luma); other conversions are refused."""
+    c = x.shape[-3]
+    if c == channels:
+        return x
+    if c == 1:
+        return x.expand(*x.shape[:-3], channels, *x.shape[-2:]).contiguous()
+    if c == 3 and channels == 1:
+        w = x.new_tensor(LUMA).view(3, 1, 1)
+        return (x * w).sum(dim=-3, keepdim=True)
+    raise ValueError(f"cannot convert {c}-channel images to {channels} channels "
+                     "(only grayscale <-> RGB); build the model with in_chans={c}")
+
+
+def stats_for_channels(mean: Sequence[float], std: Sequence[float], channels: int
+                       ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean/std after :func:`convert_channels` (RGB -> gray: luma-weighted)."""
+    mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    if len(mean) == channels:
+        return mean, std
+    if len(mean) == 1:
+        return mean * channels, std * channels
+    if len(mean) == 3 and channels == 1:
+        gray_mean = sum(w * m for w, m in zip(LUMA, mean, strict=True))
+        gray_std = sum(w * s for w, s in zip(LUMA, std, strict=True))
+        return (gray_mean,), (gray_std,)
+    raise ValueError(f"cannot convert statistics of {len(mean)} channels to {channels}")
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize to ``size`` (H, W), antialiased when shrinking."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    batched = x.dim() == 4
+    xb = x if batched else x.unsqueeze(0)
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    out = F.interpolate(xb, size=tuple(size), mode="bilinear", align_corners=False,
+                        antialias=shrink)
+    return out if batched else out.squeeze(0)
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    th, tw = size
+    if th > h or tw > w:
+        raise ValueError(f"crop {th}x{tw} is larger than the image {h}x{w}")
+    top, left = (h - th) // 2, (w - tw) // 2
+    return x[..., top:top + th, left:left + tw]
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    m = x.new_tensor(mean).view(-1, 1, 1)
+    s = x.new_tensor(std).view(-1, 1, 1)
+    return (x - m) / s
+
+
+def pad(x: torch.Tensor, padding: int, fill: Sequence[float] | float = 0.0) -> torch.Tensor:
+    """Pad H and W by ``padding`` on each side with a per-channel constant ``fill``."""
+    if padding == 0:
+        return x
+    c, h, w = x.shape[-3:]
+    out = x.new_empty(*x.shape[:-2], h + 2 * padding, w + 2 * padding)
+    out[...] = torch.as_tensor(fill, dtype=x.dtype).reshape(-1, 1, 1)
+    out[..., padding:padding + h, padding:padding + w] = x
+    return out
+
+
+def random_crop(x: torch.Tensor, size: tuple[int, int], padding: int = 0,
+                fill: Sequence[float] | float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pad by ``padding``, then crop ``size`` at a random position (one image, C x H x W)."""
+    x = pad(x, padding, fill)
+    h, w = x.shape[-2:]
+    th, tw = size
+    top = int(torch.randint(0, h - th + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - tw + 1, (1,), generator=generator))
+    return x[..., top:top + th, left:left + tw]
+
+
+def hflip(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)
+
+
+class Preprocess:
+    """Channels, size and normalisation: what a model needs from any data set's images."""
+
+    def __init__(self, channels: int, size: tuple[int, int], mean: Sequence[float],
+                 std: Sequence[float]):
+        self.channels, self.size = int(channels), (int(size[0]), int(size[1]))
+        self.mean, self.std = stats_for_channels(mean, std, self.channels)
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be positive, got {self.std}")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = convert_channels(x.float(), self.channels)
+        return normalize(resize(x, self.size), self.mean, self.std)
+
+    def __repr__(self) -> str:
+        return (f"Preprocess(channels={self.channels}, size={self.size}, mean={self.mean}, "
+                f"std={self.std})")
+
+
+class Augment:
+    """Random crop with padding and horizontal flip, on normalised images (training only)."""
+
+    def __init__(self, crop_padding: int = 0, hflip: bool = False,
+                 fill: Sequence[float] | float = 0.0):
+        if crop_padding < 0:
+            raise ValueError(f"crop padding must be >= 0, got {crop_padding}")
+        self.crop_padding, self.hflip, self.fill = int(crop_padding), bool(hflip), fill
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.hflip
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.crop_padding:
+            x = random_crop(x, tuple(x.shape[-2:]), self.crop_padding, self.fill, generator)
+        if self.hflip and bool(torch.rand((), generator=generator) < 0.5):
+            x = hflip(x)
+        return x
+
+    def __repr__(self) -> str:
+        return f"Augment(crop_padding={self.crop_padding}, hflip={self.hflip})"

@@ -1,0 +1,112 @@
+"""Checkpoints: weights_only loading, refusal of corrupt/foreign files, and a run killed with
+SIGKILL mid-epoch that, resumed, ends exactly where an uninterrupted run ends."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.errors import CheckpointError
+from cnnlab.training.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.training.trainer import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+SYN = "synthetic:classes=4,size=1x32x32,train=160,val=32,test=48"
+ARGS = ["lenet5", "--model-arg", "activation=relu", "--data", SYN, "--epochs", "3",
+        "--batch-size", "16", "--lr", "0.01", "--threads", "1", "--no-plots",
+        "--checkpoint-every", "3"]
+
+
+class Payload:
+    pass
+
+
+def test_checkpoint_round_trip_with_weights_only(tmp_path):
+    state = {"config": json.dumps({"model": "lenet5"}), "model": {"w": torch.ones(2)},
+             "optimizer": {}, "epoch": 1, "batch": 0, "step": 5, "rng": {"torch": torch.zeros(3)}}
+    save_checkpoint(tmp_path / "c.pt", state)
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert raw["format"] == "cnnlab-checkpoint" and raw["step"] == 5
+    assert load_checkpoint(tmp_path / "c.pt")["config"] == {"model": "lenet5"}
+
+
+def test_corrupt_foreign_and_missing_checkpoints_are_refused(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"garbage" * 10)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"state_dict": {"w": torch.ones(1)}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a cnnlab checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    buf = io.BytesIO()
+    torch.save({"format": "cnnlab-checkpoint", "version": 1, "model": {}}, buf)
+    (tmp_path / "short.pt").write_bytes(buf.getvalue())
+    with pytest.raises(CheckpointError, match="incomplete: missing config"):
+        load_checkpoint(tmp_path / "short.pt")
+    # an arbitrary object (here a module-level class): refused by weights_only, never built
+    torch.save({"format": "cnnlab-checkpoint", "obj": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        load_checkpoint(tmp_path / "nothing")
+
+
+def test_resume_of_another_model_is_refused(tmp_path):
+    train(TrainConfig(model="lenet5", data=SYN, epochs=1, runs_dir=str(tmp_path), name="r",
+                      plots=False, threads=1), log=lambda *a: None)
+    with pytest.raises(CheckpointError, match="checkpoint of lenet5, not"):
+        train(TrainConfig(model="other", runs_dir=str(tmp_path), name="r"), resume=True)
+
+
+def _cli(*args, env_extra=None):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), **(env_extra or {}))
+    return subprocess.Popen([sys.executable, "-m", "cnnlab", "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    runs = ["--runs-dir", str(tmp_path)]
+    # The killed run: slowed to ~20 ms a step so the test can catch it mid-epoch.
+    proc = _cli(*ARGS, *runs, "--name", "killed", env_extra={"CNNLAB_DEBUG_STEP_DELAY": "0.02"})
+    ckpt = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.time() + 120
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists():
+            state = torch.load(ckpt, weights_only=True)
+            if state["epoch"] >= 1 and state["batch"] > 0:  # inside the second epoch
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = (state["epoch"], state["batch"])
+                break
+        time.sleep(0.01)
+    proc.wait(timeout=30)
+    assert killed_at is not None, f"the run ended before it could be killed: {proc.stderr.read()}"
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "results.json").exists()
+
+    resumed = _cli("--resume", "--name", "killed", *ARGS, *runs)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "resuming" in out
+
+    full = _cli(*ARGS, *runs, "--name", "full")
+    _, err = full.communicate(timeout=300)
+    assert full.returncode == 0, err
+
+    a = json.loads((tmp_path / "killed" / "results.json").read_text())
+    b = json.loads((tmp_path / "full" / "results.json").read_text())
+    assert a["weights_sha256"] == b["weights_sha256"]
+    for key in ("test_loss", "test_top1", "test_top5", "val_top1", "train_top1"):
+        assert a[key] == b[key], key
+    ma = [json.loads(x) for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    mb = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in ma] == [1, 2, 3]
+    for x, y in zip(ma, mb, strict=True):
+        for key in ("train_loss", "val_loss", "lr"):
+            assert x[key] == y[key], key
