@@ -143,6 +143,13 @@ def test_initialisation_is_keras_default():
     assert all(torch.all(c.bias == 0) for c in all_convs(model))
 
 
+def test_initialisation_kaiming_is_an_option():
+    model = cnnlab.create_model("allconv_c", init="kaiming")
+    w = model.features.conv3.conv.weight  # fan_in = 96 * 3 * 3: std sqrt(2 / 864) = 0.0481
+    assert abs(w.std().item() - (2 / (96 * 9)) ** 0.5) < 0.002
+    assert all(torch.all(c.bias == 0) for c in all_convs(model))
+
+
 def test_trains_on_a_tiny_batch():
     torch.manual_seed(0)
     model = cnnlab.create_model("allconv_c", input_dropout=0.0, dropout=0.0).train()

@@ -74,3 +74,17 @@ def test_unknown_format_and_missing_run(tmp_path):
     assert not (tmp_path / "runs").exists()
     assert main(["evaluate", str(tmp_path / "nope")]) == 2
     assert main(["predict", str(tmp_path / "nope"), "x.png"]) == 2
+
+
+def test_model_recommended_training_settings_apply_unless_overridden(capsys):
+    from cnnlab.cli import build_parser
+    from cnnlab.commands.train import config_from_args
+
+    parser = build_parser()
+    lenet = config_from_args(parser.parse_args(["train", "lenet5"]))
+    assert (lenet.optimizer, lenet.lr, lenet.momentum) == ("sgd", 0.1, 0.9)
+    allconv = config_from_args(parser.parse_args(["train", "allconv_c"]))
+    assert (allconv.optimizer, allconv.lr, allconv.weight_decay) == ("adam", 1e-3, 0.0)
+    assert "recommended training settings: optimizer adam" in capsys.readouterr().out
+    mine = config_from_args(parser.parse_args(["train", "allconv_c", "--optimizer", "sgd"]))
+    assert (mine.optimizer, mine.lr) == ("sgd", 1e-3)

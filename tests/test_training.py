@@ -22,6 +22,7 @@ def quiet(*a, **k):
 def cfg(tmp_path, **kw):
     # ReLU LeNet-5: learns the synthetic classes in a few steps (sigmoid needs many epochs)
     base = dict(model="lenet5", model_kwargs={"activation": "relu"}, data=SYN, epochs=2,
+                optimizer="adam", weight_decay=0.0,  # fixed here, not the CLI defaults
                 batch_size=16, lr=0.01, runs_dir=str(tmp_path),
                 plots=False, threads=1)
     base.update(kw)
@@ -173,3 +174,21 @@ def test_any_model_on_any_data_rgb_model_on_gray_digits(tmp_path, tiny_aux):
     assert config["resize"] == {"from": [1, 8, 8], "to": [3, 12, 12], "channels": "1->3",
                                 "mode": "bilinear (antialiased when shrinking)"}
     assert len(config["mean"]) == 3 and res["test_images"] == 359
+
+
+def test_default_recipe_learns_a_slice_of_the_digits(tmp_path):
+    # The defaults of `cnnlab train lenet5`: sigmoid LeNet-5, SGD + momentum, cosine schedule.
+    import dataclasses
+
+    from cnnlab.data import load_data
+
+    digits = load_data("digits")
+    small = dataclasses.replace(digits, train=digits.train.subset(torch.arange(400)), val=None)
+    c = TrainConfig(model="lenet5", epochs=8, runs_dir=str(tmp_path), plots=False, threads=1)
+    assert (c.optimizer, c.momentum) == ("sgd", 0.9)
+    res = train(c, data=small, log=quiet)
+    rows = [json.loads(line) for line in
+            (tmp_path / "lenet5-digits" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in rows]
+    assert losses[-1] < 0.25 * losses[0]
+    assert res["test_top1"] > 70  # 10 classes: chance is 10 %; 359 test images

@@ -12,7 +12,7 @@ import difflib
 import fnmatch
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -29,7 +29,8 @@ class ModelEntry:
     ``"torchvision:<key>"`` (params, MACs, state_dict keys and shapes), ``"timm:<key>"`` (the
     same), ``"keras:<key>"`` (trainable weights). The registry-wide tests check every pair
     against ``tests/reference/``; models without one are checked by arithmetic in their
-    family's tests.
+    family's tests. ``train_defaults`` are training settings (``TrainConfig`` fields) that
+    ``cnnlab train`` uses for this model unless the user gives others.
     """
 
     name: str
@@ -38,6 +39,7 @@ class ModelEntry:
     input_size: tuple[int, int, int]
     references: tuple[tuple[str, dict], ...]
     doc: str
+    train_defaults: dict = field(default_factory=dict)
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -48,6 +50,7 @@ def register_model(
     *,
     input_size: tuple[int, int, int] = (3, 224, 224),
     reference: str | dict[str, dict] | None = None,
+    train_defaults: dict | None = None,
 ):
     """Register ``fn`` under its ``__name__``. Usable bare or with keyword arguments.
 
@@ -67,7 +70,8 @@ def register_model(
             raise ValueError(f"duplicate model name {name!r}")
         family = f.__module__.rsplit(".", 1)[-1]
         doc = (f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else ""
-        _MODELS[name] = ModelEntry(name, f, family, tuple(input_size), refs, doc)
+        _MODELS[name] = ModelEntry(name, f, family, tuple(input_size), refs, doc,
+                                  dict(train_defaults or {}))
         return f
 
     return wrap(fn) if fn is not None else wrap

@@ -92,13 +92,21 @@ def add_parser(sub) -> None:
 
 
 def config_from_args(args):
+    """The run's settings: the user's options, then the model's recommended training settings
+    (``train_defaults`` in its registry entry), then the trainer's defaults."""
+    from ..registry import get_entry
     from ..training.trainer import TrainConfig
 
     keys = [k for k in vars(TrainConfig(model="")) if k != "model"]
     given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if "model_kwargs" in given:
         given["model_kwargs"] = dict(given["model_kwargs"])
-    return TrainConfig(model=args.model, **given)
+    recommended = {k: v for k, v in get_entry(args.model).train_defaults.items()
+                   if k not in given}
+    if recommended and not getattr(args, "resume", False):
+        shown = ", ".join(f"{k} {v}" for k, v in recommended.items())
+        print(f"{args.model}: using its recommended training settings: {shown}")
+    return TrainConfig(model=args.model, **recommended, **given)
 
 
 def run(args) -> int:

@@ -1,8 +1,8 @@
 """scikit-learn's bundled handwritten digits (UCI optdigits test set): 1,797 images of 8x8
 pixels with 17 grey levels (0..16), classes 0-9. No network: the file ships with sklearn.
 
-The split is fixed and seeded (seed 0, independent of the training seed): 1,257 images for
-training, 180 for validation, 360 for testing (70 / 10 / 20 %).
+The split is fixed and seeded (seed 0, independent of the training seed): 1,258 images for
+training, 180 for validation, 359 for testing (70 / 10 / 20 %, rounded).
 """
 
 from __future__ import annotations

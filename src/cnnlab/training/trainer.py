@@ -75,13 +75,13 @@ class TrainConfig:
     data_format: str = "auto"
     model_kwargs: dict = field(default_factory=dict)
     input_size: tuple[int, int, int] | None = None     # C, H, W; default: the registry's
-    epochs: int = 30
-    batch_size: int = 32
-    optimizer: str = "adam"
-    lr: float = 0.005
+    epochs: int = 60
+    batch_size: int = 16
+    optimizer: str = "sgd"
+    lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 0.0
+    weight_decay: float = 5e-4
     schedule: str = "cosine"
     warmup_epochs: float = 0.0
     step_size: int = 10                                # epochs, for schedule="step"
