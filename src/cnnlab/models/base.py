@@ -88,3 +88,27 @@ class ImageClassifier(nn.Module):
     def forward(self, x: torch.Tensor):
         self.check_input(x)
         return self.forward_head(self.forward_features(x))
+
+
+class AuxClassifier(ImageClassifier):
+    """A model with auxiliary classifiers on intermediate features (GoogLeNet, Inception v3).
+
+    Subclasses implement ``forward_trunk(x) -> (features, aux_logits)``, returning the
+    auxiliary heads' logits only in training mode when the heads exist, and set
+    ``aux_weights`` (one loss weight per head). ``forward`` then returns an
+    :class:`AuxOutput` while training with heads, plain logits otherwise.
+    """
+
+    aux_weights: tuple[float, ...] = ()
+
+    def forward_trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_trunk(x)[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutput:
+        self.check_input(x)
+        feats, aux = self.forward_trunk(x)
+        logits = self.forward_head(feats)
+        return AuxOutput(logits, tuple(aux), tuple(self.aux_weights)) if aux else logits

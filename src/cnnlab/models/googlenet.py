@@ -67,7 +67,7 @@ from torch import nn
 
 from ..layers import ConvNormAct, LocalResponseNorm
 from ..registry import register_model
-from .base import AuxOutput, ImageClassifier
+from .base import AuxClassifier
 
 # Table 1: (name, in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)
 INCEPTION_TABLE: tuple[tuple[str, int, int, int, int, int, int, int], ...] = (
@@ -147,8 +147,10 @@ class InceptionAux(nn.Module):
         return self.fc2(x)
 
 
-class GoogLeNet(ImageClassifier):
+class GoogLeNet(AuxClassifier):
     """GoogLeNet with torchvision's module names; ``form`` picks torchvision's or the paper's."""
+
+    aux_weights = AUX_WEIGHTS
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.2, dropout_aux: float = 0.7,
@@ -217,7 +219,7 @@ class GoogLeNet(ImageClassifier):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         aux: list[torch.Tensor] = []
         want_aux = self.aux_logits and self.training
         if self.transform_input:
@@ -237,20 +239,10 @@ class GoogLeNet(ImageClassifier):
         x = self.inception5b(self.inception5a(x))
         return x, aux
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._features(x)[0]
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutput:
-        self.check_input(x)
-        feats, aux = self._features(x)
-        logits = self.forward_head(feats)
-        if aux:
-            return AuxOutput(logits, tuple(aux), AUX_WEIGHTS)
-        return logits
 
 
 @register_model(input_size=(3, 224, 224),

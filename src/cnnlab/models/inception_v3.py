@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register_model
-from .base import AuxOutput, ImageClassifier
+from .base import AuxClassifier
 from .googlenet import BasicConv2d, to_google_range
 
 # Inception v3's auxiliary loss weight (TF-slim train_image_classifier.py).
@@ -200,8 +200,10 @@ class InceptionAux(nn.Module):
         return self.fc(x)
 
 
-class InceptionV3(ImageClassifier):
+class InceptionV3(AuxClassifier):
     """Inception v3 with torchvision's module names (``Conv2d_1a_3x3`` ... ``Mixed_7c``)."""
+
+    aux_weights = AUX_WEIGHTS
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.5):
@@ -243,7 +245,7 @@ class InceptionV3(ImageClassifier):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if self.transform_input:
             x = to_google_range(x)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
@@ -256,18 +258,10 @@ class InceptionV3(ImageClassifier):
         x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
         return x, aux
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._features(x)[0]
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutput:
-        self.check_input(x)
-        feats, aux = self._features(x)
-        logits = self.forward_head(feats)
-        return AuxOutput(logits, tuple(aux), AUX_WEIGHTS) if aux else logits
 
 
 @register_model(input_size=(3, 299, 299),
