@@ -92,19 +92,19 @@ def run_train(args) -> int:
         (args.out / CONFIG).write_text(json.dumps(config, indent=2))
         print(f"saved {args.out / WEIGHTS} and {args.out / CONFIG}")
         if args.show:
-            for path in show(net, args.input, args.out, seed=args.seed):
+            for path in show(net, args.input, args.out):
                 print(f"saved {path}")
     return 0
 
 
-def show(net, input_size: int, out: Path, index: int = 0, seed: int = 0) -> list[Path]:
+def show(net, input_size: int, out: Path, index: int = 0) -> list[Path]:
     """Save ``c1_kernels.png`` and ``feature_maps.png`` for one test digit."""
     import numpy as np
 
     from ..plots_lab import plot_feature_maps, plot_kernels
     from ..scratch.train import load_digits_split
 
-    x, y = load_digits_split(input_size, seed)["test"]
+    x, y = load_digits_split(input_size)["test"]
     if not 0 <= index < len(x):
         raise ValueError(f"--index must be in 0..{len(x) - 1}, got {index}")
     w = net["c1"].params["W"]
@@ -130,6 +130,6 @@ def run_show(args) -> int:
     cfg = json.loads(cfg_path.read_text())
     net = lenet5(cfg["input_size"], activation=cfg["activation"], pool=cfg["pool"])
     net.load(args.run / WEIGHTS)
-    for path in show(net, cfg["input_size"], args.out or args.run, args.index, cfg.get("seed", 0)):
+    for path in show(net, cfg["input_size"], args.out or args.run, args.index):
         print(f"saved {path}")
     return 0

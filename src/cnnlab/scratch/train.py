@@ -1,10 +1,10 @@
 """Train the NumPy LeNet-5 on scikit-learn's bundled handwritten digits.
 
-The data part (:func:`load_digits_split`) is a small stand-in until the shared loader
-``cnnlab.data`` lands: 1,797 images of 8x8 (values 0..16), split with a fixed seed into
-train / validation / test (70 / 15 / 15 %, stratified by class), resized to 28x28 or 32x32
-with the bilinear :func:`resize_bilinear` below and normalised with the training set's mean
-and standard deviation.
+The data (:func:`load_digits_split`) are the same split as ``cnnlab train``'s (the shared
+``cnnlab.data`` loader: 1,797 images of 8x8, fixed seeded split into 1,258 train / 180
+validation / 359 test images), taken out as NumPy arrays, resized to 28x28 or 32x32 with the
+bilinear :func:`resize_bilinear` below and normalised with the training set's mean and
+standard deviation. Both LeNet-5s are therefore scored on the same test images.
 """
 
 from __future__ import annotations
@@ -38,27 +38,19 @@ def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
     return rows[:, :, c0] * (1 - fc) + rows[:, :, c1] * fc
 
 
-def load_digits_split(size: int = 28, seed: int = 0, dtype=np.float32):
+def load_digits_split(size: int = 28, dtype=np.float32):
     """``{"train": (x, y), "val": (x, y), "test": (x, y)}`` with x of shape (N, 1, size, size).
 
-    The split is stratified and fixed by ``seed`` (70 / 15 / 15 % of each class)."""
-    from sklearn.datasets import load_digits
+    The split is ``cnnlab.data``'s fixed digits split (the one ``cnnlab train`` uses)."""
+    from ..data.digits import load_digits
 
     digits = load_digits()
-    x = resize_bilinear(digits.images.astype(np.float64) / 16.0, size)
-    y = digits.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
-    for c in range(10):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        n_tr, n_va = int(round(0.7 * len(idx))), int(round(0.15 * len(idx)))
-        parts["train"].append(idx[:n_tr])
-        parts["val"].append(idx[n_tr:n_tr + n_va])
-        parts["test"].append(idx[n_tr + n_va:])
-    split = {k: rng.permutation(np.concatenate(v)) for k, v in parts.items()}
-    mean, std = x[split["train"]].mean(), x[split["train"]].std()
-    x = ((x - mean) / std)[:, None].astype(dtype)
-    out = {k: (x[i], y[i]) for k, i in split.items()}
+    split = {k: (getattr(digits, k).images[:, 0].double().numpy(),
+                 getattr(digits, k).labels.numpy().astype(np.int64))
+             for k in ("train", "val", "test")}
+    xs = {k: resize_bilinear(x, size) for k, (x, _) in split.items()}
+    mean, std = xs["train"].mean(), xs["train"].std()
+    out = {k: (((xs[k] - mean) / std)[:, None].astype(dtype), split[k][1]) for k in split}
     out["mean"], out["std"] = float(mean), float(std)
     return out
 
@@ -113,7 +105,7 @@ def train(cfg: TrainConfig, data=None, progress: bool = True, log=print):
 def _train(cfg: TrainConfig, data, progress: bool, log):
     from tqdm import tqdm
 
-    data = data if data is not None else load_digits_split(cfg.input_size, cfg.seed)
+    data = data if data is not None else load_digits_split(cfg.input_size)
     xtr, ytr = data["train"]
     net = lenet5(cfg.input_size, activation=cfg.activation, pool=cfg.pool, seed=cfg.seed,
                  dtype=np.float32)
