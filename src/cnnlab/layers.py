@@ -245,7 +245,7 @@ def conv_out_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
     return (math.ceil(span / stride) if ceil_mode else span // stride) + 1
 
 
-# --- efficient-a: inverted residual / MBConv (MobileNet v2, v3, EfficientNet) -----------------
+# --- inverted residual / MBConv (MobileNet v2, v3, EfficientNet) -----------------
 
 class InvertedResidual(nn.Module):
     """Inverted residual with linear bottleneck (MobileNet v2), a.k.a. MBConv (v3, EfficientNet).
@@ -300,7 +300,7 @@ class InvertedResidual(nn.Module):
         out = self._modules[self.layout](x)
         return x + self.stochastic_depth(out) if self.use_residual else out
 
-# --- classic branch (AlexNet, VGG, All-CNN) ----------------------------------------------------
+# --- input-size arithmetic (AlexNet, VGG, All-CNN) ---------------------------------------------
 
 def smallest_input_side(modules, limit: int = 4096) -> int:
     """Smallest square input side ``n`` that every convolution and pooling in ``modules`` takes.
@@ -332,7 +332,7 @@ def smallest_input_side(modules, limit: int = 4096) -> int:
             return n
     raise ValueError(f"no input side up to {limit} fits these layers")
 
-# --- branch-b: residual shortcuts (ResNet v1/v2) and flat registration (ResNet, DenseNet) ---
+# --- residual shortcuts (ResNet v1/v2) and flat registration (ResNet, DenseNet) ---
 
 def add_flat(parent: nn.Module, *units: nn.Module) -> None:
     """Register the sub-modules of each unit directly on ``parent``, under their own names.
