@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.analysis.benchmark import machine_description
-from cnnlab.analysis.compare import compare, format_rows, header_lines
+from cnnlab.analysis.compare import compare, format_rows, header_lines, parse_checkpoints
 from cnnlab.commands.compare import resolve_models
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds of timing per model at most (default 60)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=RESULTS / "compare_cpu.md")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=RUN",
+                   help="a trained run folder whose test top-1/top-5 fill the accuracy columns")
+    p.add_argument("--accuracy-note", default="",
+                   help="what the accuracy columns measure (data set, input), for the header")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     rows = compare(names, batch=args.batch, device="cpu", repeats=args.repeats,
                    warmup=args.warmup, time_budget_s=args.time_budget,
+                   checkpoints=parse_checkpoints(args.checkpoint),
                    progress=lambda n: print(f"  {n}", file=sys.stderr, flush=True))
     took = time.perf_counter() - start
     argv_text = " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -58,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     header += header_lines(args.batch, "cpu", True, args.repeats, args.warmup)[1:]
     header.append(f"Timing budget per model: {args.time_budget:g} s (slow models get fewer "
                   "timed runs; the CSV's timed_runs column says how many)")
+    if args.checkpoint:
+        header.append("Top-1/Top-5: test accuracy of the trained runs "
+                      + (f"({args.accuracy_note})" if args.accuracy_note else "given")
+                      + "; empty where no run was given")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     md = "# cnnlab compare, CPU\n\n" + format_rows(rows, "markdown", header) + "\n"
     args.out.write_text(md)
