@@ -128,9 +128,10 @@ def test_head_and_pre_logits():
     feats = torch.randn(2, 192, 8, 8)
     assert model.forward_head(feats, pre_logits=True).shape == (2, 192)
     logits = model.forward_head(feats)
-    assert logits.shape == (2, 10) and (logits >= 0).all()  # ReLU on the class maps (Table 1)
-    plain = cnnlab.create_model("allconv_c", final_relu=False).eval()
-    assert isinstance(plain.act, nn.Identity)
+    assert logits.shape == (2, 10) and (logits < 0).any()  # linear class maps by default
+    assert isinstance(model.act, nn.Identity)
+    table1 = cnnlab.create_model("allconv_c", final_relu=True).eval()
+    assert (table1.forward_head(feats) >= 0).all()  # Table 1's ReLU on the class maps
     headless = cnnlab.create_model("allconv_c", num_classes=0).eval()
     assert headless.forward_head(feats).shape == (2, 192)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def add_parser(sub) -> None:
     t.add_argument("--show", action="store_true",
                    help="also save the C1 kernels and the feature maps of a test digit "
                         "(needs --out)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal)")
     t.add_argument("--debug", action="store_true", help=argparse_suppress())
     t.set_defaults(func=run_train)
 
@@ -78,7 +80,7 @@ def run_train(args) -> int:
           f"the digits; SGD lr {args.lr} momentum {args.momentum} decay {args.decay}/epoch, "
           f"batch {args.batch_size}, {args.threads} thread(s)", flush=True)
     start = time.perf_counter()
-    net, hist = train(cfg, progress=not args.no_progress,
+    net, hist = train(cfg, progress=not args.no_progress and sys.stderr.isatty(),
                       log=lambda line: print(line, flush=True))
     total = time.perf_counter() - start
     print(f"test loss {hist.test_loss:.4f}  test accuracy {hist.test_acc:.4f}  "
