@@ -136,16 +136,16 @@ def test_head_and_pre_logits():
     assert headless.forward_head(feats).shape == (2, 192)
 
 
-def test_initialisation_is_keras_default():
-    model = cnnlab.create_model("allconv_c")
+def test_initialisation_glorot_is_keras_default():
+    model = cnnlab.create_model("allconv_c", init="glorot")
     w = model.features.conv3.conv.weight  # 3x3, 96 -> 192: Glorot bound sqrt(6 / (864 + 1728))
     bound = (6 / (96 * 9 + 192 * 9)) ** 0.5
     assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
     assert all(torch.all(c.bias == 0) for c in all_convs(model))
 
 
-def test_initialisation_kaiming_is_an_option():
-    model = cnnlab.create_model("allconv_c", init="kaiming")
+def test_initialisation_kaiming_is_the_default():
+    model = cnnlab.create_model("allconv_c")
     w = model.features.conv3.conv.weight  # fan_in = 96 * 3 * 3: std sqrt(2 / 864) = 0.0481
     assert abs(w.std().item() - (2 / (96 * 9)) ** 0.5) < 0.002
     assert all(torch.all(c.bias == 0) for c in all_convs(model))

@@ -84,7 +84,7 @@ def test_model_recommended_training_settings_apply_unless_overridden(capsys):
     lenet = config_from_args(parser.parse_args(["train", "lenet5"]))
     assert (lenet.optimizer, lenet.lr, lenet.momentum) == ("sgd", 0.1, 0.9)
     allconv = config_from_args(parser.parse_args(["train", "allconv_c"]))
-    assert (allconv.optimizer, allconv.lr, allconv.weight_decay) == ("adam", 1e-3, 0.0)
+    assert (allconv.optimizer, allconv.lr, allconv.weight_decay) == ("adam", 3e-4, 0.0)
     assert "recommended training settings: optimizer adam" in capsys.readouterr().out
     mine = config_from_args(parser.parse_args(["train", "allconv_c", "--optimizer", "sgd"]))
-    assert (mine.optimizer, mine.lr) == ("sgd", 1e-3)
+    assert (mine.optimizer, mine.lr) == ("sgd", 3e-4)
