@@ -233,22 +233,31 @@ def plot(rows: list[CompareRow], path: str | Path) -> Path:
     if path.suffix.lower() != ".png":
         raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {path}")
     with_acc = [r for r in rows if r.top1 is not None]
-    fig, axes = plt.subplots(1, 2 if with_acc else 1, figsize=(12 if with_acc else 7, 5),
+    fig, axes = plt.subplots(1, 2 if with_acc else 1, figsize=(14 if with_acc else 9, 6),
                              squeeze=False)
     biggest = max(r.params for r in rows) or 1
+
+    def spread(values) -> bool:  # log axes once the values span more than two decades
+        positive = [v for v in values if v > 0]
+        return len(positive) > 1 and max(positive) / min(positive) > 100
 
     def bubbles(ax, items, ys):
         xs = [r.macs / 1e9 for r in items]
         sizes = [30 + 1500 * r.params / biggest for r in items]
         ax.scatter(xs, ys, s=sizes, alpha=0.5)
-        for r, x, y in zip(items, xs, ys, strict=False):
-            ax.annotate(r.model, (x, y), fontsize=7, ha="center", va="bottom")
-        ax.set_xlabel("GMACs at native input (batch 1)")
-        ax.grid(alpha=0.3)
+        for r, x, y in zip(items, xs, ys, strict=True):
+            ax.annotate(r.model, (x, y), fontsize=6, ha="center", va="bottom")
+        if spread(xs):
+            ax.set_xscale("log")
+        ax.set_xlabel("GMACs at native input (batch 1)" + (", log scale" if spread(xs) else ""))
+        ax.grid(alpha=0.3, which="both")
 
     ax = axes[0][0]
-    bubbles(ax, rows, [r.params / 1e6 for r in rows])
-    ax.set_ylabel("parameters (millions)")
+    params_m = [r.params / 1e6 for r in rows]
+    bubbles(ax, rows, params_m)
+    if spread(params_m):
+        ax.set_yscale("log")
+    ax.set_ylabel("parameters (millions)" + (", log scale" if spread(params_m) else ""))
     ax.set_title("Parameters vs MACs (bubble area ~ parameters)")
     if with_acc:
         ax2 = axes[0][1]
