@@ -244,7 +244,6 @@ class GoogLeNet(AuxClassifier):
         return x if pre_logits else self.fc(x)
 
 
-
 @register_model(input_size=(3, 224, 224),
                 reference={"torchvision:googlenet": {"aux_logits": False},
                            "torchvision:googlenet_aux": {"aux_logits": True}})

@@ -263,7 +263,6 @@ class InceptionV3(AuxClassifier):
         return x if pre_logits else self.fc(x)
 
 
-
 @register_model(input_size=(3, 299, 299),
                 reference={"torchvision:inception_v3": {"aux_logits": False},
                            "torchvision:inception_v3_aux": {"aux_logits": True}})
