@@ -19,3 +19,16 @@ def test_list_unknown_pattern_is_a_one_line_error(cli):
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0
     assert "no model matches" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_closed_pipe_is_not_an_error():
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run(f"{sys.executable} -m cnnlab macs mobilenet_v1 --per-layer | head -2",
+                         shell=True, capture_output=True, text=True, env=env, timeout=300)
+    assert len(res.stdout.splitlines()) == 2
+    assert "error" not in res.stderr and "Traceback" not in res.stderr
