@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register_model
+from ..scratch.model import XAVIER_GAIN
 from .base import ImageClassifier
 
 # Table I of the paper: which S2 maps (rows 0-5) each C3 map (columns 0-15) reads.
@@ -46,10 +47,8 @@ LECUN1998_C3_TABLE: tuple[tuple[int, ...], ...] = (
 )
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
-# Glorot & Bengio (2010) uniform init, +-gain * sqrt(6 / (fan_in + fan_out)): gain 4 for the
-# logistic sigmoid (its slope at 0 is 1/4), 1 for tanh, sqrt(2) for ReLU (He et al. 2015).
-# The NumPy engine (cnnlab.scratch) uses the same rule, so both LeNet-5s start alike.
-XAVIER_GAIN = {"sigmoid": 4.0, "tanh": 1.0, "relu": 2.0**0.5}
+# Glorot & Bengio (2010) uniform init with the activation's gain: the table lives in the NumPy
+# engine (torch-free), and both LeNet-5s take it from there so that they start alike.
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 
