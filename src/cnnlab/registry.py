@@ -4,6 +4,14 @@ Builders are plain functions registered with :func:`register_model`; each family
 ``cnnlab.models`` registers its variants when it is imported. ``create_model(name, **kw)``
 calls the builder with the caller's keyword arguments, which override the variant's
 defaults. ``list_models("res*")`` filters the names with shell-style wildcards.
+
+The registry is only the store: it imports no model family (nor torch). The families import
+the registry (to register); :mod:`cnnlab.catalog` knows where each built-in model lives and
+installs a *loader* here with :func:`set_loader`. A lookup calls the loader first: for
+``get_entry("lenet5")`` it imports the one family that defines the name, for
+``list_models()`` every family. The dependencies thus all point one way::
+
+    models/<family>.py --> registry.py <-- catalog.py --(imports on demand)--> models/<family>.py
 """
 
 from __future__ import annotations
@@ -13,10 +21,12 @@ import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .errors import UnknownModelError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -77,8 +87,20 @@ def register_model(
     return wrap(fn) if fn is not None else wrap
 
 
-def _ensure_loaded() -> None:
-    from . import models  # noqa: F401  (importing registers every family)
+_loader: Callable[[str | None], None] | None = None
+
+
+def set_loader(loader: Callable[[str | None], None] | None) -> None:
+    """Install the function that registers models on demand: ``loader(name)`` makes sure the
+    model ``name`` is registered if it exists, ``loader(None)`` registers every model.
+    :mod:`cnnlab.catalog` installs its loader when ``cnnlab`` is imported."""
+    global _loader
+    _loader = loader
+
+
+def _ensure_loaded(name: str | None = None) -> None:
+    if _loader is not None and (name is None or name not in _MODELS):
+        _loader(name)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -89,7 +111,9 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; raises :class:`UnknownModelError` with suggestions."""
-    _ensure_loaded()
+    _ensure_loaded(name)
+    if name not in _MODELS:
+        _ensure_loaded()  # every family, for the suggestions (and models the catalog lacks)
     try:
         return _MODELS[name]
     except KeyError:

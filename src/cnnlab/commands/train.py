@@ -20,7 +20,7 @@ def _model_arg(text: str) -> tuple[str, object]:
 
 def add_parser(sub) -> None:
     from ..data import FORMATS
-    from ..training.trainer import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
+    from ..training.config import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
 
     d = TrainConfig(model="")
     p = new_command(
@@ -95,7 +95,7 @@ def config_from_args(args):
     """The run's settings: the user's options, then the model's recommended training settings
     (``train_defaults`` in its registry entry), then the trainer's defaults."""
     from ..registry import get_entry
-    from ..training.trainer import TrainConfig
+    from ..training.config import TrainConfig
 
     keys = [k for k in vars(TrainConfig(model="")) if k != "model"]
     given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}

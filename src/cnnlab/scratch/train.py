@@ -42,12 +42,9 @@ def load_digits_split(size: int = 28, dtype=np.float32):
     """``{"train": (x, y), "val": (x, y), "test": (x, y)}`` with x of shape (N, 1, size, size).
 
     The split is ``cnnlab.data``'s fixed digits split (the one ``cnnlab train`` uses)."""
-    from ..data.digits import load_digits
+    from .digits import load_digits_arrays  # the same split, without torch
 
-    digits = load_digits()
-    split = {k: (getattr(digits, k).images[:, 0].double().numpy(),
-                 getattr(digits, k).labels.numpy().astype(np.int64))
-             for k in ("train", "val", "test")}
+    split = load_digits_arrays()
     xs = {k: resize_bilinear(x, size) for k, (x, _) in split.items()}
     mean, std = xs["train"].mean(), xs["train"].std()
     out = {k: (((xs[k] - mean) / std)[:, None].astype(dtype), split[k][1]) for k in split}
