@@ -252,7 +252,8 @@ class AvgPool2D(_Pool2D):
     def forward(self, x: np.ndarray) -> np.ndarray:
         ho, wo = self._windows(x)
         x = x[:, :, :ho * self.kh, :wo * self.kw]               # whole windows only
-        y = x[:, :, 0::self.kh, 0::self.kw].copy()              # top-left of every window
+        dtype = np.result_type(x.dtype, np.float32)             # a mean is never an integer
+        y = x[:, :, 0::self.kh, 0::self.kw].astype(dtype)       # top-left of every window
         for p in range(self.kh):
             for q in range(self.kw):
                 if p or q:
