@@ -2,12 +2,15 @@
 
 Same set-up as ``bench_scratch.py`` (28x28, sigmoid, average pooling, float32, batch 16, the
 digits' 1,258 training images, one BLAS thread). Every layer's ``forward`` and ``backward`` is
-timed by layer type; inside the convolutions, ``im2col``/``col2im`` are timed on their own,
-and the matrix products (GEMM) are timed by replaying each product of the epoch, same shapes
-and memory layouts, on their own. The rest of a convolution (padding, kernel flip, bias,
-transposes to NCHW) is "conv: reshapes". Median of ``--repeats`` epochs after a warm-up.
+timed by layer type. The convolutions are split further: their code is replayed step by step
+with a timer around each step (``timed_conv_forward``/``timed_conv_backward`` below, a copy
+of :class:`cnnlab.scratch.layers.Conv2D`'s methods; the script first checks that the copy
+gives the layer's exact outputs and gradients, so it fails when the two drift apart).
 
-    PYTHONPATH=src python benchmarks/profile_scratch.py [--repeats 3]
+The figures are those of the fastest of ``--repeats`` epochs after a warm-up (on a shared
+machine, the one least disturbed by other jobs); "elsewhere" is that epoch minus its parts.
+
+    PYTHONPATH=src python benchmarks/profile_scratch.py [--repeats 5]
 """
 
 from __future__ import annotations
@@ -21,140 +24,155 @@ from collections import defaultdict
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from cnnlab.scratch import SGD, layers, lenet5
+from cnnlab.scratch import SGD, lenet5
+from cnnlab.scratch.im2col import col2im, im2col, out_size
+from cnnlab.scratch.layers import Conv2D, _check_nchw
 from cnnlab.scratch.losses import softmax_cross_entropy
 from cnnlab.scratch.train import load_digits_split
 
 CLOCK = time.perf_counter
 
 
-def instrument(net, totals, products):
-    """Wrap the layers' methods and the im2col helpers with timers; record GEMM operands."""
-    for name in ("im2col", "col2im"):
-        fn = getattr(layers, name)
+class Timer:
+    def __init__(self):
+        self.totals: dict[str, float] = defaultdict(float)
+        self.t = CLOCK()
 
-        def timed(*a, _fn=fn, _name=name, **k):
-            t = CLOCK()
-            out = _fn(*a, **k)
-            totals[f"conv: {_name}"] += CLOCK() - t
-            return out
-        setattr(layers, name, timed)
-    real_matmul = np.matmul
+    def lap(self, key: str) -> None:
+        now = CLOCK()
+        self.totals[key] += now - self.t
+        self.t = now
 
+
+def timed_conv_forward(self: Conv2D, x: np.ndarray, tm: Timer) -> np.ndarray:
+    tm.lap("elsewhere")
+    _check_nchw(self, x, self.in_channels)
+    n, _, h, w = x.shape
+    if self.ph or self.pw:
+        xp = np.zeros((n, x.shape[1], h + 2 * self.ph, w + 2 * self.pw), dtype=x.dtype)
+        xp[:, :, self.ph:self.ph + h, self.pw:self.pw + w] = x
+        x = xp
+    ho = out_size(x.shape[2], self.kh, self.stride)
+    wo = out_size(x.shape[3], self.kw, self.stride)
+    tm.lap("conv: padding, flips, bias, layout copies")
+    cols = im2col(x, self.kh, self.kw, self.stride)
+    tm.lap("conv: im2col")
+    w_flip = self.params["W"][:, :, ::-1, ::-1].reshape(self.out_channels, -1)
+    tm.lap("conv: padding, flips, bias, layout copies")
+    y = w_flip @ cols
+    tm.lap("conv: GEMM")
+    y += self.params["b"][:, None]
+    y = np.ascontiguousarray(y.reshape(self.out_channels, n, ho, wo).transpose(1, 0, 2, 3))
+    self.cache = {"cols": cols, "padded_shape": x.shape, "out_shape": y.shape}
+    tm.lap("conv: padding, flips, bias, layout copies")
+    return y
+
+
+def timed_conv_backward(self: Conv2D, delta: np.ndarray, tm: Timer) -> np.ndarray | None:
+    tm.lap("elsewhere")
+    self._check_delta(delta)
+    n, o, ho, wo = delta.shape
+    cols = self.cache["cols"]
+    d2 = delta.transpose(1, 0, 2, 3).reshape(o, -1)
+    self.grads["b"] = d2.sum(axis=1)
+    tm.lap("conv: padding, flips, bias, layout copies")
+    dw_flip = (d2 @ cols.T).reshape(self.params["W"].shape)
+    tm.lap("conv: GEMM")
+    self.grads["W"] = np.ascontiguousarray(dw_flip[:, :, ::-1, ::-1])
+    tm.lap("conv: padding, flips, bias, layout copies")
+    if not self.need_input_grad:
+        return None
+    hp, wp = self.cache["padded_shape"][2:]
+    w_flip = self.params["W"][:, :, ::-1, ::-1].reshape(o, -1)
+    tm.lap("conv: padding, flips, bias, layout copies")
+    dcols = w_flip.T @ d2
+    tm.lap("conv: GEMM")
+    dxp = col2im(dcols, self.cache["padded_shape"], self.kh, self.kw, self.stride)
+    tm.lap("conv: col2im")
+    dx = np.ascontiguousarray(dxp[:, :, self.ph:hp - self.ph, self.pw:wp - self.pw])
+    tm.lap("conv: padding, flips, bias, layout copies")
+    return dx
+
+
+LABELS = {"AvgPool2D": "pooling (AvgPool2D fwd + bwd)",
+          "Sigmoid": "activations (Sigmoid fwd + bwd)",
+          "Dense": "dense layers (fwd + bwd, 3 small GEMMs each way)",
+          "Flatten": "flatten"}
+
+
+def instrument(net, tm: Timer) -> None:
     for _, layer in net.layers:
-        kind = type(layer).__name__
+        if isinstance(layer, Conv2D):
+            layer.forward = lambda x, _l=layer: timed_conv_forward(_l, x, tm)
+            layer.backward = lambda d, _l=layer: timed_conv_backward(_l, d, tm)
+            continue
+        label = LABELS[type(layer).__name__]
         for method in ("forward", "backward"):
             fn = getattr(layer, method)
 
-            def timed(x, _fn=fn, _kind=kind):
-                t = CLOCK()
+            def timed(x, _fn=fn, _label=label):
+                tm.lap("elsewhere")
                 out = _fn(x)
-                totals[_kind] += CLOCK() - t
+                tm.lap(_label)
                 return out
             setattr(layer, method, timed)
-    return real_matmul
 
 
-def gemm_shapes(net, x):
-    """The operand layouts of every matrix product of one step (forward and backward)."""
-    shapes = []
-    for _, layer in net.layers:
-        if isinstance(layer, layers.Conv2D):
-            n = x.shape[0]
-            c, kh, kw, o = layer.in_channels, layer.kh, layer.kw, layer.out_channels
-            hp, wp = x.shape[2] + 2 * layer.ph, x.shape[3] + 2 * layer.pw
-            ho, wo = hp - kh + 1, wp - kw + 1
-            k, m = c * kh * kw, n * ho * wo
-            shapes.append(("conv fwd", (o, k), (k, m)))
-            shapes.append(("conv dW", (o, m), (m, k)))
-            if layer.need_input_grad:
-                shapes.append(("conv dx", (k, o), (o, m)))
-        x = layer.forward(x)
-        if isinstance(layer, layers.Dense):
-            n, i, o = x.shape[0], layer.in_features, layer.out_features
-            shapes += [("dense", (n, i), (i, o)), ("dense", (o, n), (n, i)),
-                       ("dense", (n, o), (o, i))]
-    return shapes
-
-
-def time_gemms(shapes, steps, repeats=5):
-    """Seconds that ``steps`` steps spend in these products (median of ``repeats`` each)."""
-    rng = np.random.default_rng(0)
-    total = 0.0
-    for _, a_shape, b_shape in shapes:
-        a = rng.standard_normal(a_shape, dtype=np.float32)
-        b = rng.standard_normal(b_shape, dtype=np.float32)
-        ts = []
-        for _ in range(repeats):
-            t = CLOCK()
-            a @ b
-            ts.append(CLOCK() - t)
-        total += statistics.median(ts)
-    return total * steps
+def check_copy_is_exact(x, y) -> None:
+    ref, timed = lenet5(28, dtype=np.float32), lenet5(28, dtype=np.float32)
+    instrument(timed, Timer())
+    for net in (ref, timed):
+        net.loss_and_grads(x[:16], y[:16])
+    for (name, a), (_, b) in zip(ref.layers, timed.layers, strict=True):
+        for key in a.grads:
+            if not np.array_equal(a.grads[key], b.grads[key]):
+                raise SystemExit(f"the timed copy of Conv2D differs from the layer ({name}.{key}):"
+                                 " update timed_conv_forward/backward")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
-    data = load_digits_split(28)
-    x, y = data["train"]
+    x, y = load_digits_split(28)["train"]
     order = np.random.default_rng(0).permutation(len(x))
     bs = args.batch_size
+    runs = defaultdict(list)
     with threadpool_limits(limits=1):
+        check_copy_is_exact(x, y)
         net = lenet5(28, dtype=np.float32)
-        steps = -(-len(x) // bs)
-        shapes = gemm_shapes(lenet5(28, dtype=np.float32), x[:bs])
-        conv_shapes = [s for s in shapes if s[0] != "dense"]
-        dense_shapes = [s for s in shapes if s[0] == "dense"]
-        runs = defaultdict(list)
         opt = SGD(net, lr=0.05, momentum=0.9)
-        totals = defaultdict(float)
-        instrument(net, totals, shapes)
+        tm = Timer()
+        instrument(net, tm)
         for rep in range(args.repeats + 1):  # the first is a warm-up
-            totals.clear()
-            t0 = CLOCK()
+            tm.totals.clear()
+            t0 = tm.t = CLOCK()
             for i in range(0, len(x), bs):
                 idx = order[i:i + bs]
                 logits = net.forward(x[idx])
-                t = CLOCK()
+                tm.lap("elsewhere")
                 _, d = softmax_cross_entropy(logits, y[idx])
-                totals["loss"] += CLOCK() - t
+                tm.lap("loss")
                 net.backward(d)
-                t = CLOCK()
+                tm.lap("elsewhere")
                 opt.step()
-                totals["SGD step"] += CLOCK() - t
+                tm.lap("SGD step")
             epoch = CLOCK() - t0
-            # the products of the epoch, replayed right after it (same load)
-            totals["gemm conv"] = time_gemms(conv_shapes, steps)
-            totals["gemm dense"] = time_gemms(dense_shapes, steps)
             if rep:
                 runs["epoch"].append(epoch)
-                for k, v in totals.items():
+                for k, v in tm.totals.items():
                     runs[k].append(v)
-    med = {k: statistics.median(v) for k, v in runs.items()}
-    epoch = med.pop("epoch")
-    conv, dense = med.pop("Conv2D"), med.pop("Dense")
-    im2col, col2im = med.pop("conv: im2col"), med.pop("conv: col2im")
-    conv_gemm, dense_gemm = med.pop("gemm conv"), med.pop("gemm dense")
-    parts = {
-        "GEMM of the convolutions (replayed)": conv_gemm,
-        "im2col": im2col,
-        "col2im": col2im,
-        "conv: padding, flip, bias, NCHW transposes": conv - im2col - col2im - conv_gemm,
-        "dense layers (3 small GEMMs + bias)": dense,
-        "pooling (AvgPool2D fwd + bwd)": med.pop("AvgPool2D"),
-        "activations (Sigmoid fwd + bwd)": med.pop("Sigmoid"),
-    }
-    parts.update(med)  # loss, SGD step, Flatten
-    parts["elsewhere (loop, batching, timers)"] = epoch - sum(parts.values())
-    print(f"replayed dense GEMMs alone: {dense_gemm:.3f} s (part of the dense layers' line)")
-    print(f"LeNet-5 28x28 sigmoid/avg, batch {bs}, float32, 1 BLAS thread, median of "
+    epochs = runs.pop("epoch")
+    best = epochs.index(min(epochs))           # the least disturbed epoch, all its parts
+    epoch = epochs[best]
+    parts = {k: v[best] for k, v in runs.items() if k != "elsewhere"}
+    parts["elsewhere (the loop, batching, layer calls)"] = epoch - sum(parts.values())
+    print(f"LeNet-5 28x28 sigmoid/avg, batch {bs}, float32, 1 BLAS thread, fastest of "
           f"{args.repeats} epochs; load average {os.getloadavg()[0]:.2f}")
-    print(f"epoch {epoch:.3f} s")
+    print(f"epoch {epoch:.3f} s (median {statistics.median(epochs):.3f} s)")
     for k, v in sorted(parts.items(), key=lambda kv: -kv[1]):
-        print(f"  {k:<46} {v:7.3f} s  {100 * v / epoch:5.1f} %")
+        print(f"  {k:<48} {v:7.3f} s  {100 * v / epoch:5.1f} %")
 
 
 if __name__ == "__main__":
