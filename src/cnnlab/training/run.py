@@ -53,6 +53,7 @@ class RunFolder:
         self.writer = writer
         self.metrics = MetricsWriter(self.path)
         self._lock = None
+        self.last_saved: tuple[int, int] | None = None   # (epoch, batch) of the checkpoint
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -119,6 +120,7 @@ class RunFolder:
     def save_checkpoint(self, state: dict) -> None:
         if self.writer:
             ckpt.save_checkpoint(self.checkpoint_path, state)
+        self.last_saved = (state["epoch"], state["batch"])
 
     def save_weights(self, model) -> None:
         if self.writer:

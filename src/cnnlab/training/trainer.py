@@ -459,6 +459,7 @@ class Trainer:
             first = str(err).strip().splitlines()[0][:200]
             raise CheckpointError(f"the checkpoint does not fit this model: {first}") from None
         self.state = TrainState.from_checkpoint(state)
+        self.run.last_saved = (state["epoch"], state["batch"])
         ckpt.set_rng_state(state["rng"])
         s = self.state
         self.say(f"resuming {self.run.path} at epoch {s.epoch + 1}, batch {s.batch} "
@@ -517,7 +518,13 @@ class Trainer:
             stopped_early = self.train_epochs(callbacks)
             return self.finish(stopped_early)
         except DivergedError as err:
-            raise DivergedError(f"{err}; the last checkpoint is in {run.path}") from None
+            if run.last_saved is None:
+                kept = f"no checkpoint was written to {run.path} yet"
+            else:
+                e, b = run.last_saved
+                kept = (f"{run.path} keeps the checkpoint of epoch {e}"
+                        + (f" (batch {b})" if b else ""))
+            raise DivergedError(f"{err}; {kept}") from None
         except KeyboardInterrupt:
             raise TrainingInterrupted(run.path, self.cfg.model, run.has_checkpoint()) from None
         finally:
