@@ -1,22 +1,21 @@
-"""Training: the trainer, checkpoints, metrics, plots and multi-process set-up.
+"""Training: the trainer, its run folder, epoch loop, callbacks, checkpoints, metrics, plots and
+multi-process set-up.
 
-The names are loaded on first use (PEP 562), so that :mod:`cnnlab.training.config` can be
-imported without torch.
+The names below are imported on first use (PEP 562), so that ``cnnlab.training.config`` (the
+settings, needed by ``cnnlab train --help``) can be read without importing torch.
 """
 
 from __future__ import annotations
 
-import importlib
+_EXPORTS = {"TrainConfig": "config", "compute_loss": "loop", "evaluate": "loop",
+            "train": "trainer"}
 
-_LAZY = {"TrainConfig": ".config", "compute_loss": ".trainer", "evaluate": ".trainer",
-         "train": ".trainer"}
-
-__all__ = ["TrainConfig", "compute_loss", "evaluate", "train"]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

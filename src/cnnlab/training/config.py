@@ -1,17 +1,27 @@
-"""The settings of a training run: :class:`TrainConfig` and the choices of its options.
+"""The settings of a training run (:class:`TrainConfig`) and the default thread count.
 
-No torch here, so that ``cnnlab train --help`` can show the defaults without importing it.
+``TrainConfig`` holds every option of ``cnnlab train``; it is JSON-serialisable and stored in
+the run's ``config.json`` (under ``"train"``) and in its checkpoint. :func:`choose_threads`
+picks torch's CPU thread count when ``--threads`` is not given.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip")
 AMP_MODES = ("none", "bf16", "fp16")
+NAMED_DATA = ("digits", "synthetic")
+
+# Options that --resume may change (recorded in config.json's "resumed" list); any other
+# option given with --resume must equal the run's (see trainer.resume_config).
+RESUME_SAFE = ("epochs", "patience", "checkpoint_every", "num_workers", "threads", "device",
+               "plots")
 
 
 @dataclass
@@ -44,7 +54,7 @@ class TrainConfig:
     augment: str = "auto"
     checkpoint_every: int = 0                          # steps; 0: at the end of epochs only
     num_workers: int = 0
-    threads: int | None = None                         # torch CPU threads; None: torch's default
+    threads: int | None = None                         # torch CPU threads; None: choose_threads
     device: str = "auto"
     runs_dir: str = "runs"
     name: str | None = None
@@ -103,3 +113,54 @@ class TrainConfig:
         if d.get("input_size") is not None:
             d["input_size"] = tuple(d["input_size"])
         return cls(**d)
+
+
+def absolute_data(spec: str) -> str:
+    """``digits`` and ``synthetic[:...]`` as given; a folder as an absolute path, so that a run
+    can be evaluated or resumed from any working directory."""
+    spec = str(spec)
+    if spec.split(":")[0] in NAMED_DATA:
+        return spec
+    return str(Path(spec).expanduser().resolve())
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask), else ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def choose_threads(processes: int = 1) -> tuple[int, str]:
+    """torch's CPU thread count for a run that did not ask for one, and why.
+
+    The usable cores (``os.sched_getaffinity``) are shared by the ``processes`` of this run on
+    this machine (torchrun's ``LOCAL_WORLD_SIZE``); the one-minute load average
+    (``os.getloadavg``) says how many of them other programs keep busy. Each process takes
+    ``round((cores - load) / processes)`` threads, at least 1 and at most torch's own default
+    (its count of physical cores): on a busy machine, threads that wait for a core make every
+    step wait for the slowest one (issue 16 measured 2 threads at 1.8-2.3x the time of 1 as soon
+    as one of 2 cores was busy).
+    """
+    cores = usable_cores()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    processes = max(1, processes)
+    free = max(0.0, cores - load)
+    n = max(1, min(_torch_default_threads(), round(free / processes)))
+    return n, f"auto: {cores} usable cores, load {load:.2f}, {processes} process(es)"
+
+
+_TORCH_DEFAULT: list[int] = []
+
+
+def _torch_default_threads() -> int:
+    """torch's own default, read once (before a run changes it with ``set_num_threads``)."""
+    if not _TORCH_DEFAULT:
+        import torch
+
+        _TORCH_DEFAULT.append(torch.get_num_threads())
+    return _TORCH_DEFAULT[0]
