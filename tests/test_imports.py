@@ -38,7 +38,8 @@ def cli(*args: str) -> str:
             f"assert rc in (0, None), rc")
 
 
-@pytest.mark.parametrize("args", [("--help",)] + [(name, "--help") for name in COMMANDS],
+@pytest.mark.parametrize("args", [("--help",), ("scratch", "train", "--help")]
+                         + [(name, "--help") for name in COMMANDS],
                          ids=lambda a: " ".join(a))
 def test_help_does_not_import_torch(args):
     res = loaded_after(cli(*args))
