@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
     g.add_argument("--augment", choices=AUGMENTS,
                    help="training augmentation (default auto: crop+flip for CIFAR, flip for "
                    "colour image folders, none for digits and MNIST)")
+    g.add_argument("--skip-bad", action="store_true",
+                   help="leave out the image files of a folder that cannot be read (they are "
+                   "counted) instead of stopping with their list")
     g.add_argument("--workers", dest="num_workers", type=int, help="DataLoader worker processes "
                    f"(default {d.num_workers})")
     m = p.add_argument_group("model")
@@ -113,5 +116,14 @@ def run(args) -> int:
     from ..training.trainer import train
 
     cfg = config_from_args(args)
-    train(cfg, resume=args.resume)
+    data = None
+    if getattr(args, "skip_bad", False):
+        from ..data import load_data
+        from ..errors import DataError
+
+        if args.resume:
+            raise DataError("--skip-bad cannot be combined with --resume yet; remove the "
+                            "unreadable files from the folder, then resume")
+        data = load_data(cfg.data, cfg.data_format, skip_bad=True)
+    train(cfg, resume=args.resume, data=data)
     return 0
