@@ -5,7 +5,6 @@ image folders and a synthetic set; see :func:`load_data`.
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..errors import DataError

@@ -20,7 +20,6 @@ from .losses import softmax_cross_entropy
 from .model import Sequential, lenet5
 from .optim import SGD
 
-
 # An epoch whose mean training loss is more than this many times the loss of guessing
 # (ln of the number of classes) has diverged: training stops.
 DIVERGED = 10
