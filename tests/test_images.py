@@ -197,6 +197,21 @@ def test_limit_from_the_environment_and_one_warning_line(tmp_path, capsys, monke
         read_image(tmp_path / "large.png")
 
 
+def test_large_images_of_a_folder_are_reported_once(tmp_path, capsys, monkeypatch):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(4):
+            Image.new("L", (12, 12) if i < 3 else (4, 4), 9).save(tmp_path / c / f"{i}.png")
+    monkeypatch.setenv("CNNLAB_MAX_IMAGE_PIXELS", "200")  # 12x12 = 144 > 100
+    d = load_data(str(tmp_path))
+    for ds in (d.train, d.val, d.test):
+        for i in range(len(ds)):
+            ds[i]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "6 images have more than half the limit of 200" in err
+    assert "a/0.png (12x12)" in err and "and 1 more" in err
+
+
 @pytest.mark.parametrize("command", ["filter", "visualize", "predict", "train"])
 def test_cli_huge_image_is_one_line_naming_the_limit(tmp_path, command, tiny_run):
     bomb = png_header_only(tmp_path / "bomb.png", 20000, 20000)
@@ -312,3 +327,12 @@ def test_filter_and_visualize_read_16_bit_like_8_bit(tiny_run, twin_images, tmp_
     assert res.returncode == 0, res.stderr
     want = F.apply_filter(g8, "sobel-x")  # the 8-bit twin's response, gray levels 0..255
     np.testing.assert_allclose(np.load(tmp_path / "f.npy"), want, atol=1e-6)
+
+
+def test_evaluate_a_skip_bad_run_on_its_folder(tiny_run):
+    res = cli_env("evaluate", str(tiny_run))
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
+    assert "1 of 17 image files cannot be read: left/notes.png" in res.stderr
+    res = cli_env("evaluate", str(tiny_run), "--skip-bad", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["classes"] == ["left", "right"]

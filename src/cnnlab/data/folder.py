@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError, ImageTooLargeError
 from .base import DataSplits, split_indices
-from .images import GRAY_MODES, MAX_PIXELS_ENV, load_image, verify_image
+from .images import GRAY_MODES, MAX_PIXELS_ENV, load_image, max_image_pixels, verify_image
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 # ImageNet statistics: the usual choice for photographs when the folder's own are unknown.
@@ -103,14 +103,18 @@ def check_files(files: list[Path], root: Path, skip_bad: bool = False
     (with a warning line counting them) when ``skip_bad``."""
     from tqdm import tqdm
 
-    good, modes, bad = [], [], []
+    good, modes, bad, large = [], [], [], []
     too_large = False
+    limit = max_image_pixels()
     bar = tqdm(files, desc=f"checking {len(files)} images", unit="file", leave=False,
                disable=len(files) < PROGRESS_FROM, file=sys.stderr)
     for f in bar:
         try:
-            modes.append(verify_image(f))
+            mode, (w, h) = verify_image(f)
+            modes.append(mode)
             good.append(f)
+            if limit is not None and w * h > limit // 2:
+                large.append(f"{_rel(f, root)} ({w}x{h})")
         except ImageTooLargeError as err:
             too_large = True
             bad.append(f"{_rel(f, root)} ({err.reason})")
@@ -127,6 +131,10 @@ def check_files(files: list[Path], root: Path, skip_bad: bool = False
                             f"{hint}")
         _warn(f"{root}: left out {len(bad)} of {len(files)} image files that cannot be "
               f"read: {shown}")
+    if large:
+        _warn(f"{root}: {len(large)} images have more than half the limit of {limit:,} pixels "
+              f"(slow to read, much memory): {', '.join(large[:SHOW_BAD])}"
+              + (f" and {len(large) - SHOW_BAD} more" if len(large) > SHOW_BAD else ""))
     return good, modes
 
 
@@ -145,7 +153,8 @@ class ImageFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int):
-        return load_image(self.files[i], self.channels), int(self.labels[i])
+        # large images were reported once when the folder was checked, not at every read
+        return load_image(self.files[i], self.channels, warn=False), int(self.labels[i])
 
 
 def load_folder(root: str | Path, skip_bad: bool = False) -> DataSplits:

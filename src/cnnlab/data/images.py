@@ -141,17 +141,17 @@ def _unreadable(path, err: Exception) -> DataError:
     return out
 
 
-def verify_image(path: str | Path) -> str:
+def verify_image(path: str | Path) -> tuple[str, tuple[int, int]]:
     """Check that ``path`` is an image Pillow can read (its header, its size against the
-    limit, and Pillow's ``verify`` of the data where the format has one); returns its mode.
-    Raises DataError (ImageTooLargeError for the size) naming the file."""
+    limit, and Pillow's ``verify`` of the data where the format has one); returns its mode and
+    (width, height). Raises DataError (ImageTooLargeError for the size) naming the file."""
     with open_image(path, warn=False) as im:
-        mode = im.mode
+        mode, size = im.mode, im.size
         try:
             im.verify()
         except Exception as err:
             raise _unreadable(path, err) from None
-    return mode
+    return mode, size
 
 
 def to_array(im, channels: int | None = None, dtype=np.float32) -> np.ndarray:
@@ -207,11 +207,13 @@ def resize_array(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def read_image(path: str | Path, channels: int | None = None,
-               size: tuple[int, int] | None = None, dtype=np.float32) -> np.ndarray:
+               size: tuple[int, int] | None = None, dtype=np.float32,
+               warn: bool = True) -> np.ndarray:
     """The image at ``path`` as a float array C x H x W in [0, 1] (see the module doc for
     every mode), optionally resized (bilinear) to ``size`` = (H, W). A file that is missing,
-    not an image, corrupt or too large raises DataError naming it."""
-    with open_image(path) as im:
+    not an image, corrupt or too large raises DataError naming it; ``warn``: print a warning
+    line for an image over half the pixel limit."""
+    with open_image(path, warn) as im:
         try:
             im.seek(0)
             a = to_array(im, channels, dtype)
@@ -224,8 +226,8 @@ def read_image(path: str | Path, channels: int | None = None,
     return a.transpose(2, 0, 1).copy()
 
 
-def load_image(path: str | Path, channels: int | None = None):
+def load_image(path: str | Path, channels: int | None = None, warn: bool = True):
     """:func:`read_image` as a torch tensor C x H x W (the training and ``predict`` loader)."""
     import torch
 
-    return torch.from_numpy(read_image(path, channels))
+    return torch.from_numpy(read_image(path, channels, warn=warn))
