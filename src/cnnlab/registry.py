@@ -126,9 +126,9 @@ def builder_parameters(name: str) -> tuple[dict[str, inspect.Parameter], bool]:
     params.update({k: p for k, p in sig.parameters.items()
                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)})
     if open_ended:
-        cls = fn.__globals__.get(str(sig.return_annotation)) if isinstance(
-            sig.return_annotation, str) else sig.return_annotation
-        if not isinstance(cls, type):
+        ret = sig.return_annotation
+        cls = fn.__globals__.get(ret) if isinstance(ret, str) else ret
+        if cls is inspect.Signature.empty or not isinstance(cls, type):
             return params, True
         init = inspect.signature(cls)
         open_ended = any(p.kind is p.VAR_KEYWORD for p in init.parameters.values())
