@@ -40,14 +40,6 @@ def test_cli_bad_model_arg_is_one_line(cli, tmp_path, model, arg, needles):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_cli_head_mismatch_hint_names_the_real_flag(cli, tmp_path):
-    # num_classes=5 on the 10 digits: the head does not fit; the hint names --model-arg
-    res = cli("train", "lenet5", "--model-arg", "num_classes=5", "--epochs", "1",
-              "--runs-dir", str(tmp_path / "runs"))
-    one_line_error(res, "check --model-arg")
-    assert "--model-kwargs" not in res.stderr
-
-
 def test_model_argument_errors_are_user_errors_but_builder_bugs_are_not():
     with pytest.raises(ModelArgumentError, match="resnet20 does not take the argument 'x'"):
         cnnlab.create_model("resnet20", x=1)

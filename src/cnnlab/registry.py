@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .errors import ModelArgumentError, UnknownModelError
+from .errors import UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,35 @@ def get_entry(name: str) -> ModelEntry:
 
 
 _UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build the registered model ``name``; keyword arguments override its defaults.
+
+    Arguments given as ``None`` are dropped, so callers can pass optional settings through.
+    An argument the model does not take raises ``TypeError`` naming the model and argument.
+    """
+    entry = get_entry(name)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    check_model_kwargs(name, kwargs)  # ModelArgumentError (a TypeError) for a user mistake
+    try:
+        model = entry.builder(**kwargs)
+    except TypeError as err:
+        from .errors import ModelArgumentError
+
+        m = _UNEXPECTED.search(str(err))
+        if m and m.group(1) in kwargs:
+            raise ModelArgumentError(f"{name} does not take the argument {m.group(1)!r}"
+                                     ) from None
+        m = _MULTIPLE.search(str(err))
+        if m and m.group(1) in kwargs:
+            raise ModelArgumentError(f"{name} sets {m.group(1)!r} itself (it defines the "
+                                     "variant); it cannot be given") from None
+        raise
+    model.model_name = name
+    return model
+
+
 _MULTIPLE = re.compile(r"got multiple values for (?:keyword )?argument '(\w+)'")
 # Simple annotations whose values are checked before building: name -> (test, what it takes).
 _KINDS = {
@@ -142,6 +171,8 @@ def check_model_kwargs(name: str, kwargs: dict) -> None:
     """Refuse, with :class:`ModelArgumentError`, an argument model ``name`` does not take or a
     value whose type does not fit a simple annotation (``int``, ``float``, ``bool``, ``str``,
     unions of them with ``None``); other annotations are left to the builder."""
+    from .errors import ModelArgumentError
+
     params, open_ended = builder_parameters(name)
     for key, value in kwargs.items():
         if key not in params:
@@ -159,30 +190,3 @@ def check_model_kwargs(name: str, kwargs: dict) -> None:
             takes = " or ".join(_KINDS[k][1] for k in kinds)
             raise ModelArgumentError(f"{name}'s argument {key!r} takes {takes}, got "
                                      f"{value!r} ({type(value).__name__})")
-
-
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build the registered model ``name``; keyword arguments override its defaults.
-
-    Arguments given as ``None`` are dropped, so callers can pass optional settings through.
-    An argument the model does not take, or a value of the wrong type for a simple
-    annotation, raises :class:`~cnnlab.errors.ModelArgumentError` (a ``TypeError``) naming
-    the model and the argument (see :func:`check_model_kwargs`).
-    """
-    entry = get_entry(name)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    check_model_kwargs(name, kwargs)
-    try:
-        model = entry.builder(**kwargs)
-    except TypeError as err:
-        m = _UNEXPECTED.search(str(err))
-        if m and m.group(1) in kwargs:
-            raise ModelArgumentError(f"{name} does not take the argument {m.group(1)!r}"
-                                     ) from None
-        m = _MULTIPLE.search(str(err))
-        if m and m.group(1) in kwargs:
-            raise ModelArgumentError(f"{name} sets {m.group(1)!r} itself (it defines the "
-                                     "variant); it cannot be given") from None
-        raise
-    model.model_name = name
-    return model

@@ -112,18 +112,23 @@ def config_from_args(args):
     return TrainConfig(model=args.model, **recommended, **given)
 
 
+def skip_bad_data(args, cfg):
+    """The data loaded with ``--skip-bad`` (unreadable image files left out), or None: the
+    trainer then loads it itself."""
+    if not getattr(args, "skip_bad", False):
+        return None
+    from ..data import load_data
+    from ..errors import DataError
+
+    if args.resume:
+        raise DataError("--skip-bad cannot be combined with --resume yet; remove the "
+                        "unreadable files from the folder, then resume")
+    return load_data(cfg.data, cfg.data_format, skip_bad=True)
+
+
 def run(args) -> int:
     from ..training.trainer import train
 
     cfg = config_from_args(args)
-    data = None
-    if getattr(args, "skip_bad", False):
-        from ..data import load_data
-        from ..errors import DataError
-
-        if args.resume:
-            raise DataError("--skip-bad cannot be combined with --resume yet; remove the "
-                            "unreadable files from the folder, then resume")
-        data = load_data(cfg.data, cfg.data_format, skip_bad=True)
-    train(cfg, resume=args.resume, data=data)
+    train(cfg, resume=args.resume, data=skip_bad_data(args, cfg))
     return 0

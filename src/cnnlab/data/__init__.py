@@ -1,9 +1,13 @@
 """Data sets: the bundled digits, MNIST/Fashion-MNIST (IDX), CIFAR-10/100 (binary and python),
 image folders and a synthetic set; see :func:`load_data`.
+
+The classes (which need torch) are loaded on first use (PEP 562), so that ``FORMATS`` can be
+read by ``cnnlab ... --help`` without importing torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,18 +16,17 @@ from ..errors import DataError
 if TYPE_CHECKING:
     from .base import DataSplits
 
-# Loaded on first use (PEP 562), so that ``cnnlab.data.images`` (used by ``cnnlab filter``)
-# does not import torch.
-_LAZY = {"DataSplits": "base", "Prepared": "base", "TensorImages": "base", "labels_of": "base",
-         "Augment": "transforms", "Preprocess": "transforms"}
+_LAZY = {"DataSplits": ".base", "Prepared": ".base", "TensorImages": ".base",
+         "labels_of": ".base", "Augment": ".transforms", "Preprocess": ".transforms"}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 FORMATS = ("auto", "digits", "synthetic", "mnist", "fashion-mnist", "cifar10", "cifar100",
            "folder")

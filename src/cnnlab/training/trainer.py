@@ -288,7 +288,7 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
                               "give another --input-size") from None
     if out.shape != (2, data.num_classes):
         raise InputShapeError(f"{cfg.model} gives outputs of shape {tuple(out.shape[1:])} for "
-                              f"{data.num_classes} classes; check --model-arg")
+                              f"{data.num_classes} classes; check --model-kwargs")
     model.train()
     aug = augment_for(cfg, data, pre)
     prepared = RunData(
