@@ -17,6 +17,8 @@ import cnnlab
 from cnnlab.data import load_data
 from cnnlab.errors import CnnlabError, DataError, ModelArgumentError, TrainingDivergedError
 
+from .test_images import run_main
+
 
 def one_line_error(res, *needles: str) -> None:
     assert res.returncode == 2, (res.returncode, res.stderr)
@@ -33,9 +35,9 @@ def one_line_error(res, *needles: str) -> None:
     ("mobilenet_v1", "width_mult=abc",
      ["mobilenet_v1's argument 'width_mult' takes a number, got 'abc'"]),
 ])
-def test_cli_bad_model_arg_is_one_line(cli, tmp_path, model, arg, needles):
-    res = cli("train", model, "--model-arg", arg, "--epochs", "1", "--runs-dir",
-              str(tmp_path / "runs"))
+def test_cli_bad_model_arg_is_one_line(capsys, tmp_path, model, arg, needles):
+    res = run_main(capsys, "train", model, "--model-arg", arg, "--epochs", "1", "--runs-dir",
+                   tmp_path / "runs")
     one_line_error(res, "cnnlab train: error: ", *needles)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
@@ -84,13 +86,13 @@ def gray_folder(root, classes=("a", "b"), n=4):
     return root
 
 
-def test_cli_bad_files_are_listed_at_once_before_training(cli, tmp_path):
+def test_cli_bad_files_are_listed_at_once_before_training(capsys, tmp_path):
     root = gray_folder(tmp_path / "data")
     for i in range(7):
         (root / "a" / f"text{i}.png").write_text("hello")
     (root / "b" / "cut.png").write_bytes((root / "b" / "0.png").read_bytes()[:40])
-    res = cli("train", "lenet5", "--data", str(root), "--epochs", "1",
-              "--runs-dir", str(tmp_path / "runs"))
+    res = run_main(capsys, "train", "lenet5", "--data", root, "--epochs", "1",
+                   "--runs-dir", tmp_path / "runs")
     one_line_error(res, "8 of 16 image files cannot be read: a/text0.png (not an image format "
                    "Pillow recognises)", "and 3 more", "--skip-bad")
     assert not (tmp_path / "runs").exists()  # nothing was trained or written
@@ -154,9 +156,9 @@ def test_folder_is_listed_in_one_scandir_pass(tmp_path, monkeypatch):
 @pytest.mark.parametrize("lr,needle", [("nan", "the learning rate must be a positive finite "
                                         "number, got nan"),
                                        ("1e6", "training diverged: the mean loss of epoch 1")])
-def test_cli_scratch_train_stops_on_a_bad_learning_rate(cli, tmp_path, lr, needle):
-    res = cli("scratch", "train", "--lr", lr, "--epochs", "2", "--no-progress",
-              "--out", str(tmp_path / "out"))
+def test_cli_scratch_train_stops_on_a_bad_learning_rate(capsys, tmp_path, lr, needle):
+    res = run_main(capsys, "scratch", "train", "--lr", lr, "--epochs", "2", "--no-progress",
+                   "--out", tmp_path / "out")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.strip().count("\n") == 0 and needle in res.stderr
     assert "lower the learning rate" in res.stderr or "try --lr" in res.stderr
@@ -190,12 +192,12 @@ def cifar_binary(root, labels_train, labels_test, names):
     return root
 
 
-def test_cli_cifar_folder_with_three_class_names_trains(cli, tmp_path):
+def test_cli_cifar_folder_with_three_class_names_trains(capsys, tmp_path):
     root = cifar_binary(tmp_path / "c3", [0, 1, 2] * 4, [2, 1, 0], ["red", "green", "blue"])
     d = load_data(str(root))
     assert d.name == "cifar10" and d.classes == ["red", "green", "blue"] and d.num_classes == 3
-    res = cli("train", "lenet5", "--data", str(root), "--epochs", "1", "--no-plots",
-              "--runs-dir", str(tmp_path / "runs"), "--name", "c3")
+    res = run_main(capsys, "train", "lenet5", "--data", root, "--epochs", "1", "--no-plots",
+                   "--runs-dir", tmp_path / "runs", "--name", "c3")
     assert res.returncode == 0, res.stderr
     import json
     assert json.loads((tmp_path / "runs" / "c3" / "config.json").read_text())["classes"] == \

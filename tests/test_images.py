@@ -6,12 +6,15 @@ stored values and the documented rule of each mode (cnnlab.data.images).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import struct
 import subprocess
 import sys
 import zlib
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -29,6 +32,17 @@ def cli_env(*args: str, env: dict | None = None, cwd=None, timeout: float = 300)
     full = dict(os.environ, PYTHONPATH=str(REPO / "src"), COLUMNS="120", **(env or {}))
     return subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True,
                           text=True, timeout=timeout, env=full, cwd=cwd)
+
+
+def run_main(capsys, *argv):
+    """The real entry point, ``cnnlab.cli.main``, in this process (no interpreter start-up):
+    an object with ``returncode``, ``stdout`` and ``stderr`` like a finished subprocess."""
+    from cnnlab.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
 
 def png_header_only(path, width: int, height: int):
@@ -213,7 +227,8 @@ def test_large_images_of_a_folder_are_reported_once(tmp_path, capsys, monkeypatc
 
 
 @pytest.mark.parametrize("command", ["filter", "visualize", "predict", "train"])
-def test_cli_huge_image_is_one_line_naming_the_limit(tmp_path, command, tiny_run):
+def test_cli_huge_image_is_one_line_naming_the_limit(tmp_path, command, tiny_run, capsys,
+                                                     monkeypatch):
     bomb = png_header_only(tmp_path / "bomb.png", 20000, 20000)
     if command == "filter":
         argv = ["filter", str(bomb), "--kernel", "sobel", "--out", str(tmp_path / "o.png")]
@@ -229,7 +244,8 @@ def test_cli_huge_image_is_one_line_naming_the_limit(tmp_path, command, tiny_run
         os.replace(bomb, tmp_path / "data" / "a" / "bomb.png")
         argv = ["train", "lenet5", "--data", str(tmp_path / "data"), "--epochs", "1",
                 "--runs-dir", str(tmp_path / "runs")]
-    res = cli_env(*argv, env={"CNNLAB_MAX_IMAGE_PIXELS": ""})
+    monkeypatch.delenv("CNNLAB_MAX_IMAGE_PIXELS", raising=False)
+    res = run_main(capsys, *argv)
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr and res.stderr.strip().count("\n") == 0, res.stderr
     assert "bomb.png" in res.stderr and "178,956,970" in res.stderr
@@ -241,6 +257,7 @@ def test_cli_pillow_warning_is_one_clean_line(tmp_path):
     # would print its DecompressionBombWarning with a source line; cnnlab prints one line.
     # (The header-only file then fails to decode: a second, one-line error.)
     big = png_header_only(tmp_path / "big.png", 10000, 10000)
+    # (a subprocess: in pytest's process, a leaked Python warning would be captured by pytest)
     res = cli_env("filter", str(big), "--kernel", "sobel", "--out", str(tmp_path / "o.png"),
                   env={"CNNLAB_MAX_IMAGE_PIXELS": ""})
     assert "DecompressionBomb" not in res.stderr and "Traceback" not in res.stderr
@@ -279,11 +296,15 @@ def tiny_run(tmp_path_factory):
             Image.fromarray(a).save(d / "data" / c / f"{i}.png")
     (d / "data" / "left" / "notes.png").write_text("not an image")
     (d / "data" / "empty").mkdir()
-    res = cli_env("train", "lenet5", "--data", str(d / "data"), "--epochs", "1", "--skip-bad",
-                  "--runs-dir", str(d / "runs"), "--name", "tiny", "--no-plots",
-                  "--batch-size", "4")
-    assert res.returncode == 0, res.stderr
-    (d / "runs" / "tiny" / "train_stderr.txt").write_text(res.stderr)
+    from cnnlab.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["train", "lenet5", "--data", str(d / "data"), "--epochs", "1",
+                     "--skip-bad", "--runs-dir", str(d / "runs"), "--name", "tiny",
+                     "--no-plots", "--batch-size", "4"])
+    assert code == 0, err.getvalue()
+    (d / "runs" / "tiny" / "train_stderr.txt").write_text(err.getvalue())
     return d / "runs" / "tiny"
 
 
@@ -298,9 +319,9 @@ def test_skip_bad_and_empty_class_through_train(tiny_run):
     assert config["data"]["train"] + config["data"]["val"] + config["data"]["test"] == 16
 
 
-def test_16_bit_image_predicts_like_its_8_bit_twin(tiny_run, twin_images):
+def test_16_bit_image_predicts_like_its_8_bit_twin(tiny_run, twin_images, capsys):
     eight, sixteen = twin_images
-    res = cli_env("predict", str(tiny_run), str(eight), str(sixteen), "--json")
+    res = run_main(capsys, "predict", tiny_run, eight, sixteen, "--json")
     assert res.returncode == 0, res.stderr
     a, b = json.loads(res.stdout)
     assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
@@ -308,7 +329,7 @@ def test_16_bit_image_predicts_like_its_8_bit_twin(tiny_run, twin_images):
         assert tb["probability"] == pytest.approx(ta["probability"], abs=1e-6)
 
 
-def test_filter_and_visualize_read_16_bit_like_8_bit(tiny_run, twin_images, tmp_path):
+def test_filter_and_visualize_read_16_bit_like_8_bit(tiny_run, twin_images, tmp_path, capsys):
     from cnnlab.commands.filter import read_grayscale
     from cnnlab.commands.visualize import load_image as vis_load
 
@@ -322,17 +343,17 @@ def test_filter_and_visualize_read_16_bit_like_8_bit(tiny_run, twin_images, tmp_
     np.testing.assert_allclose(x16.numpy(), x8.numpy(), atol=1e-5)
     from cnnlab import filters as F
 
-    res = cli_env("filter", str(sixteen), "--kernel", "sobel-x", "--out", str(tmp_path / "f.npy"),
-                  "--figure", "none")
+    res = run_main(capsys, "filter", sixteen, "--kernel", "sobel-x", "--out", tmp_path / "f.npy",
+                   "--figure", "none")
     assert res.returncode == 0, res.stderr
     want = F.apply_filter(g8, "sobel-x")  # the 8-bit twin's response, gray levels 0..255
     np.testing.assert_allclose(np.load(tmp_path / "f.npy"), want, atol=1e-6)
 
 
-def test_evaluate_a_skip_bad_run_on_its_folder(tiny_run):
-    res = cli_env("evaluate", str(tiny_run))
+def test_evaluate_a_skip_bad_run_on_its_folder(tiny_run, capsys):
+    res = run_main(capsys, "evaluate", tiny_run)
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
     assert "1 of 17 image files cannot be read: left/notes.png" in res.stderr
-    res = cli_env("evaluate", str(tiny_run), "--skip-bad", "--json")
+    res = run_main(capsys, "evaluate", tiny_run, "--skip-bad", "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["classes"] == ["left", "right"]
