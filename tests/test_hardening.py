@@ -102,6 +102,18 @@ def test_cli_bad_files_are_listed_at_once_before_training(capsys, tmp_path):
     assert len(files) == 8 and not any("text" in f.name or f.name == "cut.png" for f in files)
 
 
+def test_bad_files_of_every_split_in_one_error(tmp_path):
+    for split in ("train", "val", "test"):
+        gray_folder(tmp_path / "d" / split, n=2)
+    (tmp_path / "d" / "train" / "a" / "x.png").write_text("x")
+    (tmp_path / "d" / "test" / "b" / "y.png").write_text("y")
+    with pytest.raises(DataError, match=r"d: 2 of 14 image files cannot be read: train/a/x.png "
+                                        r"\(.*\); test/b/y.png"):
+        load_data(str(tmp_path / "d"))
+    d = load_data(str(tmp_path / "d"), skip_bad=True)
+    assert (len(d.train), len(d.val), len(d.test)) == (4, 4, 4)
+
+
 def test_truncated_png_is_found_by_the_check(tmp_path):
     root = gray_folder(tmp_path / "data")
     Image.fromarray(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64) * 7).save(

@@ -7,8 +7,9 @@ are ignored; a class folder holds its images at any depth.
 
 The folder is listed once (``os.scandir``, one pass per split) and every file is checked
 before training starts (Pillow reads its header and verifies it; a progress bar shows on
-folders of :data:`PROGRESS_FROM` files or more): the unreadable files are reported together in
-one error, or left out with ``skip_bad=True`` (``cnnlab train --skip-bad``) and counted. A
+folders of :data:`PROGRESS_FROM` files or more when stderr is a terminal): the unreadable files
+of all splits are reported together in one error, or left out with ``skip_bad=True``
+(``cnnlab train --skip-bad``) and counted. A
 class folder without images is left out with a warning line naming it. Images are read
 lazily with :func:`cnnlab.data.images.load_image` (every bit depth scaled to [0, 1]); they are
 kept grayscale when every image is grayscale, else converted to RGB.
@@ -107,7 +108,7 @@ def check_files(files: list[Path], root: Path, skip_bad: bool = False
     too_large = False
     limit = max_image_pixels()
     bar = tqdm(files, desc=f"checking {len(files)} images", unit="file", leave=False,
-               disable=len(files) < PROGRESS_FROM, file=sys.stderr)
+               disable=len(files) < PROGRESS_FROM or not sys.stderr.isatty(), file=sys.stderr)
     for f in bar:
         try:
             mode, (w, h) = verify_image(f)
@@ -164,23 +165,29 @@ def load_folder(root: str | Path, skip_bad: bool = False) -> DataSplits:
     has_train = (root / "train").is_dir()
     base = root / "train" if has_train else root
 
-    def scan(where: Path, warn_empty: bool) -> tuple[dict[str, list[Path]], list[str]]:
-        empty: list[str] = []
-        found = scan_classes(where, empty)
-        files = [f for fs in found.values() for f in fs]
-        good, modes = check_files(files, where, skip_bad)
-        keep = set(good)
-        kept = {c: [f for f in fs if f in keep] for c, fs in found.items()}
-        empty += [c for c, fs in kept.items() if not fs]  # every file of it was bad
-        kept = {c: fs for c, fs in kept.items() if fs}
-        if empty and warn_empty:
-            _warn(f"{where}: class folder{'s' if len(empty) > 1 else ''} "
-                  f"{', '.join(sorted(empty))} {'have' if len(empty) > 1 else 'has'} no "
-                  f"readable images and {'are' if len(empty) > 1 else 'is'} left out; "
-                  f"{len(kept)} classes found: {', '.join(kept)}")
-        return kept, modes
-
-    classes_map, modes = scan(base, warn_empty=True)
+    # List every split, then check all their files at once: one error lists every bad file.
+    where = {"train": base}
+    if has_train:
+        where.update({s: root / s for s in ("val", "test") if (root / s).is_dir()})
+    found, empty = {}, {}
+    for split, folder in where.items():
+        empty[split] = []
+        found[split] = scan_classes(folder, empty[split])
+    good, modes = check_files([f for m in found.values() for fs in m.values() for f in fs],
+                              root, skip_bad)
+    keep = set(good)
+    for split, m in found.items():
+        kept = {c: [f for f in fs if f in keep] for c, fs in m.items()}
+        empty[split] += [c for c, fs in kept.items() if not fs]  # every file of it was bad
+        found[split] = {c: fs for c, fs in kept.items() if fs}
+    classes_map = found.pop("train")
+    other = found
+    if empty["train"]:
+        e = sorted(empty["train"])
+        _warn(f"{base}: class folder{'s' if len(e) > 1 else ''} {', '.join(e)} "
+              f"{'have' if len(e) > 1 else 'has'} no readable images and "
+              f"{'are' if len(e) > 1 else 'is'} left out; {len(classes_map)} classes found: "
+              f"{', '.join(classes_map)}")
     if not classes_map:
         raise DataError(f"{root}: no class sub-folders with images "
                         f"({', '.join(sorted(EXTENSIONS))})")
@@ -189,12 +196,6 @@ def load_folder(root: str | Path, skip_bad: bool = False) -> DataSplits:
                         "need a sub-folder per class")
     classes = list(classes_map)
     index = {c: i for i, c in enumerate(classes)}
-    other = {}
-    if has_train:
-        for split in ("val", "test"):
-            if (root / split).is_dir():
-                other[split], more = scan(root / split, warn_empty=False)
-                modes += more
     channels = 1 if all(m in GRAY_MODES for m in modes) else 3
 
     def from_map(m: dict[str, list[Path]], where: Path) -> ImageFiles:
