@@ -73,11 +73,14 @@ def _warn(message: str) -> None:
     print(f"cnnlab: warning: {message}", file=sys.stderr)
 
 
+_FROM_ENV = object()  # check_size's default limit: max_image_pixels()
+
+
 def check_size(path: str | Path, size: tuple[int, int], warn: bool = True,
-               limit: int | None | str = "default") -> None:
-    """Refuse (ImageTooLargeError) an image over the pixel limit (default:
-    :func:`max_image_pixels`); print a warning line above half of it."""
-    if limit == "default":
+               limit=_FROM_ENV) -> None:
+    """Refuse (ImageTooLargeError) an image over ``limit`` pixels (default:
+    :func:`max_image_pixels`; None: no limit); print a warning line above half of it."""
+    if limit is _FROM_ENV:
         limit = max_image_pixels()
     if limit is None:
         return
