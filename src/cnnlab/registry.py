@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
+import numbers
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,12 +137,80 @@ def create_model(name: str, **kwargs) -> nn.Module:
     """
     entry = get_entry(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    check_model_kwargs(name, kwargs)  # ModelArgumentError (a TypeError) for a user mistake
     try:
         model = entry.builder(**kwargs)
     except TypeError as err:
+        from .errors import ModelArgumentError
+
         m = _UNEXPECTED.search(str(err))
         if m and m.group(1) in kwargs:
-            raise TypeError(f"{name} does not take the argument {m.group(1)!r}") from None
+            raise ModelArgumentError(f"{name} does not take the argument {m.group(1)!r}"
+                                     ) from None
+        m = _MULTIPLE.search(str(err))
+        if m and m.group(1) in kwargs:
+            raise ModelArgumentError(f"{name} sets {m.group(1)!r} itself (it defines the "
+                                     "variant); it cannot be given") from None
         raise
     model.model_name = name
     return model
+
+
+_MULTIPLE = re.compile(r"got multiple values for (?:keyword )?argument '(\w+)'")
+# Simple annotations whose values are checked before building: name -> (test, what it takes).
+_KINDS = {
+    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "None": (lambda v: v is None, "null"),
+}
+
+
+def builder_parameters(name: str) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The named keyword arguments model ``name`` takes: its builder's, and, where the builder
+    passes ``**kwargs`` on to the class its return annotation names, that class's; and whether
+    other names may be valid too (the class, or a builder without a return class, takes
+    ``**kwargs``)."""
+    fn = get_entry(name).builder
+    params = {}
+    sig = inspect.signature(fn)
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    params.update({k: p for k, p in sig.parameters.items()
+                   if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)})
+    if open_ended:
+        ret = sig.return_annotation
+        cls = fn.__globals__.get(ret) if isinstance(ret, str) else ret
+        if cls is inspect.Signature.empty or not isinstance(cls, type):
+            return params, True
+        init = inspect.signature(cls)
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in init.parameters.values())
+        for k, p in init.parameters.items():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                params.setdefault(k, p)
+    return params, open_ended
+
+
+def check_model_kwargs(name: str, kwargs: dict) -> None:
+    """Refuse, with :class:`ModelArgumentError`, an argument model ``name`` does not take or a
+    value whose type does not fit a simple annotation (``int``, ``float``, ``bool``, ``str``,
+    unions of them with ``None``); other annotations are left to the builder."""
+    from .errors import ModelArgumentError
+
+    params, open_ended = builder_parameters(name)
+    for key, value in kwargs.items():
+        if key not in params:
+            if open_ended:
+                continue
+            raise ModelArgumentError(f"{name} does not take the argument {key!r}; it takes "
+                                     f"{', '.join(params)}")
+        ann = params[key].annotation
+        if not isinstance(ann, str):
+            ann = getattr(ann, "__name__", str(ann))
+        kinds = [part.strip() for part in ann.split("|")]
+        if not all(k in _KINDS for k in kinds):
+            continue
+        if not any(_KINDS[k][0](value) for k in kinds):
+            takes = " or ".join(_KINDS[k][1] for k in kinds)
+            raise ModelArgumentError(f"{name}'s argument {key!r} takes {takes}, got "
+                                     f"{value!r} ({type(value).__name__})")

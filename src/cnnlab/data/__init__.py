@@ -53,9 +53,10 @@ def detect_format(path: Path) -> str:
                     "batches or one sub-folder of images per class")
 
 
-def load_data(spec: str = "digits", fmt: str = "auto") -> DataSplits:
+def load_data(spec: str = "digits", fmt: str = "auto", skip_bad: bool = False) -> DataSplits:
     """Load a data set: ``"digits"``, ``"synthetic[:opts]"`` or a folder (format detected or
-    given as ``fmt``)."""
+    given as ``fmt``). ``skip_bad``: leave out the unreadable files of an image folder (with a
+    warning counting them) instead of refusing it."""
     if fmt not in FORMATS:
         raise DataError(f"unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}")
     spec = str(spec)
@@ -76,7 +77,7 @@ def load_data(spec: str = "digits", fmt: str = "auto") -> DataSplits:
         from .cifar import load_cifar
         return load_cifar(path, kind)
     from .folder import load_folder
-    return load_folder(path)
+    return load_folder(path, skip_bad=skip_bad)
 
 
 __all__ = ["FORMATS", "Augment", "DataSplits", "Prepared", "Preprocess", "TensorImages",
