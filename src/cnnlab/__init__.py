@@ -7,6 +7,7 @@ Build any registered architecture with :func:`create_model`, list them with
 from .analysis import conv_cost, count_macs, receptive_field, summary
 from .errors import CnnlabError, InputShapeError, UnknownModelError
 from .models.base import AuxOutput, main_logits
+from .pretrained import load_pretrained
 from .registry import create_model, get_entry, list_models, register_model
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __all__ = [
     "create_model",
     "get_entry",
     "list_models",
+    "load_pretrained",
     "main_logits",
     "register_model",
     "summary",
