@@ -266,27 +266,13 @@ def read_weights(path: str | Path, sha256: str | None = None) -> WeightsFile:
 # --------------------------------------------------------------------------- the model's side
 
 def classifier_prefixes(model: nn.Module) -> list[str]:
-    """Module names of the model's classifier(s), auxiliary heads included."""
-    fn = getattr(model, "classifier_prefixes", None)
+    """Module paths of the model's classifier(s), auxiliary heads included (the head API's
+    ``classifier_names()``; ``fc``/``classifier``/``head`` for a model without it)."""
+    fn = getattr(model, "classifier_names", None)
     if callable(fn):
         return list(fn())
-    names = []
-    get = getattr(model, "get_classifier", None)
-    heads = [get()] if callable(get) else []
-    if not heads:
-        for attr in ("fc", "classifier", "head"):
-            if isinstance(getattr(model, attr, None), nn.Module):
-                heads.append(getattr(model, attr))
-                break
-    ids = {id(h) for h in heads}
-    for name, mod in model.named_modules():
-        if name and id(mod) in ids:
-            names.append(name)
-    for name, mod in model.named_children():
-        if (name.lower().startswith("aux") and mod is not None
-                and name not in names):
-            names.append(name)
-    return names
+    return [a for a in ("fc", "classifier", "head") if isinstance(getattr(model, a, None),
+                                                                 nn.Module)][:1]
 
 
 def classifier_keys(model: nn.Module, state: dict | None = None) -> list[str]:
@@ -541,7 +527,8 @@ def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
     # The first convolution.
     c_model = getattr(model, "in_chans", None)
     stem = first_conv_key(target, c_model) if c_model else None
-    if stem and stem in state and state[stem].dim() == 4 and state[stem].shape != target[stem].shape:
+    if stem and stem in state and state[stem].dim() == 4 \
+            and state[stem].shape != target[stem].shape:
         s, t = state[stem].shape, target[stem].shape
         if (s[0], *s[2:]) == (t[0], *t[2:]):
             c_file = s[1]
