@@ -397,3 +397,129 @@ def test_torchvision_reference_parameter_count(tmp_path):
     assert info["parameters"] == rec["params"]
     assert [m["model"] for m in info["matches"]] == ["shufflenet_v2_x0_5"]
     assert os.path.getsize(tmp_path / "s.pth") == info["size_bytes"]
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+SYN3 = "synthetic:classes=3,size=3x32x32,train=48,val=16,test=16"
+
+
+def _train(tmp_path, name, **kw):
+    from cnnlab.training.trainer import TrainConfig, train
+
+    settings = dict(model="resnet20", data=SYN3, epochs=1, batch_size=16, lr=0.05,
+                    runs_dir=str(tmp_path), name=name, plots=False, threads=1)
+    cfg = TrainConfig(**{**settings, **kw})
+    lines = []
+    results = train(cfg, log=lines.append, progress=False)
+    return results, lines, tmp_path / name
+
+
+def test_freeze_features_keeps_weights_and_bn_statistics_bit_for_bit(r20, tmp_path, capsys):
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    from cnnlab.cli import main
+
+    model, path = r20
+    src = model.state_dict()
+    results, lines, run = _train(tmp_path, "frozen", weights=str(path), freeze="features",
+                                 epochs=2)
+    out = load_file(run / "model.safetensors")
+    body = [k for k in src if not k.startswith("fc.")]
+    assert all(torch.equal(out[k], src[k]) for k in body)  # running_mean/var, counters too
+    assert out["fc.weight"].shape == (3, 64)
+    assert "resnet20: new classifier for 3 classes, freshly initialised: fc.weight 10x64 -> " \
+           "3x64, fc.bias 10 -> 3" in lines
+    assert "--freeze features: 195 classifier parameters train, 269,072 are frozen (and their " \
+           "BatchNorm statistics, in eval mode)" in lines  # 3 x 64 + 3; 269,722 - (10 x 64 + 10)
+    config = json.loads((run / "config.json").read_text())
+    assert config["weights"]["file"] == "resnet20.pth"
+    assert config["weights"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert config["weights"]["replaced"] == ["fc.weight 10x64 -> 3x64", "fc.bias 10 -> 3"]
+    # Without freezing, the same run moves the body and its BN statistics.
+    _, _, run2 = _train(tmp_path, "unfrozen", weights=str(path))
+    out2 = load_file(run2 / "model.safetensors")
+    assert not torch.equal(out2["bn1.running_mean"], src["bn1.running_mean"])
+    assert not torch.equal(out2["layer1.0.conv1.weight"], src["layer1.0.conv1.weight"])
+    # evaluate uses what the run recorded.
+    assert main(["evaluate", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1"] == pytest.approx(results["test_top1"])
+
+
+def test_head_lr_gets_its_own_parameter_group(r20):
+    from cnnlab.training.finetune import freeze_features
+    from cnnlab.training.trainer import TrainConfig, make_optimizer
+
+    cfg = TrainConfig(model="resnet20", lr=0.01, head_lr=0.5)
+    model = cnnlab.create_model("resnet20", num_classes=3)
+    groups = make_optimizer(cfg, model).param_groups
+    assert [g["lr"] for g in groups] == [0.01, 0.5]
+    assert [sum(p.numel() for p in g["params"]) for g in groups] == [269_722 - 650, 195]
+    freeze_features(model)
+    groups = make_optimizer(cfg, model).param_groups
+    assert [(g["lr"], len(g["params"])) for g in groups] == [(0.5, 2)]
+    plain = make_optimizer(TrainConfig(model="resnet20", lr=0.01), model).param_groups
+    assert [(g["lr"], len(g["params"])) for g in plain] == [(0.01, 2)]
+
+
+def test_frozen_part_stays_in_eval_mode(r20):
+    from cnnlab.training.finetune import apply_frozen_modes, freeze_features
+
+    model = cnnlab.create_model("googlenet", num_classes=3)
+    freeze_features(model)
+    model.train()
+    apply_frozen_modes(model, True)
+    training = {n for n, m in model.named_modules() if m.training}
+    assert training == {"", "fc", "aux1", "aux1.fc2", "aux2", "aux2.fc2"}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"fc.weight", "fc.bias", "aux1.fc2.weight", "aux1.fc2.bias",
+                         "aux2.fc2.weight", "aux2.fc2.bias"}
+
+
+def test_imagenet_models_from_a_file_default_to_imagenet_normalisation(tmp_path):
+    from cnnlab.training.finetune import start_from_weights
+    from cnnlab.training.trainer import TrainConfig
+
+    model = cnnlab.create_model("shufflenet_v2_x0_5", num_classes=5)
+    torch.save(model.state_dict(), tmp_path / "s.pth")
+    cfg = TrainConfig(model="shufflenet_v2_x0_5", weights=str(tmp_path / "s.pth"))
+    fin = start_from_weights(cfg, model, 3, ((0.5,), (0.25,)))
+    assert fin["mean"] == (0.485, 0.456, 0.406) and fin["std"] == (0.229, 0.224, 0.225)
+    assert any("ImageNet normalisation" in n for n in fin["notes"])
+    assert fin["record"]["normalisation"] == "ImageNet"
+    cfg.mean, cfg.std = [0.4], [0.2]
+    fin = start_from_weights(cfg, model, 3, ((0.5,), (0.25,)))
+    assert (fin["mean"], fin["std"], fin["record"]["normalisation"]) == ((0.4,), (0.2,), "given")
+    cfg = TrainConfig(model="shufflenet_v2_x0_5")  # no file: the data's statistics
+    assert start_from_weights(cfg, model, 3, ((0.5,), (0.25,)))["mean"] == (0.5,)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--weights", "{tmp}/missing.pth"], "missing.pth does not exist"),
+    (["--weights", "{w}", "--weights-sha256", "00000000"], "SHA-256 is"),
+    (["--head-lr", "-1"], "--head-lr must be positive"),
+    (["--weights-sha256", "00000000"], "--weights-sha256 checks the file given with --weights"),
+])
+def test_train_bad_weights_input_writes_nothing(r20, tmp_path, capsys, args, message):
+    from cnnlab.cli import main
+
+    _, path = r20
+    args = [a.format(tmp=tmp_path, w=path) for a in args]
+    assert main(["train", "resnet32", "--data", SYN3, "--runs-dir", str(tmp_path / "runs"),
+                 *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_with_another_architectures_file_writes_nothing(r20, tmp_path, capsys):
+    from cnnlab.cli import main
+
+    _, path = r20
+    assert main(["train", "resnet32", "--data", SYN3, "--weights", str(path),
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith("the file matches resnet20")
+    assert not (tmp_path / "runs").exists()

@@ -49,6 +49,7 @@ from ..models.base import AuxOutput, main_logits
 from ..registry import create_model, get_entry
 from ..weights import CONFIG_FILE, WEIGHTS_FILE, atomic_write_bytes, save_weights
 from . import checkpoint as ckpt
+from .finetune import FREEZE_CHOICES, apply_frozen_modes, split_param_groups, start_from_weights
 from .distributed import (
     DistInfo,
     all_reduce_sum,
@@ -102,6 +103,12 @@ class TrainConfig:
     name: str | None = None
     plots: bool = True
     deterministic: bool = False
+    weights: str | None = None                         # start from this file / cnnlab run
+    weights_sha256: str | None = None
+    freeze: str = "none"                               # "features": train the classifier only
+    head_lr: float | None = None                       # the classifier's own learning rate
+    mean: list[float] | None = None                    # normalisation; default: see finetune
+    std: list[float] | None = None
 
     def validate(self) -> None:
         def bad(msg):
@@ -139,6 +146,17 @@ class TrainConfig:
         if self.input_size is not None:
             if len(self.input_size) != 3 or min(self.input_size) < 1:
                 bad(f"input size must be C x H x W with positive numbers, got {self.input_size}")
+        if self.freeze not in FREEZE_CHOICES:
+            bad(f"unknown --freeze {self.freeze!r}; choose one of {', '.join(FREEZE_CHOICES)}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            bad(f"--head-lr must be positive, got {self.head_lr}")
+        if self.weights_sha256 is not None and not self.weights:
+            bad("--weights-sha256 checks the file given with --weights")
+        for key in ("mean", "std"):
+            v = getattr(self, key)
+            if v is not None and (not v or len(v) not in (1, 2, 3, 4, 6)
+                                  or (key == "std" and min(v) <= 0)):
+                bad(f"--{key} takes one value or one per channel (std > 0), got {v}")
         if self.name is not None and (not self.name or "/" in self.name
                                       or self.name in (".", "..")):
             bad(f"run name must be a plain folder name, got {self.name!r}")
@@ -218,7 +236,7 @@ def lr_factor(cfg: TrainConfig, steps_per_epoch: int):
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = split_param_groups(model, cfg.lr, cfg.head_lr)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
@@ -253,10 +271,16 @@ class RunData:
     train: Prepared
     val: Prepared | None
     test: Prepared
+    weights: dict | None = None      # config.json's "weights" record (--weights)
+    notes: list[str] = field(default_factory=list)
 
 
-def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
-    """Load the data, build the model, check they fit. Raises before anything is written."""
+def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
+                           fresh: bool = True):
+    """Load the data, build the model, check they fit. Raises before anything is written.
+
+    ``fresh``: a new run, which loads ``cfg.weights``; a resumed one takes the checkpoint's.
+    """
     entry = get_entry(cfg.model)
     data = data if data is not None else load_data(cfg.data, cfg.data_format)
     c, h, w = cfg.input_size or entry.input_size
@@ -270,7 +294,10 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
     if h < min_hw[0] or w < min_hw[1]:
         raise InputShapeError(f"{cfg.model} needs inputs of at least {min_hw[0]}x{min_hw[1]}, "
                               f"--input-size gives {h}x{w}; use a larger --input-size")
-    pre = Preprocess(c, (h, w), data.mean, data.std)
+    fin = start_from_weights(cfg, model, c, (data.mean, data.std), load=fresh)
+    if fresh and fin["record"] is not None:  # resumes use the normalisation decided here
+        cfg.mean, cfg.std = list(fin["mean"]), list(fin["std"])
+    pre = Preprocess(c, (h, w), fin["mean"], fin["std"])
     try:
         x = pre(data.train[0][0]).unsqueeze(0).repeat(2, 1, 1, 1)
     except ValueError as err:
@@ -294,7 +321,7 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
     prepared = RunData(
         data, pre, Prepared(data.train, pre, aug, cfg.seed),
         Prepared(data.val, pre) if data.val is not None and len(data.val) else None,
-        Prepared(data.test, pre))
+        Prepared(data.test, pre), fin["record"], fin["notes"] if fresh else [])
     return model, kwargs, prepared
 
 
@@ -320,6 +347,7 @@ def run_config(cfg: TrainConfig, kwargs: dict, p: RunData) -> dict:
                     "hflip": bool(p.train.augment and p.train.augment.hflip)},
         "train": cfg.to_json(),
         "cnnlab_version": __version__,
+        **({"weights": p.weights} if p.weights else {}),
     }
 
 
@@ -384,6 +412,7 @@ def evaluate(model: nn.Module, ds, batch_size: int, device: torch.device,
     if n_cls:
         all_reduce_sum(cm, info)
     model.train(was_training)
+    apply_frozen_modes(model, was_training)
     n = max(sums[3].item(), 1)
     return {"loss": sums[0].item() / n, "top1": 100 * sums[1].item() / n,
             "top5": 100 * sums[2].item() / n, "n": int(sums[3].item()), "confusion": cm}
@@ -459,7 +488,7 @@ def _train(cfg, info, state, run_dir, data, log, progress) -> dict:
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    model, kwargs, p = prepare_model_and_data(cfg, data)
+    model, kwargs, p = prepare_model_and_data(cfg, data, fresh=state is None)
     config = run_config(cfg, kwargs, p)
     if state is not None:
         saved = state["config"]
@@ -469,6 +498,8 @@ def _train(cfg, info, state, run_dir, data, log, progress) -> dict:
         if saved.get("input_size") != config["input_size"]:
             raise CheckpointError(f"the checkpoint was trained at {saved.get('input_size')}, "
                                   f"not {config['input_size']}")
+        if saved.get("weights"):
+            config["weights"] = saved["weights"]
     else:
         run_dir = resolve_run_dir(cfg, resume=False) if info.is_main else None
         run_dir = Path(broadcast_object(str(run_dir) if run_dir else None, info))
@@ -530,6 +561,10 @@ def _train(cfg, info, state, run_dir, data, log, progress) -> dict:
         if fr[1] is not None and (fr != config["input_size"]):
             say(f"input: {fr[0]}x{fr[1]}x{fr[2]} images converted to {c}x{h}x{w} "
                 f"(channels {config['resize']['channels']})")
+        if p.weights:
+            say(f"weights: {p.weights['file']} (sha256 {p.weights['sha256'][:16]}...)")
+        for line in p.notes:
+            say(line)
         mom = f" momentum {cfg.momentum}" if cfg.optimizer == "sgd" else ""
         say(f"{cfg.optimizer} lr {cfg.lr}{mom} batch {cfg.batch_size} "
             f"{cfg.schedule} schedule, {cfg.epochs} epochs, seed {cfg.seed}, device {device}"
@@ -559,6 +594,7 @@ def _train(cfg, info, state, run_dir, data, log, progress) -> dict:
                             generator=torch.Generator().manual_seed(cfg.seed + epoch),
                             persistent_workers=False)
         model.train()
+        apply_frozen_modes(model, True)
         bar = _progress(sum(len(b) for b in batches) * info.world_size,
                         f"epoch {epoch + 1}/{cfg.epochs}", show)
         bar.update(sum(len(b) for b in batches[:first]) * info.world_size)
