@@ -49,10 +49,9 @@ def _holds_classifier(name: str, prefixes: list[str]) -> bool:
 def freeze_features(model: nn.Module) -> tuple[int, int]:
     """Freeze everything but the classifier(s); returns (frozen, trainable) parameter counts."""
     prefixes = classifier_prefixes(model)
-    frozen_modules = []
-    for name, module in model.named_modules():
-        if not _in_classifier(name, prefixes) and not _holds_classifier(name, prefixes):
-            frozen_modules.append(name)
+    frozen_modules = [name for name, _ in model.named_modules()
+                      if not _in_classifier(name, prefixes)
+                      and not _holds_classifier(name, prefixes)]
     frozen = trainable = 0
     for name, p in model.named_parameters():
         if _in_classifier(name.rsplit(".", 1)[0], prefixes):

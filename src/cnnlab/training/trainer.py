@@ -49,7 +49,6 @@ from ..models.base import AuxOutput, main_logits
 from ..registry import create_model, get_entry
 from ..weights import CONFIG_FILE, WEIGHTS_FILE, atomic_write_bytes, save_weights
 from . import checkpoint as ckpt
-from .finetune import FREEZE_CHOICES, apply_frozen_modes, split_param_groups, start_from_weights
 from .distributed import (
     DistInfo,
     all_reduce_sum,
@@ -59,6 +58,7 @@ from .distributed import (
     gather_objects,
     init_distributed,
 )
+from .finetune import FREEZE_CHOICES, apply_frozen_modes, split_param_groups, start_from_weights
 from .metrics import confusion_matrix, format_table, topk_correct, write_metrics
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
