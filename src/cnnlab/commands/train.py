@@ -20,7 +20,7 @@ def _model_arg(text: str) -> tuple[str, object]:
 
 def add_parser(sub) -> None:
     from ..data import FORMATS
-    from ..training.trainer import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
+    from ..training.config import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
 
     d = TrainConfig(model="")
     p = new_command(
@@ -89,8 +89,9 @@ def add_parser(sub) -> None:
     o.add_argument("--seed", type=int, help=f"default {d.seed}")
     r = p.add_argument_group("speed")
     r.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
-    r.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's "
-                   "choice; 1 is often faster on a busy machine)")
+    r.add_argument("--threads", type=int, help="CPU threads for torch (default: chosen at "
+                   "start from the usable cores and the current load, and recorded in "
+                   "config.json)")
     r.add_argument("--amp", choices=AMP_MODES, help="autocast to bf16 or fp16 (default none)")
     r.add_argument("--channels-last", action="store_true", default=None)
     r.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
@@ -101,7 +102,10 @@ def add_parser(sub) -> None:
     f.add_argument("--name", help="run name (default MODEL-DATA, with -2, -3... if taken)")
     f.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
                    help="continue a run from its last checkpoint: the run --name names, or "
-                   "a run folder / checkpoint file; --epochs may be raised")
+                   "a run folder / checkpoint file. It keeps the run's settings: --epochs "
+                   "(not below the epochs done), --patience, --checkpoint-every, --workers, "
+                   "--threads, --device and --no-plots may change (recorded in config.json); "
+                   "any other option that differs from the run's is refused")
     f.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                    help="also checkpoint every STEPS optimizer steps (default: each epoch)")
     f.add_argument("--no-plots", dest="plots", action="store_false", default=None,
@@ -109,16 +113,24 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def config_from_args(args):
-    """The run's settings: the user's options, then the model's recommended training settings
-    (``train_defaults`` in its registry entry), then the trainer's defaults."""
-    from ..registry import get_entry
-    from ..training.trainer import TrainConfig
+def given_options(args) -> dict:
+    """The TrainConfig settings the user typed (None: not given)."""
+    from ..training.config import TrainConfig
 
     keys = [k for k in vars(TrainConfig(model="")) if k != "model"]
     given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if "model_kwargs" in given:
         given["model_kwargs"] = dict(given["model_kwargs"])
+    return given
+
+
+def config_from_args(args):
+    """The run's settings: the user's options, then the model's recommended training settings
+    (``train_defaults`` in its registry entry), then the trainer's defaults."""
+    from ..registry import get_entry
+    from ..training.config import TrainConfig
+
+    given = given_options(args)
     recommended = {k: v for k, v in get_entry(args.model).train_defaults.items()
                    if k not in given}
     if recommended and not getattr(args, "resume", False):
@@ -128,8 +140,30 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from ..training.trainer import train
+    import os
+    import shlex
+    import sys
 
-    cfg = config_from_args(args)
-    train(cfg, resume=args.resume)
+    from ..errors import CnnlabError
+    from ..training.trainer import TrainingInterrupted, train
+
+    rank = int(os.environ.get("RANK", "0") or 0)
+    try:
+        cfg = config_from_args(args)
+        train(cfg, resume=args.resume, given=set(given_options(args)))
+    except TrainingInterrupted as stop:
+        if rank == 0:
+            if stop.resumable:
+                run_dir = shlex.quote(str(stop.run_dir))
+                how = f"resume with: cnnlab train {stop.model} --resume {run_dir}"
+            else:
+                how = ("no checkpoint was written yet (the first one comes at the end of the "
+                       "first epoch, or with --checkpoint-every STEPS); start again: "
+                       + shlex.join(["cnnlab", *sys.argv[1:]]))
+            print(f"cnnlab train: interrupted; {how}", file=sys.stderr)
+        return 130
+    except (CnnlabError, ValueError, OSError):
+        if rank != 0 and not getattr(args, "debug", False):
+            return 2  # under torchrun, rank 0 prints the error once
+        raise
     return 0

@@ -27,8 +27,8 @@ from ..pretrained import (
     load_pretrained,
     read_weights,
 )
+from .config import FREEZE_CHOICES  # noqa: F401  (re-exported)
 
-FREEZE_CHOICES = ("none", "features")
 _FROZEN_ATTR = "frozen_modules"
 
 
