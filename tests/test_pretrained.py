@@ -523,3 +523,24 @@ def test_train_with_another_architectures_file_writes_nothing(r20, tmp_path, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.rstrip().endswith("the file matches resnet20")
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_keeps_the_freeze_without_reading_the_file_again(r20, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from cnnlab.training.trainer import TrainConfig, train
+
+    model, path = r20
+    shutil.copy(path, tmp_path / "src.pth")
+    _, _, run = _train(tmp_path, "ft", weights=str(tmp_path / "src.pth"), freeze="features")
+    (tmp_path / "src.pth").unlink()
+    cfg = TrainConfig(model="resnet20", data=SYN3, epochs=2, runs_dir=str(tmp_path), name="ft",
+                      threads=1, plots=False)
+    results = train(cfg, resume=True, log=lambda *a: None, progress=False)
+    assert results["epochs"] == 2
+    out, src = load_file(run / "model.safetensors"), model.state_dict()
+    assert all(torch.equal(out[k], src[k]) for k in src if not k.startswith("fc."))
+    config = json.loads((run / "config.json").read_text())
+    assert config["weights"]["file"] == "src.pth" and config["train"]["freeze"] == "features"
