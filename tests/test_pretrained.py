@@ -306,6 +306,14 @@ def test_auxiliary_heads_are_replaced_too():
                             "built without (aux_logits=False)"]
 
 
+def test_a_file_without_aux_heads_builds_the_model_without_them():
+    src = cnnlab.create_model("googlenet", num_classes=4, aux_logits=False)
+    wf = WeightsFile(Path("g.pth"), src.state_dict(), "pytorch", "state_dict", "0" * 64, 0)
+    model = create_pretrained("googlenet", wf, log=None)
+    assert model.aux_logits is False and model.num_classes == 4
+    assert same_tensors(model, src.state_dict())
+
+
 def test_input_conv_arithmetic():
     r, g, b = 1.0, 10.0, 100.0
     w = torch.tensor([[r, g, b], [2 * r, 2 * g, 2 * b]]).view(2, 3, 1, 1)

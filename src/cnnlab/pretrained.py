@@ -606,7 +606,9 @@ def create_pretrained(name: str, weights: str | Path | WeightsFile, *,
 
     ``num_classes`` and ``in_chans`` default to the file's (its classifier's width, its first
     convolution's input channels); a cnnlab run of the same model also gives its builder
-    arguments. Giving other values replaces the classifier / adapts the stem.
+    arguments, and a file that fits only one of the registry's reference configurations
+    (``googlenet`` saved with ``aux_logits=False``) gives that one's. Giving other values
+    replaces the classifier / adapts the stem.
     """
     from .registry import create_model
 
@@ -614,6 +616,10 @@ def create_pretrained(name: str, weights: str | Path | WeightsFile, *,
     kw: dict = {}
     if wf.run_config and wf.run_config.get("model") == name:
         kw.update(wf.run_config.get("model_kwargs") or {})
+    else:  # a reference configuration the file fits, e.g. googlenet without its aux heads
+        fits = match_architectures(wf.state, names=[name])
+        if fits and all(m.kwargs for m in fits):
+            kw.update(fits[0].kwargs)
     width, c = file_head(name, wf)
     if width is not None:
         kw.setdefault("num_classes", width)
