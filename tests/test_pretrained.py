@@ -359,6 +359,25 @@ def test_matching_ignores_the_head_width_and_stem_channels(r20):
     assert [(m.model, m.num_classes) for m in match_architectures(state)] == [("resnet20", None)]
 
 
+def test_every_registered_model_is_a_matching_candidate():
+    """Candidates are built on the meta device without initialisation; none may be lost."""
+    from cnnlab.pretrained import _signature, _variants
+
+    lost = [(n, kw) for n in cnnlab.list_models() for kw in _variants(n)
+            if _signature(n, tuple(sorted(kw.items()))) is None]
+    assert lost == []
+    shapes, cls, stem = _signature("googlenet", ())
+    with torch.device("meta"):
+        real = cnnlab.create_model("googlenet").state_dict()
+    assert shapes == {k: tuple(v.shape) for k, v in real.items()} | {
+        k: (997, *real[k].shape[1:]) for k in cls}
+    assert sorted(cls) == sorted(cnnlab.create_model("googlenet").classifier_keys())
+    assert stem == "conv1.conv.weight"
+    # initialisation is restored after the meta builds
+    assert torch.Tensor.normal_.__name__ == "normal_" and torch.nn.init.normal_.__name__ == \
+        "normal_"
+
+
 def test_matching_names_the_aux_configuration():
     with torch.device("meta"):
         sd = cnnlab.create_model("googlenet", aux_logits=False).state_dict()
