@@ -171,8 +171,8 @@ def predict_batches(model, pre, files, batch_size: int, device, channels_last=Fa
     device = torch.device(device)
     ctx = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
     for paths in batches(files, batch_size):
-        x = torch.stack([pre(load_image(path, pre.channels if pre.channels == 1 else 3))
-                         for path in paths]).to(device)
+        images = [load_image(path, 1 if pre.channels == 1 else 3) for path in paths]
+        x = torch.stack([pre(im) for im in images]).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), ctx:
