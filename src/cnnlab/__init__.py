@@ -32,6 +32,7 @@ _LAZY = {
     "count_macs": ".analysis.macs",
     "receptive_field": ".analysis.receptive_field",
     "conv_cost": ".analysis.cost",
+    "load_pretrained": ".pretrained",
 }
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "create_model",
     "get_entry",
     "list_models",
+    "load_pretrained",
     "main_logits",
     "register_model",
     "summary",

@@ -129,12 +129,19 @@ def get_entry(name: str) -> ModelEntry:
 _UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
+def create_model(name: str, weights=None, sha256: str | None = None, **kwargs) -> nn.Module:
     """Build the registered model ``name``; keyword arguments override its defaults.
 
     Arguments given as ``None`` are dropped, so callers can pass optional settings through.
     An argument the model does not take raises ``TypeError`` naming the model and argument.
+    ``weights`` (a safetensors/PyTorch file or a cnnlab run folder) loads existing weights,
+    ``sha256`` checks the file's hash first; see :mod:`cnnlab.pretrained`.
     """
+    if weights is not None:
+        from .pretrained import create_pretrained
+        return create_pretrained(name, weights, sha256=sha256, **kwargs)
+    if sha256 is not None:
+        raise ValueError("sha256= checks a weights file: give weights=PATH too")
     entry = get_entry(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     check_model_kwargs(name, kwargs)  # ModelArgumentError (a TypeError) for a user mistake

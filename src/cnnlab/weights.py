@@ -98,22 +98,25 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
-    """Load safetensors weights into ``model``; mismatches raise :class:`CheckpointError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """Load a state_dict file into ``model`` key for key; mismatches raise
+    :class:`CheckpointError`.
+
+    safetensors and PyTorch files (read with ``weights_only=True``, containers unwrapped, see
+    :func:`cnnlab.pretrained.read_weights`). To replace the classifier or adapt the first
+    convolution, use :func:`cnnlab.load_pretrained`.
+    """
+    from .pretrained import read_weights
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no weights file at {path}")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from None
+    state = read_weights(path).state
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[:3]
-        raise CheckpointError(f"{path} does not fit the model: {' '.join(first)}") from None
+        raise CheckpointError(f"{path} does not fit the model: {' '.join(first)}; "
+                              "cnnlab.load_pretrained adapts the classifier and stem") from None
     return model
 
 

@@ -34,6 +34,10 @@ def add_parser(sub) -> None:
                   "cnnlab train resnet20 --data ~/data/cifar-10-batches-py --epochs 160",
                   "cnnlab train mobilenet_v2 --input-size 3x64x64 --optimizer adamw --lr 1e-3",
                   "cnnlab train lenet5 --name quick --resume --epochs 10",
+                  "cnnlab train resnet20 --data photos/ --weights runs/resnet20-digits "
+                  "--freeze features --epochs 5",
+                  "cnnlab train resnet50 --data photos/ --weights resnet50-0676ba61.pth "
+                  "--head-lr 0.01 --lr 0.001",
                   "torchrun --nproc_per_node 2 -m cnnlab train lenet5"])
     p.add_argument("model", help="registered model name (see 'cnnlab list')")
     g = p.add_argument_group("data")
@@ -54,6 +58,20 @@ def add_parser(sub) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--model-arg", dest="model_kwargs", type=_model_arg, action="append",
                    metavar="KEY=VALUE", help="builder argument, e.g. activation=tanh (repeatable)")
+    w = p.add_argument_group("starting from weights (fine-tuning)")
+    w.add_argument("--weights", metavar="FILE", help="start from a .safetensors/.pth/.pt/.bin "
+                   "file or a cnnlab run folder (torchvision, timm or cnnlab layout); a new "
+                   "classifier when the class count differs, the first conv adapted when the "
+                   "channels differ")
+    w.add_argument("--weights-sha256", metavar="HEX", help="refuse the weights file unless its "
+                   "SHA-256 starts with HEX")
+    w.add_argument("--freeze", choices=("none", "features"), help="features: train only the "
+                   "classifier; the rest keeps its weights and BatchNorm statistics (eval mode)")
+    w.add_argument("--head-lr", type=float, metavar="LR", help="learning rate of the "
+                   "classifier (default: --lr)")
+    w.add_argument("--mean", type=float, nargs="+", help="normalisation mean per channel "
+                   "(default: the data's; ImageNet's for an ImageNet model from a file)")
+    w.add_argument("--std", type=float, nargs="+", help="normalisation std per channel")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     o.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")

@@ -17,6 +17,7 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle")
 AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip")
 AMP_MODES = ("none", "bf16", "fp16")
 NAMED_DATA = ("digits", "synthetic")
+FREEZE_CHOICES = ("none", "features")
 
 # Options that --resume may change (recorded in config.json's "resumed" list); any other
 # option given with --resume must equal the run's (see trainer.resume_config).
@@ -60,6 +61,12 @@ class TrainConfig:
     name: str | None = None
     plots: bool = True
     deterministic: bool = False
+    weights: str | None = None                         # start from this file / cnnlab run
+    weights_sha256: str | None = None
+    freeze: str = "none"                               # "features": train the classifier only
+    head_lr: float | None = None                       # the classifier's own learning rate
+    mean: list[float] | None = None                    # normalisation (see training.finetune)
+    std: list[float] | None = None
 
     def validate(self) -> None:
         def bad(msg):
@@ -97,6 +104,16 @@ class TrainConfig:
         if self.input_size is not None:
             if len(self.input_size) != 3 or min(self.input_size) < 1:
                 bad(f"input size must be C x H x W with positive numbers, got {self.input_size}")
+        if self.freeze not in FREEZE_CHOICES:
+            bad(f"unknown --freeze {self.freeze!r}; choose one of {', '.join(FREEZE_CHOICES)}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            bad(f"--head-lr must be positive, got {self.head_lr}")
+        if self.weights_sha256 is not None and not self.weights:
+            bad("--weights-sha256 checks the file given with --weights")
+        for key in ("mean", "std"):
+            v = getattr(self, key)
+            if v is not None and (not v or (key == "std" and min(v) <= 0)):
+                bad(f"--{key} takes one value or one per channel (std > 0), got {v}")
         if self.name is not None and (not self.name or "/" in self.name
                                       or self.name in (".", "..")):
             bad(f"run name must be a plain folder name, got {self.name!r}")

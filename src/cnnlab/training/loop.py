@@ -79,7 +79,9 @@ def param_groups(cfg: TrainConfig, model: nn.Module) -> list[dict]:
     This is the one place that decides what is trained and at which rate; freezing layers
     (``requires_grad=False``) or a separate rate for the head are changes to this function.
     """
-    return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
+    from .finetune import split_param_groups  # --head-lr: the classifier in its own group
+
+    return split_param_groups(model, cfg.lr, cfg.head_lr)
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -98,7 +100,10 @@ def set_train_mode(model: nn.Module, training: bool) -> None:
     The trainer calls only this; keeping frozen BatchNorm layers in eval mode while the rest
     trains is a change to this function.
     """
+    from .finetune import apply_frozen_modes  # --freeze: the frozen part stays in eval mode
+
     model.train(training)
+    apply_frozen_modes(model, training)
 
 
 def autocast_for(cfg: TrainConfig, device: torch.device):

@@ -36,7 +36,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,7 @@ from .distributed import (
     gather_objects,
     init_distributed,
 )
+from .finetune import start_from_weights
 from .loop import (
     DivergedError,
     EpochSums,
@@ -148,10 +149,16 @@ class RunData:
     train: Prepared
     val: Prepared | None
     test: Prepared
+    weights: dict | None = None      # config.json's "weights" record (--weights)
+    notes: list[str] = field(default_factory=list)
 
 
-def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
-    """Load the data, build the model, check they fit. Raises before anything is written."""
+def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
+                           fresh: bool = True):
+    """Load the data, build the model, check they fit. Raises before anything is written.
+
+    ``fresh``: a new run, which loads ``cfg.weights``; a resumed one takes the checkpoint's.
+    """
     entry = get_entry(cfg.model)
     data = data if data is not None else load_data(cfg.data, cfg.data_format)
     c, h, w = cfg.input_size or entry.input_size
@@ -165,7 +172,10 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
     if h < min_hw[0] or w < min_hw[1]:
         raise InputShapeError(f"{cfg.model} needs inputs of at least {min_hw[0]}x{min_hw[1]}, "
                               f"--input-size gives {h}x{w}; use a larger --input-size")
-    pre = Preprocess(c, (h, w), data.mean, data.std)
+    fin = start_from_weights(cfg, model, c, (data.mean, data.std), load=fresh)
+    if fresh and fin["record"] is not None:  # a resume uses the normalisation decided here
+        cfg.mean, cfg.std = list(fin["mean"]), list(fin["std"])
+    pre = Preprocess(c, (h, w), fin["mean"], fin["std"])
     try:
         x = pre(data.train[0][0]).unsqueeze(0).repeat(2, 1, 1, 1)
     except ValueError as err:
@@ -189,7 +199,7 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
     prepared = RunData(
         data, pre, Prepared(data.train, pre, aug, cfg.seed),
         Prepared(data.val, pre) if data.val is not None and len(data.val) else None,
-        Prepared(data.test, pre))
+        Prepared(data.test, pre), fin["record"], fin["notes"] if fresh else [])
     return model, kwargs, prepared
 
 
@@ -216,6 +226,7 @@ def run_config(cfg: TrainConfig, kwargs: dict, p: RunData, threads: dict | None 
         "train": cfg.to_json(),
         "threads": threads or {},
         "cnnlab_version": __version__,
+        **({"weights": p.weights} if p.weights else {}),
     }
 
 
@@ -407,7 +418,7 @@ class Trainer:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
-        model, kwargs, p = prepare_model_and_data(cfg, data)
+        model, kwargs, p = prepare_model_and_data(cfg, data, fresh=saved_state is None)
         config = run_config(cfg, kwargs, p, self.threads)
         if saved_state is not None:
             saved = saved_state["config"]
@@ -417,6 +428,8 @@ class Trainer:
             if saved.get("input_size") != config["input_size"]:
                 raise CheckpointError(f"the checkpoint was trained at {saved.get('input_size')}"
                                       f", not {config['input_size']}")
+            if saved.get("weights"):
+                config["weights"] = saved["weights"]
             config["resumed"] = list(saved.get("resumed") or []) + [
                 {"at_epoch": saved_state["epoch"], "at_batch": saved_state["batch"],
                  "at_step": saved_state["step"], "changed": changes or {}}]
@@ -499,6 +512,10 @@ class Trainer:
         if fr[1] is not None and (fr != config["input_size"]):
             say(f"input: {fr[0]}x{fr[1]}x{fr[2]} images converted to {c}x{h}x{w} "
                 f"(channels {config['resize']['channels']})")
+        if p.weights:
+            say(f"weights: {p.weights['given']} (sha256 {p.weights['sha256'][:16]}...)")
+        for line in p.notes:
+            say(line)
         mom = f" momentum {cfg.momentum}" if cfg.optimizer == "sgd" else ""
         say(f"{cfg.optimizer} lr {cfg.lr}{mom} batch {cfg.batch_size} "
             f"{cfg.schedule} schedule, {cfg.epochs} epochs, seed {cfg.seed}, device "
