@@ -1,0 +1,39 @@
+"""``cnnlab explore``: one offline HTML page that shows how a model turns an image into a
+prediction: the architecture as it is built, every layer's feature maps and kernels, and the
+arithmetic of a convolution, a pooling, a batch norm and the softmax, recomputed (and checked
+against PyTorch) by the page's own script. See docs/explore.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .build import Limits
+from .page import explore_data, render_html
+
+
+def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
+               limits: Limits | None = None) -> dict:
+    """Explore ``target`` (a registered model name, a run folder or checkpoint, or a
+    ``cnnlab scratch train --out`` folder) and write the page to ``out``; returns the data."""
+    from ..weights import atomic_write_bytes
+    from . import source
+
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive integer, got {depth!r}")
+    path = Path(str(target))
+    if source.is_scratch_run(path):
+        model, x, shown, classes, src = source.from_scratch(path, image)
+        name = "lenet5 (NumPy engine)"
+    elif path.exists():
+        model, x, shown, classes, src = source.from_run(path, image)
+        name = src["what"].split(" ")[0]
+    else:
+        model, x, shown, classes, src = source.from_model(str(target), image, input_size)
+        name = str(target)
+    data = explore_data(model, x, depth=depth, model_name=name, classes=classes, image=shown,
+                        source=src, limits=limits)
+    atomic_write_bytes(out, render_html(data).encode("utf-8"))
+    return data
+
+
+__all__ = ["Limits", "explore_data", "render_html", "write_page"]
