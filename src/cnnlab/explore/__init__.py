@@ -31,9 +31,23 @@ def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
         model, x, shown, classes, src = source.from_model(str(target), image, input_size)
         name = str(target)
     data = explore_data(model, x, depth=depth, model_name=name, classes=classes, image=shown,
-                        source=src, limits=limits)
+                        source=src, limits=limits, analysis_model=_on_meta(src))
     atomic_write_bytes(out, render_html(data).encode("utf-8"))
     return data
+
+
+def _on_meta(src: dict):
+    """The same architecture on the meta device, for the summary and the receptive fields
+    (no arithmetic); None when it cannot be built there (then the real model is traced)."""
+    import torch
+
+    from ..registry import create_model
+
+    try:
+        with torch.device("meta"):
+            return create_model(src["arch"], **src.get("arch_kwargs", {}))
+    except (NotImplementedError, RuntimeError, KeyError, TypeError, ValueError):
+        return None
 
 
 __all__ = ["Limits", "explore_data", "render_html", "write_page"]

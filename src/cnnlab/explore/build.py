@@ -36,16 +36,16 @@ class Limits:
 
     map_channels: int     # feature maps embedded per layer (the first ones)
     map_side: int         # maps larger than this are averaged down in blocks
-    kernel_channels: int  # output channels whose kernels (and arithmetic) are embedded
-    full_input: int       # a layer's whole input goes in (float32) up to this many numbers
+    kernel_floats: int    # kernel numbers per convolution (whole output channels, >= 1)
+    full_input: int       # whole inputs and outputs (float32) of the first layers, in all
     probes: int           # output pixels per convolution with their exact window
 
     @staticmethod
     def for_input(size) -> Limits:
         if size[1] * size[2] <= 64 * 64:
-            return Limits(map_channels=64, map_side=32, kernel_channels=64, full_input=20000,
-                          probes=8)
-        return Limits(map_channels=12, map_side=20, kernel_channels=2, full_input=0, probes=3)
+            return Limits(map_channels=32, map_side=32, kernel_floats=4096, full_input=60000,
+                          probes=4)
+        return Limits(map_channels=12, map_side=20, kernel_floats=2048, full_input=0, probes=3)
 
 
 def b64_f32(a) -> str:
@@ -117,7 +117,9 @@ def capture(model: nn.Module, x: torch.Tensor) -> Capture:
         name = names[mod]
         t = _first_tensor(args)
         if name not in in_tok:
-            in_tok[name] = token(t)
+            # a list of maps (a dense layer's inputs): the newest one says where it comes from
+            ts = [a for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)]
+            in_tok[name] = token(ts[-1] if ts else None)
             order.append(name)
         if t is not None and (isinstance(mod, keep_input) or hasattr(mod, "dense_weight")):
             inputs[name] = t.detach().clone()
@@ -220,7 +222,9 @@ def _window(inp: torch.Tensor, y0: int, x0: int, kh: int, kw: int, dh: int, dw: 
 
 
 def conv_record(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor, lim: Limits,
-                first: bool) -> dict:
+                first: bool, budget: list[int]) -> dict:
+    """A convolution's numbers: kernels of the first output channels, bias, and either its
+    whole input and output (while ``budget[0]`` floats last) or a few probe pixels' windows."""
     weight = mod.dense_weight() if hasattr(mod, "dense_weight") else mod.weight
     weight = weight.detach().float()
     bias = mod.bias.detach().float() if getattr(mod, "bias", None) is not None else None
@@ -233,7 +237,8 @@ def conv_record(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor, lim: Limit
     dil = tuple(getattr(mod, "dilation", (1, 1)))
     groups = int(getattr(mod, "groups", 1))
     zeros = getattr(mod, "padding_mode", "zeros") == "zeros"
-    kc = min(cout, 64 if first else lim.kernel_channels)
+    per = cin_g * kh * kw
+    kc = min(cout, 64 if first else max(1, lim.kernel_floats // per))
     inp0, out0 = inp[0].float(), out[0].float()
     rec = {"kind": "conv", "cin": int(inp0.shape[0]), "cout": int(cout), "cin_g": int(cin_g),
            "k": [int(kh), int(kw)], "stride": list(stride), "pad": list(pad),
@@ -241,7 +246,9 @@ def conv_record(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor, lim: Limit
            "W": b64_f32(weight[:kc]), "b": b64_f32(bias[:kc]) if bias is not None else None,
            "H": int(inp0.shape[1]), "Wd": int(inp0.shape[2]),
            "Ho": int(out0.shape[1]), "Wo": int(out0.shape[2])}
-    if zeros and inp0.numel() <= lim.full_input:
+    need = inp0.numel() + out0[:kc].numel()
+    if zeros and need <= budget[0]:
+        budget[0] -= need
         rec["x"] = b64_f32(inp0)
         rec["y"] = b64_f32(out0[:kc])
     probes = []
@@ -256,7 +263,8 @@ def conv_record(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor, lim: Limit
     return rec
 
 
-def pool_record(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor, lim: Limits) -> dict:
+def pool_record(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor, lim: Limits,
+                budget: list[int]) -> dict:
     k = _pair(mod.kernel_size)
     s = _pair(mod.stride if mod.stride is not None else mod.kernel_size)
     p = _pair(mod.padding)
@@ -269,7 +277,9 @@ def pool_record(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor, lim: Limit
            "include_pad": bool(getattr(mod, "count_include_pad", True)),
            "H": int(inp0.shape[1]), "Wd": int(inp0.shape[2]),
            "Ho": int(out0.shape[1]), "Wo": int(out0.shape[2]), "kc": int(kc)}
-    if inp0[:kc].numel() <= lim.full_input:
+    need = inp0[:kc].numel() + out0[:kc].numel()
+    if need <= budget[0]:
+        budget[0] -= need
         rec["x"] = b64_f32(inp0[:kc])
         rec["y"] = b64_f32(out0[:kc])
     probes = []

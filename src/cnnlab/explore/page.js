@@ -14,7 +14,7 @@
 
   var D = JSON.parse(document.getElementById("cnnlab-data").textContent);
   var byName = {};
-  D.nodes.forEach(function (n) { byName[n.name] = n; });
+  D.nodes.forEach(function (n) { byName[n.name] = n; if (n.map != null) n.map = D.maps[n.map]; });
 
   // ---- decoding ------------------------------------------------------------------------
   function bytes(s) {
@@ -115,7 +115,7 @@
   // ---- the overview --------------------------------------------------------------------
   var KIND = { Conv2d: "conv", SparseConv2d: "conv", Linear: "linear", BatchNorm2d: "bn", MaxPool2d: "pool", AvgPool2d: "pool",
     AdaptiveAvgPool2d: "pool", ReLU: "act", ReLU6: "act", Sigmoid: "act", Tanh: "act", SiLU: "act", Hardswish: "act", Dropout: "drop", Flatten: "drop" };
-  var MERGE = { add: "\u2295 add: the shortcut joins the block's output", cat: "\u29fa concatenate along channels", mul: "\u2297 multiply: channel gate" };
+  var MERGE = { add: "\u2295 add: the shortcut joins the block's output", cat: "[ | ] concatenate: the channels are stacked", mul: "\u2297 multiply: channel gate" };
   var children = {};
   D.nodes.forEach(function (n) { (children[n.parent] = children[n.parent] || []).push(n); });
 
@@ -189,7 +189,8 @@
     if (used.length > 1 && n.merge !== "add") used.forEach(function (c, i) { c.insertBefore(el("div", "collabel", "branch " + (i + 1)), c.firstChild); });
     body.appendChild(row);
     if (extra.childNodes.length) body.appendChild(extra);
-    if (n.merge) body.appendChild(el("div", "merge " + n.merge, MERGE[n.merge]));
+    var dense = kids.some(function (k) { return /Dense.*Layer/i.test(k.type); });
+    if (n.merge) body.appendChild(el("div", "merge " + n.merge, dense && n.merge === "cat" ? "[ | ] dense connectivity: each layer's input is the concatenation of the block input and all earlier layers' outputs; the block returns them all stacked" : MERGE[n.merge]));
     g.appendChild(body);
     return g;
   }
@@ -279,7 +280,7 @@
       s.appendChild(scaleBar(n.map));
       if (n.map.kind === "vec") s.appendChild(vecCanvas(n.map, 420));
       else {
-        var pick = n.op && (n.op.kind === "conv" || n.op.kind === "pool" || n.op.kind === "bn") ? function (c, y, x) { arith(n, c, y, x); } : null;
+        var pick = n.op && (n.op.kind === "conv" || n.op.kind === "pool" || n.op.kind === "bn") ? function (c, y, x) { arith(n, c, y, x, true); } : null;
         if (pick) s.appendChild(el("p", "hint", "Click a pixel of a map to see how it was computed."));
         s.appendChild(mapGrid(n.map, n.map.s > 16 ? 72 : 110, pick));
       }
@@ -394,10 +395,11 @@
   }
   function labelled(label, node) { var f = el("figure", "lab"); f.appendChild(node); f.appendChild(el("figcaption", null, label)); return f; }
 
-  function arith(n, co, y, x) {
+  function arith(n, co, y, x, scroll) {
     var A = document.getElementById("arith");
     A.innerHTML = "";
     var op = n.op;
+    if (scroll) setTimeout(function () { A.scrollIntoView({ block: "start", behavior: "smooth" }); }, 0);
     if (op.kind === "conv") return arithConv(A, n, co, y, x);
     if (op.kind === "pool") return arithPool(A, n, co, y, x);
     if (op.kind === "bn") return arithBN(A, n, co, y, x);

@@ -75,20 +75,24 @@ def _next_activation(name: str, cap, model_modules: dict) -> dict | None:
 
 def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_name: str = "",
                  classes: list[str] | None = None, image: torch.Tensor | None = None,
-                 source: dict | None = None, limits: Limits | None = None) -> dict:
+                 source: dict | None = None, limits: Limits | None = None,
+                 analysis_model: nn.Module | None = None) -> dict:
     """Everything the page draws, as JSON-ready data.
 
     ``x`` is the network input (1 x C x H x W, normalised); ``image`` the same picture in
     0..1 for display (C x H x W). Rows, shapes, parameters and MACs are
-    :func:`cnnlab.analysis.summary`'s; receptive fields :func:`receptive_field`'s.
+    :func:`cnnlab.analysis.summary`'s; receptive fields :func:`receptive_field`'s, run on
+    ``analysis_model`` when given (the same architecture built on the ``meta`` device: no
+    arithmetic, so only the image's own forward pass costs time).
     """
     size = tuple(int(v) for v in x.shape[1:])
     lim = limits or Limits.for_input(size)
     model = model.eval()
-    summ = summary(model, size, depth=depth)
+    amodel = analysis_model if analysis_model is not None else model
+    summ = summary(amodel, size, depth=depth)
     if model_name:
         summ.model_name = model_name
-    fields = receptive_field(model, size, leaves_only=False)
+    fields = receptive_field(amodel, size, leaves_only=False)
     cap = capture(model, x)
     mods = dict(model.named_modules())
     rows = summ.visible_rows(depth)
@@ -97,6 +101,19 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
                        if isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight")), None)
 
     nodes = []
+    budget = [lim.full_input]
+    maps: list[dict] = []
+    seen: dict[str, int] = {}
+
+    def add_map(rec):  # a container's output is often its last child's: store it once
+        if rec is None:
+            return None
+        key = rec["q"] + repr((rec.get("lo"), rec.get("hi"), rec.get("h"), rec.get("s")))
+        if key not in seen:
+            seen[key] = len(maps)
+            maps.append(rec)
+        return seen[key]
+
     for r in rows:
         m = mods[r.name]
         node = {"name": r.name, "type": r.type, "level": r.level, "shape": r.output_shape,
@@ -114,16 +131,17 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
             node["cols"] = _columns(r.name, cap, full)
         out = cap.outputs.get(r.name)
         if out is not None:
-            node["map"] = map_record(out, lim)
+            node["map"] = add_map(map_record(out, lim))
             inp = cap.in_token.get(r.name)
             prod = [n for n in cap.order[:cap.order.index(r.name)] if cap.out_token.get(n) == inp
                     and n in visible and not r.name.startswith(n + ".")]
             node["input_from"] = prod[-1] if prod else ("(input)" if inp == 0 else None)
             if isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight"):
-                node["op"] = conv_record(m, cap.inputs[r.name], out, lim, r.name == first_conv)
+                node["op"] = conv_record(m, cap.inputs[r.name], out, lim, r.name == first_conv,
+                                         budget)
                 node["op"]["next"] = _next_activation(r.name, cap, mods)
             elif isinstance(m, POOLS):
-                node["op"] = pool_record(m, cap.inputs[r.name], out, lim)
+                node["op"] = pool_record(m, cap.inputs[r.name], out, lim, budget)
             elif isinstance(m, nn.BatchNorm2d):
                 node["op"] = bn_record(m, cap.inputs[r.name], out, lim)
                 node["op"]["next"] = _next_activation(r.name, cap, mods)
@@ -137,7 +155,7 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
     return {
         "model": summ.model_name, "input": list(size), "depth": depth,
         "total_params": summ.total_params, "macs": summ.macs, "weighted_depth": summ.depth,
-        "rows": len(rows), "nodes": nodes,
+        "rows": len(rows), "nodes": nodes, "maps": maps,
         "image": {"c": int(img.shape[0]), "h": int(img.shape[1]), "w": int(img.shape[2]),
                   "q": b64_u8(img.numpy())},
         "input_map": map_record(x, lim),

@@ -64,7 +64,7 @@ def from_model(name: str, image: Path | None = None, input_size=None, seed: int 
     x, shown = _prepare(img, c, h, w, mean, std)
     src = {"kind": "model", "what": f"{name}: untrained (initial weights, seed {seed})",
            "image": what, "norm": "mean/std of the digits" if image is None else
-           "mean 0.5, std 0.25 per channel"}
+           "mean 0.5, std 0.25 per channel", "arch": name, "arch_kwargs": {"in_chans": c}}
     return model, x, shown, None, src
 
 
@@ -91,7 +91,8 @@ def from_run(path: Path, image: Path | None = None):
 
     shown = resize(convert_channels(img.float(), c), (h, w)).clamp(0, 1)
     src = {"kind": "run", "what": f"{config['model']} trained run {Path(path).name}",
-           "image": what, "norm": f"mean {_fmt(pre.mean)}, std {_fmt(pre.std)} (the run's)"}
+           "image": what, "norm": f"mean {_fmt(pre.mean)}, std {_fmt(pre.std)} (the run's)",
+           "arch": config["model"], "arch_kwargs": config.get("model_kwargs", {})}
     return model, x, shown, list(config["classes"]), src
 
 
@@ -117,8 +118,9 @@ def from_scratch(path: Path, image: Path | None = None, index: int = 0):
     size = int(cfg["input_size"])
     net = lenet5(size, activation=cfg["activation"], pool=cfg["pool"], dtype=np.float32)
     net.load(path / SCRATCH_WEIGHTS)
-    model = create_model("lenet5", activation=cfg["activation"], pool=cfg["pool"],
-                         c1_padding=2 if size == 28 else 0).eval()
+    kwargs = {"activation": cfg["activation"], "pool": cfg["pool"],
+              "c1_padding": 2 if size == 28 else 0}
+    model = create_model("lenet5", **kwargs).eval()
     names = {"c1": "features.c1", "c3": "features.c3", "c5": "features.c5", "f6": "f6",
              "output": "output"}
     state = {}
@@ -157,7 +159,8 @@ def from_scratch(path: Path, image: Path | None = None, index: int = 0):
            "engine's training set)",
            "note": "The NumPy engine stores each kernel W for a true convolution; the PyTorch "
                    "layer shown here holds rot180(W) and correlates: the same numbers. Its "
-                   f"logits equal the NumPy forward pass's to {diff:.1e}."}
+                   f"logits equal the NumPy forward pass's to {diff:.1e}.",
+           "arch": "lenet5", "arch_kwargs": kwargs}
     return model, x, shown, [str(i) for i in range(10)], src
 
 
