@@ -579,5 +579,18 @@
   selfCheck();
   var firstConv = D.nodes.filter(function (n) { return n.op && n.op.kind === "conv"; })[0];
   if (firstConv) select(firstConv.name); else showSoftmax();
+  // page.html#layer=NAME&px=C,Y,X opens a layer and the arithmetic of one output pixel;
+  // #softmax opens the softmax (links in notes, and the browser tests use them)
+  var hash = decodeURIComponent(location.hash.slice(1));
+  if (hash === "softmax") showSoftmax();
+  else if (hash) {
+    var args = {};
+    hash.split("&").forEach(function (kv) { var i = kv.indexOf("="); if (i > 0) args[kv.slice(0, i)] = kv.slice(i + 1); });
+    if (args.layer && byName[args.layer]) {
+      select(args.layer);
+      var px = (args.px || "").split(",").map(Number);
+      if (px.length === 3 && byName[args.layer].op) arith(byName[args.layer], px[0], px[1], px[2]);
+    }
+  }
   document.body.setAttribute("data-ready", "1");
 })();
