@@ -289,7 +289,7 @@
     if (n.op && n.op.kind === "bn") showBN(L, n);
     var src = n.input_from === "(input)" ? { map: D.input_map, name: "the input image" } : n.input_from ? { map: byName[n.input_from].map, name: n.input_from } : null;
     if (src && src.map && src.map.kind === "map") {
-      var si = section(L, "Input: the output of " + src.name + " (" + describeMap(src.map) + ")");
+      var si = section(L, (n.input_from === "(input)" ? "Input: the network's input (" : "Input: the output of " + src.name + " (") + describeMap(src.map) + ")");
       si.appendChild(scaleBar(src.map));
       si.appendChild(mapGrid(src.map, src.map.s > 16 ? 56 : 80, null));
     }
