@@ -158,9 +158,9 @@ def map_record(t: torch.Tensor, lim: Limits) -> dict | None:
     """A layer's output for the page: the first channels, block-averaged, 8-bit, with range."""
     t = t[0].float()
     if t.dim() == 1:
-        v = t[:1024]
+        v = t[:1024].numpy()
         lo, hi = _range(v)
-        return {"kind": "vec", "n": int(t.numel()), "s": int(v.numel()), "lo": lo, "hi": hi,
+        return {"kind": "vec", "n": int(t.numel()), "s": int(v.size), "lo": lo, "hi": hi,
                 "q": b64_u8(_quant(v, lo, hi))}
     if t.dim() != 3:
         return None
@@ -169,14 +169,15 @@ def map_record(t: torch.Tensor, lim: Limits) -> dict | None:
     f = _block(h, w, lim.map_side)
     if f > 1:
         keep = F.avg_pool2d(keep[None], f, f, ceil_mode=True)[0]
+    keep = keep.numpy()
     lo, hi = _range(keep)
     return {"kind": "map", "c": int(c), "h0": int(h), "w0": int(w), "s": int(keep.shape[0]),
             "h": int(keep.shape[1]), "w": int(keep.shape[2]), "f": f, "lo": lo, "hi": hi,
             "q": b64_u8(_quant(keep, lo, hi))}
 
 
-def _range(t: torch.Tensor) -> tuple[float, float]:
-    lo, hi = float(t.min()), float(t.max())
+def _range(a: np.ndarray) -> tuple[float, float]:
+    lo, hi = float(a.min()), float(a.max())
     if lo < 0 < hi:  # signed values: a diverging scale centred on zero
         m = max(-lo, hi)
         return -m, m
@@ -185,9 +186,8 @@ def _range(t: torch.Tensor) -> tuple[float, float]:
     return lo, hi
 
 
-def _quant(t: torch.Tensor, lo: float, hi: float) -> np.ndarray:
-    q = ((t - lo) / (hi - lo) * 255.0).round().clamp(0, 255)
-    return q.to(torch.uint8).numpy()
+def _quant(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip(np.rint((a - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 
 
 def _probe_points(out: torch.Tensor, channels: int, n: int) -> list[tuple[int, int, int]]:

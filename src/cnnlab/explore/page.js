@@ -39,6 +39,12 @@
     if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(3);
     return v.toFixed(4);
   }
+  function fmt3(v) {
+    if (v === -Infinity) return "pad";
+    var a = Math.abs(v);
+    if (a !== 0 && (a >= 1e4 || a < 1e-3)) return v.toExponential(1);
+    return v.toFixed(3);
+  }
   function big(n) {
     var u = [[1e9, " G"], [1e6, " M"], [1e3, " k"]];
     for (var i = 0; i < u.length; i++) if (n >= u[i][0]) return (n / u[i][0]).toFixed(2) + u[i][1];
@@ -101,7 +107,7 @@
       img.data[4 * i + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
-    var s = Math.max(1, px / Math.max(im.w, im.h));
+    var s = px / Math.max(im.w, im.h);
     cv.style.width = Math.round(im.w * s) + "px"; cv.style.height = Math.round(im.h * s) + "px";
     return cv;
   }
@@ -262,7 +268,26 @@
     if (m.f > 1) s += "; shown " + m.h + "x" + m.w + " (mean of " + m.f + "x" + m.f + " blocks)";
     return s;
   }
+  var inputView = null;
+  // Outline, on the input maps, the window that output pixel (y, x) sees in channels chs.
+  function markWindow(y0, x0, kh, kw, chs) {
+    if (!inputView) return;
+    var m = inputView.map;
+    inputView.grid.querySelectorAll(".win").forEach(function (e) { e.remove(); });
+    var cells = inputView.grid.children;
+    chs.forEach(function (c) {
+      if (c >= cells.length) return;
+      var cv = cells[c].querySelector("canvas"), s = parseFloat(cv.style.width) / m.w / m.f;
+      var d = el("div", "win");
+      var top = Math.max(0, y0), left = Math.max(0, x0);
+      var bottom = Math.min(m.h0, y0 + kh), right = Math.min(m.w0, x0 + kw);
+      d.style.top = (cv.offsetTop + top * s) + "px"; d.style.left = (cv.offsetLeft + left * s) + "px";
+      d.style.width = Math.max(2, (right - left) * s) + "px"; d.style.height = Math.max(2, (bottom - top) * s) + "px";
+      cells[c].appendChild(d);
+    });
+  }
   function showLayer(n) {
+    inputView = null;
     var L = document.getElementById("layer");
     L.innerHTML = "";
     document.getElementById("arith").innerHTML = "";
@@ -291,7 +316,9 @@
     if (src && src.map && src.map.kind === "map") {
       var si = section(L, (n.input_from === "(input)" ? "Input: the network's input (" : "Input: the output of " + src.name + " (") + describeMap(src.map) + ")");
       si.appendChild(scaleBar(src.map));
-      si.appendChild(mapGrid(src.map, src.map.s > 16 ? 56 : 80, null));
+      si.id = "inputpart";
+      inputView = { map: src.map, grid: mapGrid(src.map, src.map.s > 16 ? 56 : 80, null) };
+      si.appendChild(inputView.grid);
     }
     if (n.op && n.op.kind === "conv" && n.op.probes.length) {
       var p = n.op.probes[0];
@@ -388,7 +415,7 @@
     var t = el("table", "num " + (cls || ""));
     for (var i = 0; i < kh; i++) {
       var tr = el("tr");
-      for (var j = 0; j < kw; j++) { var td = el("td", null, fmt(vals[off + i * kw + j])); if (hl && hl(i, j)) td.className = "hl"; tr.appendChild(td); }
+      for (var j = 0; j < kw; j++) { var td = el("td", null, fmt3(vals[off + i * kw + j])); if (hl && hl(i, j)) td.className = "hl"; tr.appendChild(td); }
       t.appendChild(tr);
     }
     return t;
@@ -399,7 +426,10 @@
     var A = document.getElementById("arith");
     A.innerHTML = "";
     var op = n.op;
-    if (scroll) setTimeout(function () { A.scrollIntoView({ block: "start", behavior: "smooth" }); }, 0);
+    if (scroll) setTimeout(function () {  // show the input maps (window outlined) and the sums
+      var d = document.getElementById("detail"), t = document.getElementById("inputpart") || A;
+      d.scrollTop = t.offsetTop - d.offsetTop - 8;
+    }, 0);
     if (op.kind === "conv") return arithConv(A, n, co, y, x);
     if (op.kind === "pool") return arithPool(A, n, co, y, x);
     if (op.kind === "bn") return arithBN(A, n, co, y, x);
@@ -424,8 +454,11 @@
     var w = convWindow(op, co, y, x);
     if (!w) { missing(A, n, co, y, x, "the whole input of this layer is too large"); return; }
     var r = convSum(op, co, w.win), W = dec(op, "W", f32), per = w.win.length;
+    var g0 = Math.floor(co / (op.cout / op.groups)) * op.cin_g, chs = [];
+    for (var cc = g0; cc < g0 + Math.min(op.cin_g, 64); cc++) chs.push(cc);
+    markWindow(y * op.stride[0] - op.pad[0], x * op.stride[1] - op.pad[1], (kh - 1) * op.dil[0] + 1, (kw - 1) * op.dil[1] + 1, chs);
     A.appendChild(el("p", "formula", "out[" + co + "," + y + "," + x + "] = b[" + co + "] + \u03a3_c \u03a3_i \u03a3_j w[" + co + ",c,i,j] \u00b7 in[c, " + y + "\u00b7" + op.stride[0] + "+i" + (op.dil[0] > 1 ? "\u00b7" + op.dil[0] : "") + "\u2212" + op.pad[0] + ", " + x + "\u00b7" + op.stride[1] + "+j" + (op.dil[1] > 1 ? "\u00b7" + op.dil[1] : "") + "\u2212" + op.pad[1] + "]"));
-    A.appendChild(el("p", "note", "PyTorch's Conv2d computes a cross-correlation: the kernel slides over the input without being flipped. A true convolution (the textbook formula, and cnnlab's NumPy engine) flips the kernel by 180\u00b0 first; its kernel for the same result is shown at the right of each row. Positions outside the input are the zero padding." + (op.groups > 1 ? " This layer has " + op.groups + " groups: output channel " + co + " sees input channels " + (Math.floor(co / (op.cout / op.groups)) * op.cin_g) + " to " + (Math.floor(co / (op.cout / op.groups)) * op.cin_g + op.cin_g - 1) + " only." : "")));
+    A.appendChild(el("p", "note", "PyTorch's Conv2d computes a cross-correlation: the kernel slides over the input without being flipped. A true convolution (the textbook formula, and cnnlab's NumPy engine) flips the kernel by 180\u00b0 first; its kernel for the same result is shown below the products. Positions outside the input are the zero padding." + (op.groups > 1 ? " This layer has " + op.groups + " groups: output channel " + co + " sees input channels " + (Math.floor(co / (op.cout / op.groups)) * op.cin_g) + " to " + (Math.floor(co / (op.cout / op.groups)) * op.cin_g + op.cin_g - 1) + " only." : "")));
     var shown = Math.min(3, op.cin_g), kk = kh * kw;
     for (var c = 0; c < shown; c++) {
       var row = el("div", "row");
@@ -437,11 +470,15 @@
       row.appendChild(labelled("kernel w[" + co + "," + c + "]", numGrid(W, kh, kw, co * per + c * kk, "kern")));
       row.appendChild(el("div", "op", "="));
       row.appendChild(labelled("products, sum " + fmt(part), numGrid(r.prods, kh, kw, c * kk, "prod")));
-      var flip = new Float32Array(kk);
-      for (var a = 0; a < kh; a++) for (var b2 = 0; b2 < kw; b2++) flip[a * kw + b2] = W[co * per + c * kk + (kh - 1 - a) * kw + (kw - 1 - b2)];
-      row.appendChild(labelled("flipped kernel (true convolution)", numGrid(flip, kh, kw, 0, "flip")));
       A.appendChild(row);
     }
+    var flip = new Float32Array(kk), frow = el("div", "row");
+    for (var a = 0; a < kh; a++) for (var b2 = 0; b2 < kw; b2++) flip[a * kw + b2] = W[co * per + (kh - 1 - a) * kw + (kw - 1 - b2)];
+    frow.appendChild(el("div", "rowlabel", "the same kernel w[" + co + ",0] for a true convolution: flipped by 180\u00b0 (rows and columns reversed)"));
+    frow.appendChild(labelled("kernel as PyTorch holds it", numGrid(W, kh, kw, co * per, "kern")));
+    frow.appendChild(el("div", "op", "\u21bb"));
+    frow.appendChild(labelled("flipped kernel (true convolution)", numGrid(flip, kh, kw, 0, "flip")));
+    A.appendChild(frow);
     var rest = 0;
     for (var i2 = shown * kk; i2 < per; i2++) rest += r.prods[i2];
     var t = el("table", "sum");
@@ -485,6 +522,7 @@
     A.appendChild(el("h2", null, "How " + n.name + " computes channel " + co + ", pixel (" + y + ", " + x + ")"));
     var w = poolWindow(op, co, y, x);
     if (!w) { missing(A, n, co, y, x, "the whole input of this layer is too large"); return; }
+    markWindow(y * op.stride[0] - op.pad[0], x * op.stride[1] - op.pad[1], kh, kw, [co]);
     var res, k = kh * kw, best = -Infinity, bi = -1, s = 0;
     for (var i = 0; i < k; i++) { var v = w.win[i]; if (v < -1e38) v = -Infinity; if (v > best) { best = v; bi = i; } if (isFinite(v)) s += v; }
     var div = w.div || k;
@@ -588,8 +626,10 @@
     hash.split("&").forEach(function (kv) { var i = kv.indexOf("="); if (i > 0) args[kv.slice(0, i)] = kv.slice(i + 1); });
     if (args.layer && byName[args.layer]) {
       select(args.layer);
+      var box = document.querySelector('[data-layer="' + CSS.escape(args.layer) + '"]');
+      if (box && box.getBoundingClientRect().top > window.innerHeight * 0.8) box.scrollIntoView({ block: "center" });
       var px = (args.px || "").split(",").map(Number);
-      if (px.length === 3 && byName[args.layer].op) arith(byName[args.layer], px[0], px[1], px[2]);
+      if (px.length === 3 && byName[args.layer].op) arith(byName[args.layer], px[0], px[1], px[2], true);
     }
   }
   document.body.setAttribute("data-ready", "1");

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -151,7 +152,7 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
     probs = torch.softmax(logits, 0)
     names = list(classes) if classes else [str(i) for i in range(logits.numel())]
     img = image if image is not None else x[0]
-    img = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+    img = torch.from_numpy(np.clip(np.rint(img.float().numpy() * 255), 0, 255).astype(np.uint8))
     return {
         "model": summ.model_name, "input": list(size), "depth": depth,
         "total_params": summ.total_params, "macs": summ.macs, "weighted_depth": summ.depth,
