@@ -98,13 +98,13 @@ def test_layout_branches_shortcuts_concatenations(pages):
 
 def test_dense_block_is_a_chain_that_concatenates():
     torch.manual_seed(0)
-    model = cnnlab.create_model("densenet121").eval()
-    with torch.device("meta"):
-        shape_only = cnnlab.create_model("densenet121")
-    data = explore_data(model, torch.randn(1, 3, 32, 32), depth=3, analysis_model=shape_only)
+    kw = {"block_config": (3, 2), "growth_rate": 8}  # a small DenseNet of the same code
+    model = cnnlab.create_model("densenet121", **kw).eval()
+    data = explore_data(model, torch.randn(1, 3, 32, 32), depth=3)
     b = {n["name"]: n for n in data["nodes"]}["features.denseblock1"]
     assert b["merge"] == "cat"
-    assert len(b["cols"]) == 1 and len(b["cols"][0]) == 6  # six layers one after another
+    assert len(b["cols"]) == 1 and len(b["cols"][0]) == 3  # three layers one after another
+    assert b["shape"] == f"{64 + 3 * 8}x8x8"  # the block returns its input and 3 x 8 new maps
 
 
 def test_probe_windows_redo_pytorch_conv(pages):

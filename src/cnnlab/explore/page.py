@@ -11,8 +11,18 @@ from torch import nn
 
 from ..analysis.receptive_field import receptive_field
 from ..analysis.summary import summary
-from .build import (ACTIVATIONS, POOLS, Limits, b64_f32, b64_u8, bn_record, capture,
-                    conv_record, map_record, pool_record)
+from .build import (
+    ACTIVATIONS,
+    POOLS,
+    Limits,
+    b64_f32,
+    b64_u8,
+    bn_record,
+    capture,
+    conv_record,
+    map_record,
+    pool_record,
+)
 
 
 def _parent(name: str, visible: set[str]) -> str:
