@@ -177,6 +177,11 @@ def test_cli_explore_and_its_mistakes(tmp_path, capsys):
                  str(out)]) == 2
     assert "none.png" in capsys.readouterr().err
     assert main(["explore", "lenet5", "--depth", "0"]) == 2
+    capsys.readouterr()
+    assert main(["explore", str(tmp_path / "no-run"), "-o", str(out)]) == 2
+    assert "no-run does not exist" in capsys.readouterr().err
+    assert main(["explore", "alexnet", "--input", "3x32x32", "-o", str(out)]) == 2
+    assert "at least 63x63" in capsys.readouterr().err
 
 
 # --- in the browser ----------------------------------------------------------------------
@@ -292,11 +297,13 @@ def test_imagenet_models_pages_are_small_and_quick(tmp_path, name):
     import time
 
     path = tmp_path / f"{name}.html"
-    start = time.perf_counter()
+    start = time.process_time()
     data = write_page(name, path)
-    seconds = time.perf_counter() - start
+    cpu = time.process_time() - start
     assert path.stat().st_size < 5 * 2**20
-    assert seconds < 20 * 2  # 20 s on 2 idle cores; slack for a loaded machine
+    # under 20 s on 2 cores: the CPU seconds of all threads bound the wall time of an idle
+    # machine, and unlike the wall time they do not grow with other jobs' load
+    assert cpu < 20
     if CHROMIUM is not None:
         dom, console = browse(path, screenshot=ARTIFACTS / f"{name}.png")
         assert dom.body.get("data-ready") == "1" and console == []

@@ -27,6 +27,9 @@ def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
     elif path.exists():
         model, x, shown, classes, src = source.from_run(path, image)
         name = src["what"].split(" ")[0]
+    elif "/" in str(target) or "\\" in str(target) or path.suffix in (".pt", ".safetensors"):
+        raise FileNotFoundError(f"{target} does not exist; give a run folder, a checkpoint, "
+                                "a 'cnnlab scratch train --out' folder or a model name")
     else:
         model, x, shown, classes, src = source.from_model(str(target), image, input_size)
         name = str(target)
