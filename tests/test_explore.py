@@ -107,6 +107,21 @@ def test_dense_block_is_a_chain_that_concatenates():
     assert b["shape"] == f"{64 + 3 * 8}x8x8"  # the block returns its input and 3 x 8 new maps
 
 
+def test_a_branch_that_starts_with_a_functional_pooling_is_its_own_column():
+    """Inception v3's branch_pool runs F.avg_pool2d on the block input, then a module: it is
+    the fourth branch, not the end of the third."""
+    torch.manual_seed(0)
+    model = cnnlab.create_model("inception_v3", aux_logits=False).eval()
+    with torch.device("meta"):
+        shape_only = cnnlab.create_model("inception_v3", aux_logits=False)
+    data = explore_data(model, torch.randn(1, 3, 75, 75), depth=1, analysis_model=shape_only)
+    b = {n["name"]: n for n in data["nodes"]}["Mixed_5b"]
+    assert [[c.rsplit(".", 1)[1] for c in col] for col in b["cols"]] == [
+        ["branch1x1"], ["branch5x5_1", "branch5x5_2"],
+        ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"], ["branch_pool"]]
+    assert b["merge"] == "cat"
+
+
 def test_probe_windows_redo_pytorch_conv(pages):
     """Independent of the page: window x kernel + bias from the embedded numbers equals the
     conv output PyTorch gives at that pixel (stride, padding, groups included)."""

@@ -65,15 +65,24 @@ def _first_tensor(obj):
 
 
 class _OwnOps(TorchDispatchMode):
-    """Which merging operators (add, cat, mul) each module ran itself (not in a child)."""
+    """Which merging operators (add, cat, mul) each module ran itself (not in a child), and
+    where every tensor came from: ``parent[id(out)]`` is the operator's first input tensor."""
 
     def __init__(self, stack: list[str]):
         super().__init__()
         self.stack = stack
         self.ops: dict[str, set[str]] = {}
+        self.parent: dict[int, torch.Tensor] = {}
+        self.alive: list = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        ins = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+        if ins:
+            for o in tree_flatten(out)[0]:
+                if isinstance(o, torch.Tensor) and all(o is not i for i in ins):
+                    self.parent[id(o)] = ins[0]
+                    self.alive.append(o)
         name = func._overloadpacket.__name__.rstrip("_")
         if name in ("add", "cat", "mul") and self.stack:
             tensors = [a for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)]
@@ -105,9 +114,15 @@ def capture(model: nn.Module, x: torch.Tensor) -> Capture:
     alive = []
     stack: list[str] = []
 
-    def token(t):
+    own = _OwnOps(stack)
+
+    def token(t, follow: bool = False):
+        """The tensor's number; with ``follow``, a tensor that a functional operator made
+        (pooling, flatten, a view) takes the number of the module output it came from."""
         if t is None:
             return -1
+        while follow and id(t) not in tokens and id(t) in own.parent:
+            t = own.parent[id(t)]
         if id(t) not in tokens:
             tokens[id(t)] = len(tokens)
             alive.append(t)  # keep the object alive so that its id is not reused
@@ -119,7 +134,7 @@ def capture(model: nn.Module, x: torch.Tensor) -> Capture:
         if name not in in_tok:
             # a list of maps (a dense layer's inputs): the newest one says where it comes from
             ts = [a for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)]
-            in_tok[name] = token(ts[-1] if ts else None)
+            in_tok[name] = token(ts[-1] if ts else None, follow=True)
             order.append(name)
         if t is not None and (isinstance(mod, keep_input) or hasattr(mod, "dense_weight")):
             inputs[name] = t.detach().clone()
@@ -135,7 +150,6 @@ def capture(model: nn.Module, x: torch.Tensor) -> Capture:
     handles = [h for m in names for h in (m.register_forward_pre_hook(pre),
                                           m.register_forward_hook(post))]
     was = model.training
-    own = _OwnOps(stack)
     try:
         model.eval()
         with torch.no_grad(), own:
