@@ -144,8 +144,9 @@ def capture(model: nn.Module, x: torch.Tensor) -> Capture:
         name = stack.pop()
         t = _first_tensor(out)
         if t is not None:
-            outputs[name] = t.detach().clone()
-            out_tok[name] = token(t)
+            outputs[name] = t.detach().clone()  # a module called twice shows its last output
+            if name not in out_tok:  # ... but its place in the graph is its first call's
+                out_tok[name] = token(t)
 
     handles = [h for m in names for h in (m.register_forward_pre_hook(pre),
                                           m.register_forward_hook(post))]

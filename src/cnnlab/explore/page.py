@@ -36,8 +36,9 @@ def _parent(name: str, visible: set[str]) -> str:
 def _columns(name: str, cap, children: list[str]) -> list[list[str]]:
     """Split a container's direct children (in execution order) into parallel columns: a child
     that takes the container's own input while another column already exists opens a new
-    column (an Inception branch, a projection shortcut); a child that takes the output of a
-    column's last module continues that column."""
+    column (an Inception branch, a projection shortcut), and so does one that takes the output
+    of a module in the middle of a column (a branch that forks, Inception v3's 7b/7c); a child
+    that takes the output of a column's last module continues that column."""
     prefix = name + "." if name else ""
     ran = [c for c in cap.order if c.startswith(prefix) and "." not in c[len(prefix):] and c]
     ran = [c for c in ran if c in children]
@@ -45,14 +46,15 @@ def _columns(name: str, cap, children: list[str]) -> list[list[str]]:
     cols: list[list[str]] = []
     for c in ran:
         t = cap.in_token.get(c)
-        target = None
+        target, fork = None, False
         for col in cols:
-            if cap.out_token.get(col[-1]) == t:
-                target = col
-        if target is not None:
+            for i, m in enumerate(col):
+                if cap.out_token.get(m) == t:
+                    target, fork = col, i < len(col) - 1
+        if target is not None and not fork:
             target.append(c)
-        elif not cols or t == cin:
-            cols.append([c])
+        elif fork or not cols or t == cin:
+            cols.append([c])  # a new branch: from the block input, or forking a branch
         else:
             cols[-1].append(c)
     return cols
