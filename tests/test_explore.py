@@ -238,8 +238,12 @@ def _need_chromium():
 
 def browse(path: Path, fragment: str = "", screenshot: Path | None = None):
     """Dump the DOM of ``path`` after its script ran; optionally also save a screenshot."""
+    import tempfile
+
     url = path.resolve().as_uri() + (f"#{fragment}" if fragment else "")
+    profile = tempfile.mkdtemp(prefix="cnnlab-chromium-")  # a fresh profile: no shared lock
     base = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            f"--user-data-dir={profile}",
             "--no-first-run", "--disable-extensions", "--virtual-time-budget=20000",
             "--enable-logging=stderr", "--v=0"]
     proc = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
@@ -251,6 +255,7 @@ def browse(path: Path, fragment: str = "", screenshot: Path | None = None):
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([*base, "--window-size=1600,1000", f"--screenshot={screenshot}", url],
                        capture_output=True, timeout=180, check=True)
+    shutil.rmtree(profile, ignore_errors=True)
     dom = _Dom()
     dom.feed(proc.stdout)
     return dom, console
