@@ -14,7 +14,11 @@
 
   var D = JSON.parse(document.getElementById("cnnlab-data").textContent);
   var byName = {};
-  D.nodes.forEach(function (n) { byName[n.name] = n; if (n.map != null) n.map = D.maps[n.map]; });
+  D.nodes.forEach(function (n) {
+    byName[n.name] = n;
+    if (n.map != null) n.map = D.maps[n.map];
+    if (n.in_map != null) n.in_map = D.maps[n.in_map];
+  });
 
   // ---- decoding ------------------------------------------------------------------------
   function bytes(s) {
@@ -133,12 +137,20 @@
     if (n.rf) s.appendChild(el("span", "rf", "RF " + n.rf));
     return s;
   }
+  function short(v) { var a = Math.abs(v); return a !== 0 && (a >= 1e3 || a < 1e-2) ? v.toExponential(0) : v.toFixed(2); }
   function thumbs(n) {
-    var t = el("div", "thumbs");
-    if (!n.map) return t;
-    if (n.map.kind === "vec") { t.appendChild(vecCanvas(n.map, 96)); return t; }
-    for (var c = 0; c < Math.min(3, n.map.s); c++) t.appendChild(mapCanvas(n.map, c, 34));
-    return t;
+    var w = el("div", "thumbwrap"), t = el("div", "thumbs");
+    w.appendChild(t);
+    if (!n.map) return w;
+    if (n.map.kind === "vec") t.appendChild(vecCanvas(n.map, 96));
+    else for (var c = 0; c < Math.min(3, n.map.s); c++) t.appendChild(mapCanvas(n.map, c, 34));
+    var sc = el("div", "miniscale");  // the colour scale of the thumbnails, with its range
+    var bar = el("span", "bar"); bar.style.background = scaleCss(n.map);
+    sc.appendChild(el("span", null, n.map.lo < 0 ? "\u2212" + short(n.map.hi) : short(n.map.lo)));
+    sc.appendChild(bar);
+    sc.appendChild(el("span", null, short(n.map.hi)));
+    w.appendChild(sc);
+    return w;
   }
   function boxHead(n, cls) {
     var b = el("div", cls);
@@ -312,9 +324,13 @@
     }
     if (n.op && n.op.kind === "conv") showKernels(L, n);
     if (n.op && n.op.kind === "bn") showBN(L, n);
-    var src = n.input_from === "(input)" ? { map: D.input_map, name: "the input image" } : n.input_from ? { map: byName[n.input_from].map, name: n.input_from } : null;
+    var src = n.input_from === "(input)" ? { map: D.input_map, name: "the network's input" } : n.input_from ? { map: byName[n.input_from].map, name: "the output of " + n.input_from } : null;
+    if (n.in_map) {  // what this layer really received
+      var same = src && src.map === n.in_map;
+      src = { map: n.in_map, name: same ? src.name : src ? src.name.replace("the output of ", "") + " after the operations hidden at this depth (an activation, ...)" : "what this layer receives" };
+    }
     if (src && src.map && src.map.kind === "map") {
-      var si = section(L, (n.input_from === "(input)" ? "Input: the network's input (" : "Input: the output of " + src.name + " (") + describeMap(src.map) + ")");
+      var si = section(L, "Input: " + src.name + " (" + describeMap(src.map) + ")");
       si.appendChild(scaleBar(src.map));
       si.id = "inputpart";
       inputView = { map: src.map, grid: mapGrid(src.map, src.map.s > 16 ? 56 : 80, null) };

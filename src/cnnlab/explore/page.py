@@ -149,6 +149,8 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
             prod = [n for n in cap.order[:cap.order.index(r.name)] if cap.out_token.get(n) == inp
                     and n in visible and not r.name.startswith(n + ".")]
             node["input_from"] = prod[-1] if prod else ("(input)" if inp == 0 else None)
+            if r.name in cap.inputs:  # what the layer really received (after hidden ops)
+                node["in_map"] = add_map(map_record(cap.inputs[r.name], lim))
             if isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight"):
                 node["op"] = conv_record(m, cap.inputs[r.name], out, lim, r.name == first_conv,
                                          budget)
