@@ -108,18 +108,24 @@ def test_dense_block_is_a_chain_that_concatenates():
 
 
 def test_a_branch_that_starts_with_a_functional_pooling_is_its_own_column():
-    """Inception v3's branch_pool runs F.avg_pool2d on the block input, then a module: it is
-    the fourth branch, not the end of the third."""
+    """Inception v3's modules A (branch_pool: F.avg_pool2d on the block input, then a conv)
+    and E (branch3x3_2a and _2b both take branch3x3_1's output: a fork)."""
+    from torch import nn
+
+    from cnnlab.models.inception_v3 import InceptionA, InceptionE
+
     torch.manual_seed(0)
-    model = cnnlab.create_model("inception_v3", aux_logits=False).eval()
-    with torch.device("meta"):
-        shape_only = cnnlab.create_model("inception_v3", aux_logits=False)
-    data = explore_data(model, torch.randn(1, 3, 75, 75), depth=1, analysis_model=shape_only)
-    b = {n["name"]: n for n in data["nodes"]}["Mixed_5b"]
-    assert [[c.rsplit(".", 1)[1] for c in col] for col in b["cols"]] == [
+    model = nn.Sequential(InceptionA(8, pool_features=4), InceptionE(64 + 64 + 96 + 4)).eval()
+    data = explore_data(model, torch.randn(1, 8, 9, 9), depth=1)
+    a, e = ({n["name"]: n for n in data["nodes"]}[k] for k in ("0", "1"))
+    assert [[c.split(".")[1] for c in col] for col in a["cols"]] == [
         ["branch1x1"], ["branch5x5_1", "branch5x5_2"],
         ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"], ["branch_pool"]]
-    assert b["merge"] == "cat"
+    assert [[c.split(".")[1] for c in col] for col in e["cols"]] == [
+        ["branch1x1"], ["branch3x3_1", "branch3x3_2a"], ["branch3x3_2b"],
+        ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3a"], ["branch3x3dbl_3b"],
+        ["branch_pool"]]
+    assert a["merge"] == e["merge"] == "cat"
 
 
 def test_probe_windows_redo_pytorch_conv(pages):
