@@ -15,11 +15,24 @@ def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
                limits: Limits | None = None) -> dict:
     """Explore ``target`` (a registered model name, a run folder or checkpoint, or a
     ``cnnlab scratch train --out`` folder) and write the page to ``out``; returns the data."""
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive integer, got {depth!r}")
+    import torch
+
+    # One image, batch 1: a single thread is as fast on an idle machine and many times faster
+    # on a busy one (spinning thread pools); the caller's setting comes back afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _write_page(target, out, image, depth, input_size, limits)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _write_page(target, out, image, depth, input_size, limits) -> dict:
     from ..weights import atomic_write_bytes
     from . import source
 
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}")
     path = Path(str(target))
     if source.is_scratch_run(path):
         model, x, shown, classes, src = source.from_scratch(path, image)
