@@ -327,7 +327,10 @@
     var src = n.input_from === "(input)" ? { map: D.input_map, name: "the network's input" } : n.input_from ? { map: byName[n.input_from].map, name: "the output of " + n.input_from } : null;
     if (n.in_map) {  // what this layer really received
       var same = src && src.map === n.in_map;
-      src = { map: n.in_map, name: same ? src.name : src ? src.name.replace("the output of ", "") + " after the operations hidden at this depth (an activation, ...)" : "what this layer receives" };
+      var from = n.input_from && n.input_from !== "(input)" ? byName[n.input_from] : null;
+      src = { map: n.in_map, name: same ? src.name : !from ? "what this layer receives" :
+        from.calls > 1 ? "what this layer receives, from " + from.name + " (called " + from.calls + " times; its box shows its last call)" :
+        "what this layer receives: the output of " + from.name + " after the operations hidden at this depth (an activation, ...)" };
     }
     if (src && src.map && src.map.kind === "map") {
       var si = section(L, "Input: " + src.name + " (" + describeMap(src.map) + ")");
