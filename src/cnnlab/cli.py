@@ -30,6 +30,7 @@ COMMANDS = [
     "filter",
     "visualize",
     "weights",
+    "explore",
 ]
 
 

@@ -1,0 +1,168 @@
+"""What to explore: a registered model, a training run folder, or a NumPy (scratch) run.
+
+Each gives ``(model, x, image, classes, source)``: the PyTorch model in eval mode, the
+network input (1 x C x H x W, normalised the way the model expects), the same picture in
+0..1 for display, the class names and a few lines that say where it all came from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CnnlabError
+
+SCRATCH_WEIGHTS = "scratch_lenet5.npz"
+SCRATCH_CONFIG = "scratch_config.json"
+
+
+def _digit(split: str = "test", index: int = 0):
+    from ..data.digits import load_digits
+
+    d = load_digits()
+    img, label = d.split(split)[index]
+    return d, img, label
+
+
+def _prepare(img: torch.Tensor, c: int, h: int, w: int, mean, std):
+    from ..data import Preprocess
+    from ..data.transforms import convert_channels, resize
+
+    pre = Preprocess(c, (h, w), mean, std)
+    shown = resize(convert_channels(img.float(), c), (h, w)).clamp(0, 1)
+    return pre(img)[None], shown
+
+
+def _image_file(path: Path, c: int):
+    from ..data.folder import load_image
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    return load_image(path, 1 if c == 1 else 3)
+
+
+def from_model(name: str, image: Path | None = None, input_size=None, seed: int = 0):
+    """A registered model with its initial (untrained) weights, seeded."""
+    from ..registry import create_model, get_entry
+
+    entry = get_entry(name)
+    c, h, w = input_size or entry.input_size
+    torch.manual_seed(seed)
+    model = create_model(name, in_chans=c).eval()
+    if hasattr(model, "check_input"):
+        model.check_input(torch.zeros(1, c, h, w))
+    if image is not None:
+        img, what = _image_file(image, c), f"image {Path(image).name}"
+        mean, std = [0.5] * c, [0.25] * c
+    else:
+        d, img, label = _digit()
+        what = f"digits test image 0 (label {label})"
+        mean, std = d.mean, d.std
+    x, shown = _prepare(img, c, h, w, mean, std)
+    src = {"kind": "model", "what": f"{name}: untrained (initial weights, seed {seed})",
+           "image": what, "norm": "mean/std of the digits" if image is None else
+           "mean 0.5, std 0.25 per channel", "arch": name, "arch_kwargs": {"in_chans": c}}
+    return model, x, shown, None, src
+
+
+def from_run(path: Path, image: Path | None = None):
+    """A ``cnnlab train`` run folder (or checkpoint): trained weights, classes, normalisation."""
+    from ..data import load_data
+    from ..training.runs import open_run
+
+    model, config, pre = open_run(path)
+    c, h, w = config["input_size"]
+    if image is not None:
+        img, what = _image_file(image, c), f"image {Path(image).name}"
+    else:
+        spec = (config.get("data") or {}).get("spec", "digits")
+        try:
+            data = load_data(spec)
+            img, label = data.test[0]
+            what = f"{data.name} test image 0 (label {config['classes'][label]})"
+        except (CnnlabError, OSError, ValueError):
+            _, img, label = _digit()
+            what = f"digits test image 0 (label {label}); the run's data {spec} was not found"
+    x = pre(img)[None]
+    from ..data.transforms import convert_channels, resize
+
+    shown = resize(convert_channels(img.float(), c), (h, w)).clamp(0, 1)
+    src = {"kind": "run", "what": f"{config['model']} trained run {Path(path).name}",
+           "image": what, "norm": f"mean {_fmt(pre.mean)}, std {_fmt(pre.std)} (the run's)",
+           "arch": config["model"], "arch_kwargs": config.get("model_kwargs", {})}
+    return model, x, shown, list(config["classes"]), src
+
+
+def is_scratch_run(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / SCRATCH_WEIGHTS).is_file()
+
+
+def from_scratch(path: Path, image: Path | None = None, index: int = 0):
+    """A ``cnnlab scratch train --out DIR`` run: the NumPy LeNet-5's weights in the PyTorch
+    LeNet-5 (kernels rotated by 180 degrees: the engine convolves, PyTorch correlates), checked
+    to give the same logits as the NumPy forward pass."""
+    from ..registry import create_model
+    from ..scratch.model import lenet5
+    from ..scratch.train import load_digits_split, resize_bilinear
+
+    path = Path(path)
+    cfg_path = path / SCRATCH_CONFIG
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{path} is not a scratch run: it needs {SCRATCH_WEIGHTS} and "
+                                f"{SCRATCH_CONFIG} (write them with 'cnnlab scratch train "
+                                f"--out {path}')")
+    cfg = json.loads(cfg_path.read_text())
+    size = int(cfg["input_size"])
+    net = lenet5(size, activation=cfg["activation"], pool=cfg["pool"], dtype=np.float32)
+    net.load(path / SCRATCH_WEIGHTS)
+    kwargs = {"activation": cfg["activation"], "pool": cfg["pool"],
+              "c1_padding": 2 if size == 28 else 0}
+    model = create_model("lenet5", **kwargs).eval()
+    names = {"c1": "features.c1", "c3": "features.c3", "c5": "features.c5", "f6": "f6",
+             "output": "output"}
+    state = {}
+    for ours, theirs in names.items():
+        w = net[ours].params["W"]
+        w = w[..., ::-1, ::-1] if w.ndim == 4 else w.T if w.shape != (
+            model.get_submodule(theirs).weight.shape) else w
+        state[f"{theirs}.weight"] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+        state[f"{theirs}.bias"] = torch.from_numpy(
+            np.ascontiguousarray(net[ours].params["b"], dtype=np.float32).reshape(-1))
+    model.load_state_dict(state)
+    data = load_digits_split(size)
+    if image is not None:
+        img = _image_file(image, 1)[0].double().numpy()
+        img = resize_bilinear(img[None], size)[0]
+        x_np = ((img - data["mean"]) / data["std"])[None, None].astype(np.float32)
+        what = f"image {Path(image).name}"
+    else:
+        xs, ys = data["test"]
+        x_np, what = xs[index:index + 1], f"digits test image {index} (label {ys[index]})"
+    x = torch.from_numpy(np.ascontiguousarray(x_np))
+    np_logits = net.forward(x_np)
+    with torch.no_grad():
+        t_logits = model(x).numpy()
+    diff = float(np.abs(np_logits - t_logits).max())
+    if diff > 1e-3:
+        raise CnnlabError(f"{path}: the NumPy and PyTorch LeNet-5 disagree by {diff:.3g}; "
+                          "the weights do not fit")
+    shown = (x[0] * data["std"] + data["mean"])
+    lo, hi = float(shown.min()), float(shown.max())
+    shown = (shown - lo) / max(hi - lo, 1e-6)
+    src = {"kind": "scratch", "what": f"NumPy LeNet-5 from 'cnnlab scratch train' in {path.name} "
+           f"({cfg['activation']}, {cfg['pool']} pool, {size}x{size}, test accuracy "
+           f"{cfg.get('test_acc', float('nan')):.4f})",
+           "image": what, "norm": f"mean {data['mean']:.4f}, std {data['std']:.4f} (the "
+           "engine's training set)",
+           "note": "The NumPy engine stores each kernel W for a true convolution; the PyTorch "
+                   "layer shown here holds rot180(W) and correlates: the same numbers. Its "
+                   f"logits equal the NumPy forward pass's to {diff:.1e}.",
+           "arch": "lenet5", "arch_kwargs": kwargs}
+    return model, x, shown, [str(i) for i in range(10)], src
+
+
+def _fmt(v) -> str:
+    return "[" + ", ".join(f"{float(a):.4g}" for a in v) + "]"
