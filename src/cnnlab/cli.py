@@ -26,6 +26,7 @@ COMMANDS = [
     "macs",
     "cost",
     "compare",
+    "errata",
     "scratch",
     "filter",
     "visualize",
