@@ -350,8 +350,8 @@ def errata() -> list[Erratum]:
             f"outputs {s3['res_out']}x{s3['res_out']}.",
             f"The paper's Table 1 lists "
             f"{' + '.join(str(r['layers']) for r in b0['table'])} = "
-            f"{sum(r['layers'] for r in b0['table'])} layers; a fifth 192 row breaks that count. The stage table is printed by "
-            "'cnnlab errata efficientnet-b0-table'.",
+            f"{sum(r['layers'] for r in b0['table'])} layers; a fifth 192 row breaks that "
+            "count. The stage table is printed by 'cnnlab errata efficientnet-b0-table'.",
             "cnnlab summary efficientnet_b0 --depth 3",
             [f"features.6.{b0['n192'] - 1}", "192x7x7"], _b0_demo),
         Erratum(
@@ -361,8 +361,8 @@ def errata() -> list[Erratum]:
             "its pooling window; the arrow is an upsampling, not a flip.",
             f"np.ones(poolDim) is 1-D, so the kron repeats only the columns: "
             f"{np.kron(np.ones((2, 2)), np.ones(2)).shape} for a 2x2 delta instead of "
-            f"{np.kron(np.ones((2, 2)), np.ones((2, 2))).shape}. Nothing is flipped in pooling's backward pass; "
-            "the flip belongs to the convolution layers.",
+            f"{np.kron(np.ones((2, 2)), np.ones((2, 2))).shape}. Nothing is flipped in "
+            "pooling's backward pass; the flip belongs to the convolution layers.",
             "cnnlab errata kron-snippet",
             ["(2, 4)", "(4, 4)", "gives the same: True"], _kron_demo),
         Erratum(
