@@ -54,7 +54,8 @@ class CompareRow:
         c, h, w = self.input_size
         return {"model": self.model, "input": f"{c}x{h}x{w}", "size_mb": round(self.size_mb, 2),
                 "precision": self.amp or "fp32", "channels_last": self.channels_last,
-                "max_diff_vs_fp32": self.max_diff, "params": self.params, "depth": self.depth, "macs": self.macs,
+                "max_diff_vs_fp32": self.max_diff, "params": self.params, "depth": self.depth,
+                "macs": self.macs,
                 "flops": 2 * self.macs, "ms_per_step": None if self.ms is None else
                 round(self.ms, 3), "timed_runs": self.runs, "top1": self.top1,
                 "top5": self.top5, "checkpoint": self.checkpoint}
