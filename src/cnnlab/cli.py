@@ -27,6 +27,7 @@ COMMANDS = [
     "cost",
     "compare",
     "errata",
+    "scale-search",
     "scratch",
     "filter",
     "visualize",
