@@ -87,9 +87,11 @@ KERAS_TO_CNNLAB: dict[str, str] = {
 }
 CNNLAB_TO_KERAS = {v: k for k, v in KERAS_TO_CNNLAB.items()}
 
-PUBLISHED_NOTE = ("Top-1/Top-5, Keras's depth, parameters and ms are PUBLISHED figures from the "
-                  "Keras Applications page (ImageNet validation; CPU AMD EPYC 92 cores, GPU "
-                  "Tesla A100, batch 32), not measured here")
+PUBLISHED_NOTE = ("Top-1/Top-5, Keras depth and Keras ms are PUBLISHED figures from the Keras "
+                  "Applications page (ImageNet validation; CPU AMD EPYC 92 cores, GPU Tesla "
+                  "A100, batch 32), not measured here; Keras params is Keras's exact "
+                  "count_params() (keras 3.15.1, weights=None), which the page prints rounded "
+                  "(25.6M)")
 DEPTH_NOTE = ("Depth (Keras) = layers with parameters, each conv, batch norm and dense layer "
               "once, a separable conv once (ResNet50: 53 + 53 + 1 = 107); Depth (cnnlab) = "
               "weighted layers (conv + linear) on the longest input-to-output path, every "
