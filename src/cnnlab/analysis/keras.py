@@ -98,7 +98,8 @@ DEPTH_NOTE = ("Depth (Keras) = layers with parameters, each conv, batch norm and
               "convolution once (ResNet50: 50)")
 PARAMS_NOTE = ("Params (Keras) = count_params(): trainable weights + the batch norms' moving "
                "mean and variance (PyTorch buffers), auxiliary heads left out; Size = those "
-               "weights in float32, 1 MB = 2^20 bytes")
+               "weights in float32, 1 MB = 2^20 bytes; Keras MB = the size the Keras page "
+               "publishes (of its weights file)")
 
 
 @dataclass
@@ -302,7 +303,8 @@ def keras_table(names=None, *, timing: bool = True, batch: int = 32, device: str
     return rows
 
 
-KERAS_COLUMNS = ("Model", "Keras name", "Input", "Size (MB)", "Params (Keras)", "Keras params",
+KERAS_COLUMNS = ("Model", "Keras name", "Input", "Size (MB)", "Keras MB", "Params (Keras)",
+                 "Keras params",
                  "Depth (Keras)", "Keras depth", "Depth (cnnlab)", "ms/step",
                  "Keras ms CPU", "Top-1 % (pub.)", "Top-5 % (pub.)")
 
@@ -311,14 +313,15 @@ def _keras_cells(r: KerasRow) -> list[str]:
     c, h, w = r.input_size
     pub = r.published
     if pub is None:
-        kp = kd = kcpu = t1 = t5 = ""
+        kp = kd = kcpu = t1 = t5 = kmb = ""
     else:
         kp = f"{pub['params_exact']:,}"
         if r.params_diff:
             kp += f" ({-r.params_diff:+,})"
         kd = str(pub["depth"]) + (f" ({-r.depth_diff:+d})" if r.depth_diff else "")
         kcpu, t1, t5 = f"{pub['ms_cpu']:.1f}", f"{pub['top1']:.1f}", f"{pub['top5']:.1f}"
-    return [r.model, r.keras_name or "-", f"{c}x{h}x{w}", f"{r.size_mb:.2f}",
+        kmb = str(pub["size_mb"])
+    return [r.model, r.keras_name or "-", f"{c}x{h}x{w}", f"{r.size_mb:.2f}", kmb,
             f"{r.params_keras:,}", kp, str(r.depth_keras), kd, str(r.depth),
             "" if r.ms is None else f"{r.ms:.2f}", kcpu, t1, t5]
 
