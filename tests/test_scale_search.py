@@ -112,3 +112,15 @@ def test_cli_quick_json_and_plot(cli, tmp_path):
     assert png.stat().st_size > 1000
     res = cli("scale-search", "--budget", "50")
     assert res.returncode == 2 and "no grid point" in res.stderr
+
+
+def test_efficientnet_b0_base_scales_like_the_paper():
+    # B0's stages have 1, 2, 2, 3, 3, 4, 1 blocks; depth 1.2 -> ceil: 2, 3, 3, 4, 4, 5, 2
+    net, r, params, _ = describe(1.0, 1.0, 1.0, in_chans=1, num_classes=10,
+                                 base="efficientnet_b0")
+    assert net.repeats == [1, 2, 2, 3, 3, 4, 1] and r == 32
+    net, r, _, _ = describe(1.2, 1.1, 1.15, in_chans=1, num_classes=10, base="efficientnet_b0")
+    assert net.repeats == [math.ceil(n * 1.2) for n in (1, 2, 2, 3, 3, 4, 1)]
+    assert r == round(32 * 1.15) == 37
+    with pytest.raises(ValueError, match="--base must be one of"):
+        describe(1.0, 1.0, 1.0, base="resnet50")

@@ -49,11 +49,13 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..data import load_data
-    from ..scaling import DEFAULT_GRID, QUICK_GRID, Data, Recipe, format_result, grid, plot
+    from ..scaling import BASES, DEFAULT_GRID, QUICK_GRID, Data, Recipe, format_result, grid, plot
     from ..scaling import search as run_search
 
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+    if args.base not in BASES:
+        raise ValueError(f"--base must be one of {', '.join(BASES)}, got {args.base!r}")
     axes = QUICK_GRID if args.quick else DEFAULT_GRID
     tolerance = args.tolerance if args.tolerance is not None else (0.25 if args.quick else 0.08)
     epochs = args.epochs if args.epochs is not None else (4 if args.quick else 6)
