@@ -14,6 +14,8 @@ from cnnlab.analysis.benchmark import check_device, time_inference
 from cnnlab.analysis.compare import compare, format_rows, read_accuracy
 from cnnlab.weights import save_run_model
 
+from .conftest import _reference_file
+
 
 def make_run(tmp_path, name="lenet5", results=None, metrics=None):
     run = tmp_path / f"run-{name}"
@@ -136,3 +138,58 @@ def test_benchmark_script_writes_its_result(tmp_path, monkeypatch):
     assert "bench_models.py lenet5" in text and "torch " in text and "Date:" in text
     assert "| lenet5 | 1x32x32 | 0.24 | 61,706 | 5 | 0.42 |" in text
     assert out.with_suffix(".csv").is_file()
+
+
+# --- --channels-last, --amp, --no-aux ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def resnet20():
+    torch.manual_seed(0)
+    return cnnlab.create_model("resnet20").eval()
+
+
+def test_channels_last_and_bf16_outputs_match_fp32_eager(resnet20):
+    from cnnlab.analysis.compare import max_diff_vs_eager, variant_outputs
+
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = resnet20(x)                            # plain fp32 eager
+    cl = variant_outputs(resnet20, x, channels_last=True)
+    torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-4)
+    bf = variant_outputs(resnet20, x, channels_last=True, amp="bf16")
+    assert bf.dtype == torch.float32
+    # bf16 keeps 8 bits of mantissa: the logits agree to a few hundredths, not exactly
+    scale = ref.abs().max().item()
+    assert 0 < (bf - ref).abs().max().item() < 0.05 * scale
+    # the top class agrees wherever fp32's margin over the runner-up exceeds bf16's error
+    top2 = ref.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 2 * (bf - ref).abs().max()
+    assert torch.equal(bf.argmax(1)[clear], ref.argmax(1)[clear])
+    # the model is left as it was
+    assert not resnet20.training
+    assert all(p.is_contiguous() for p in resnet20.parameters())
+    d = max_diff_vs_eager(resnet20, (3, 32, 32), amp="bf16")
+    assert 0 < d < 0.05 * scale
+    assert max_diff_vs_eager(resnet20, (3, 32, 32), channels_last=True) < 1e-4
+
+
+def test_cli_compare_channels_last_bf16_columns(cli):
+    res = cli("compare", "lenet5", "--channels-last", "--amp", "bf16", "--repeats", "1",
+              "--batch", "2")
+    assert res.returncode == 0, res.stderr
+    assert "Precision" in res.stdout and "max |diff| vs fp32" in res.stdout
+    line = next(x for x in res.stdout.splitlines() if x.startswith("lenet5"))
+    assert "bf16 CL" in line
+    res = cli("compare", "lenet5", "--amp", "bf16", "--no-timing", "--json")
+    (row,) = json.loads(res.stdout)["models"]
+    assert row["precision"] == "bf16" and not row["channels_last"]
+    assert 0 < row["max_diff_vs_fp32"] < 0.1 and row["ms_per_step"] is None
+
+
+def test_no_aux_leaves_out_the_auxiliary_heads():
+    from cnnlab.analysis.compare import analyse
+
+    ref = _reference_file("torchvision")
+    assert analyse("inception_v3").params == ref["inception_v3_aux"]["params"]
+    assert analyse("inception_v3", no_aux=True).params == ref["inception_v3"]["params"]
+    assert analyse("lenet5", no_aux=True).params == 61_706

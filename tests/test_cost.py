@@ -87,3 +87,49 @@ def test_cli_error_is_one_line(cli):
     res = cli("cost", "--input", "100x100", "--maps", "0")
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
     assert "HxWxC" in res.stderr and "Traceback" not in res.stderr
+
+
+# --- grouped convolution, strides that do not fit ---------------------------------------
+
+def test_grouped_convolution_by_hand():
+    # AlexNet's conv2 on one GPU pair: 27x27x96 -> 256 maps, 5x5, padding 2, G = 2.
+    # Each of the 256 filters sees 96/2 = 48 maps: 5*5*48*256 = 307,200 weights, and
+    # 27*27 = 729 positions * 5*5*48*256 = 223,948,800 multiplications: half the ungrouped.
+    c = conv_cost(27, 27, 96, 256, 5, 1, 2, groups=2)
+    assert c.grouped_weights == 5 * 5 * 48 * 256 == 307_200
+    assert c.grouped_mults == 729 * 5 * 5 * 48 * 256 == 223_948_800
+    assert c.standard_weights == 2 * c.grouped_weights
+    conv = nn.Conv2d(96, 256, 5, 1, 2, groups=2, bias=False)
+    assert c.grouped_weights == conv.weight.numel()
+    assert c.grouped_mults == count_macs(conv, (96, 27, 27)).macs
+    # G = C = N is the depthwise convolution
+    dw = conv_cost(10, 10, 8, 8, 3, groups=8)
+    assert dw.grouped_weights == dw.depthwise_weights and dw.grouped_mults == dw.depthwise_mults
+    with pytest.raises(ValueError, match="groups=3 must divide"):
+        conv_cost(10, 10, 8, 8, 3, groups=3)
+
+
+def test_stride_that_does_not_fit_warns():
+    # AlexNet conv1: 11x11, stride 4, no padding. (227 - 11) / 4 + 1 = 55 exactly;
+    # (224 - 11) / 4 + 1 = 213 / 4 + 1 = 54.25.
+    assert conv_cost(227, 227, 3, 96, 11, 4, 0).warnings == []
+    c = conv_cost(224, 224, 3, 96, 11, 4, 0)
+    assert c.exact_out == (54.25, 54.25) and c.out_height == 54
+    (w,) = c.warnings
+    assert "54.25" in w and "227" in w and "55" in w and "last 1 input pixel" in w
+
+
+def test_cli_groups_and_stride_warning(cli):
+    res = cli("cost", "--input", "27x27x96", "--maps", "256", "--kernel", "5", "--padding", "2",
+              "--groups", "2")
+    assert res.returncode == 0, res.stderr
+    assert "grouped conv, G=2" in res.stdout and "223,948,800" in res.stdout
+    assert "1/G = 1/2" in res.stdout
+    res = cli("cost", "--input", "224x224x3", "--maps", "96", "--kernel", "11", "--stride", "4",
+              "--padding", "valid")
+    assert "warning:" in res.stdout and "54.25" in res.stdout and "227" in res.stdout
+    res = cli("cost", "--input", "224x224x3", "--maps", "96", "--kernel", "11", "--stride", "4",
+              "--padding", "valid", "--json")
+    assert json.loads(res.stdout)["exact_out"] == [54.25, 54.25] and "54.25" in res.stderr
+    res = cli("cost", "--groups", "5")
+    assert res.returncode == 2 and "groups=5 must divide" in res.stderr

@@ -94,4 +94,4 @@ def test_lenet5_from_scratch_reaches_95_percent_in_3_minutes(cli):
     elapsed = time.perf_counter() - start
     assert res.returncode == 0, res.stderr
     acc = float(res.stdout.split("test accuracy")[1].split()[0])
-    assert acc >= 0.95 and elapsed < 180, (acc, elapsed)
+    assert acc >= 95 and elapsed < 180, (acc, elapsed)   # printed in %

@@ -123,18 +123,61 @@ def test_vgg16_depth_on_meta():
     assert s.depth == 16 and s.total_params == 138_357_544
 
 
+def frontier(s, depth):
+    """The rows a reader adds up at one display depth: the visible rows at that depth, and the
+    visible rows above it that have no children."""
+    rows = s.visible_rows(depth)
+    return [r for r in rows
+            if r.level == depth or not any(x.name.startswith(r.name + ".") for x in s.rows)]
+
+
 @pytest.mark.parametrize("name", MODELS)
-def test_every_model_summary_is_consistent(name):
+def test_every_model_summary_rows_add_up_at_every_depth(name):
     with torch.device("meta"):
         model = cnnlab.create_model(name)
     h, w = (max(v, 32) for v in model.min_input_size)
     s = summary(model, (model.in_chans, h, w), depth=1)
     unique = {id(p): p for p in model.parameters()}
     assert s.total_params == sum(p.numel() for p in unique.values())
-    own = sum(p.numel() for p in model.parameters(recurse=False))
-    assert sum(r.params for r in s.visible_rows(1)) + own == s.total_params
     assert s.depth >= 1 and s.macs > 0
+    deepest = max(r.level for r in s.rows)
+    for d in range(1, deepest + 1):
+        rows = frontier(s, d)
+        assert sum(r.params for r in rows) == s.total_params, (name, d)
+        assert sum(r.macs for r in rows) == s.macs, (name, d)
+    # a module that ran (even through a slice of it) is never shown as "(not run)"
+    assert not [r.name for r in s.rows if r.output_shape == "(not run)" and r.macs]
     json.dumps(s.to_dict())
+
+
+def test_alexnet_classifier_ran_and_rows_add_up():
+    # torchvision's AlexNet runs ``classifier[:-1]`` (a new Sequential) then ``classifier[-1]``:
+    # the classifier ran. Its MACs: 9216*4096 + 4096*4096 + 4096*1000.
+    with torch.device("meta"):
+        model = cnnlab.create_model("alexnet")
+    s = summary(model, (3, 224, 224), depth=1)
+    rows = rows_by_name(s, 1)
+    assert rows["classifier"].output_shape == "1000"
+    assert rows["classifier"].macs == 9216 * 4096 + 4096 * 4096 + 4096 * 1000
+    assert rows["features"].macs + rows["classifier"].macs == s.macs
+
+
+def test_vgg11_lrn_shows_its_lrn_layer():
+    with torch.device("meta"):
+        model = cnnlab.create_model("vgg11_lrn")
+    rows = summary(model, (3, 224, 224)).visible_rows(2)
+    lrn = [r for r in rows if r.type == "LocalResponseNorm"]
+    assert len(lrn) == 1 and lrn[0].output_shape == "64x224x224"
+    # directly after the first convolution (configuration A-LRN)
+    assert rows[rows.index(lrn[0]) - 1].name == "features.0"
+
+
+def test_own_parameters_and_operators_get_their_own_row():
+    s = summary(TinyInception(), (4, 8, 8))
+    own = rows_by_name(s, 1)["(own)"]
+    assert own.params == 14 * 5 and own.macs > 0
+    assert sum(r.params for r in frontier(s, 1)) == s.total_params
+    assert sum(r.macs for r in frontier(s, 1)) == s.macs
 
 
 @pytest.mark.parametrize("name,depth", [pytest.param(n, d, id=n) for n, d in PAPER_DEPTHS.items()

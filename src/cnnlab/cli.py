@@ -26,6 +26,8 @@ COMMANDS = [
     "macs",
     "cost",
     "compare",
+    "errata",
+    "scale-search",
     "scratch",
     "filter",
     "visualize",

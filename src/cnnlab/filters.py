@@ -115,14 +115,18 @@ def _a(rows) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
-#: name -> (kernel, one-line description). Written as the slides print them.
+#: name -> (kernel, one-line description). Written as the slides print them, with one
+#: difference of naming that the description states: the slide calls the diagonal from top
+#: left to bottom right "+45 degrees" (image axes: x down, y right), which is ``line-45`` here
+#: (angles counted from the horizontal with y up, as ``line+45`` rising to the right).
 KERNELS: dict[str, tuple[np.ndarray, str]] = {
     "dx": (_a([[-1, 1]]), "horizontal derivative, forward difference [-1 1]"),
     "dy": (_a([[-1], [1]]), "vertical derivative, forward difference [-1 1]^T"),
     "dx-central": (_a([[-1, 0, 1]]) / 2, "horizontal derivative, central difference [-1 0 1]/2"),
     "dy-central": (_a([[-1], [0], [1]]) / 2, "vertical derivative, central difference"),
-    "roberts-x": (_a([[1, 0], [0, -1]]), "Roberts cross, diagonal"),
-    "roberts-y": (_a([[0, 1], [-1, 0]]), "Roberts cross, anti-diagonal"),
+    "roberts-x": (_a([[-1, 0], [0, 1]]), "Roberts cross, diagonal [-1 0; 0 1] (as the slide)"),
+    "roberts-y": (_a([[0, -1], [1, 0]]),
+                  "Roberts cross, anti-diagonal [0 -1; 1 0] (as the slide)"),
     "prewitt-x": (_a([[-1, 0, 1]] * 3), "Prewitt, horizontal gradient (vertical edges)"),
     "prewitt-y": (_a([[-1] * 3, [0] * 3, [1] * 3]),
                   "Prewitt, vertical gradient (horizontal edges)"),
@@ -132,8 +136,10 @@ KERNELS: dict[str, tuple[np.ndarray, str]] = {
                 "Sobel, vertical gradient (horizontal edges)"),
     "line-h": (_a([[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]), "line detector, horizontal"),
     "line-v": (_a([[-1, 2, -1]] * 3), "line detector, vertical"),
-    "line+45": (_a([[-1, -1, 2], [-1, 2, -1], [2, -1, -1]]), "line detector, +45 degrees"),
-    "line-45": (_a([[2, -1, -1], [-1, 2, -1], [-1, -1, 2]]), "line detector, -45 degrees"),
+    "line+45": (_a([[-1, -1, 2], [-1, 2, -1], [2, -1, -1]]),
+                "line detector, +45 degrees (rising to the right; the slide's '+45' is line-45)"),
+    "line-45": (_a([[2, -1, -1], [-1, 2, -1], [-1, -1, 2]]),
+                "line detector, -45 degrees (falling to the right); the slide's '+45'"),
     "laplacian": (_a([[0, 1, 0], [1, -4, 1], [0, 1, 0]]), "Laplacian, 4-neighbours"),
     "box": (box_kernel(3), "box blur (mean), size from --size (default 3)"),
     "gaussian": (gaussian_kernel(5, 1.0), "Gaussian blur, --size 5 --sigma 1 by default"),

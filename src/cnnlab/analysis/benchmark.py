@@ -55,12 +55,15 @@ def _sync(dev: torch.device) -> None:
 
 def time_inference(model: nn.Module, input_size, *, batch: int = 32, device: str = "cpu",
                    repeats: int = 10, warmup: int = 2, time_budget_s: float | None = None,
-                   seed: int = 0) -> Timing:
+                   seed: int = 0, channels_last: bool = False, amp: str | None = None
+                   ) -> Timing:
     """Median milliseconds of one forward pass of ``batch`` inputs (eval, inference mode).
 
     The model is moved to ``device`` and put in eval mode (its previous mode is restored).
     The input is seeded random normal data from a private generator; the caller's RNG state
-    is not touched.
+    is not touched. ``channels_last`` converts the model and the input to the channels-last
+    memory format (the model stays converted); ``amp="bf16"`` runs the forward pass under
+    ``torch.autocast`` in bfloat16 (see :func:`inference_context`).
     """
     if batch < 1 or repeats < 1 or warmup < 0:
         raise ValueError(f"batch and repeats must be >= 1 and warmup >= 0, got batch={batch}, "
@@ -70,9 +73,12 @@ def time_inference(model: nn.Module, input_size, *, batch: int = 32, device: str
     model.to(dev).eval()
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *input_size, generator=gen).to(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     times = []
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), inference_context(dev, amp):
             for i in range(max(warmup, 1) + repeats):
                 _sync(dev)
                 t0 = time.perf_counter()
@@ -90,6 +96,20 @@ def time_inference(model: nn.Module, input_size, *, batch: int = 32, device: str
         model.train(was_training)
     return Timing(statistics.median(times) * 1e3, len(times), max(warmup, 1), batch, str(dev),
                   torch.get_num_threads())
+
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def inference_context(device, amp: str | None):
+    """``torch.autocast`` for ``amp`` ("bf16" or "fp16") on ``device``, or a no-op for None."""
+    import contextlib
+
+    if amp is None:
+        return contextlib.nullcontext()
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
+    return torch.autocast(torch.device(device).type, dtype=AMP_DTYPES[amp])
 
 
 def machine_description(device: str = "cpu") -> str:

@@ -42,11 +42,20 @@ class CompareRow:
     top1: float | None = None
     top5: float | None = None
     checkpoint: str | None = None
+    channels_last: bool = False
+    amp: str | None = None
+    max_diff: float | None = None   # largest |output - fp32 eager output| (when a variant)
+
+    @property
+    def precision(self) -> str:
+        return (self.amp or "fp32") + (" CL" if self.channels_last else "")
 
     def to_dict(self) -> dict:
         c, h, w = self.input_size
         return {"model": self.model, "input": f"{c}x{h}x{w}", "size_mb": round(self.size_mb, 2),
-                "params": self.params, "depth": self.depth, "macs": self.macs,
+                "precision": self.amp or "fp32", "channels_last": self.channels_last,
+                "max_diff_vs_fp32": self.max_diff, "params": self.params, "depth": self.depth,
+                "macs": self.macs,
                 "flops": 2 * self.macs, "ms_per_step": None if self.ms is None else
                 round(self.ms, 3), "timed_runs": self.runs, "top1": self.top1,
                 "top5": self.top5, "checkpoint": self.checkpoint}
@@ -106,8 +115,22 @@ def _check_run(model: str, run_dir: str) -> tuple[float | None, float | None]:
     return read_accuracy(path)
 
 
-def analyse(name: str) -> CompareRow:
-    """Size, parameters, depth and MACs of ``name`` at its native input (meta device)."""
+def ran_modules(model: torch.nn.Module, t) -> set[str]:
+    """Names of the modules an inference pass ran (a container run only through a slice of
+    it, ``classifier[:-1]``, counts as run), and the model itself ("")."""
+    ran = {n for n, rec in t.modules.items() if rec.calls} | {""}
+    for n, _ in model.named_modules():
+        if n and n not in ran and any(k.startswith(n + ".") for k in ran):
+            ran.add(n)
+    return ran
+
+
+def analyse(name: str, *, no_aux: bool = False) -> CompareRow:
+    """Size, parameters, depth and MACs of ``name`` at its native input (meta device).
+
+    ``no_aux``: leave out the parameters of layers that inference never runs (GoogLeNet's and
+    Inception v3's auxiliary classifiers).
+    """
     from ..registry import create_model, get_entry
 
     size = tuple(get_entry(name).input_size)
@@ -119,7 +142,12 @@ def analyse(name: str) -> CompareRow:
         torch.manual_seed(0)
         model = create_model(name)
         t = trace(model, size)
-    params = list({id(p): p for p in model.parameters()}.values())
+    if no_aux:
+        ran = ran_modules(model, t)
+        params = list({id(p): p for n, m in model.named_modules() if n in ran
+                       for p in m.parameters(recurse=False)}.values())
+    else:
+        params = list({id(p): p for p in model.parameters()}.values())
     n = sum(p.numel() for p in params)
     nbytes = sum(p.numel() * 4 for p in params)  # float32
     return CompareRow(name, size, n, nbytes / MB, t.depth, t.macs)
@@ -127,8 +155,13 @@ def analyse(name: str) -> CompareRow:
 
 def compare(names, *, batch: int = 32, device: str = "cpu", repeats: int = 10, warmup: int = 2,
             time_budget_s: float | None = None, timing: bool = True,
-            checkpoints: dict[str, str] | None = None, progress=None) -> list[CompareRow]:
+            checkpoints: dict[str, str] | None = None, progress=None, no_aux: bool = False,
+            channels_last: bool = False, amp: str | None = None) -> list[CompareRow]:
     """One :class:`CompareRow` per model name. ``timing=False`` leaves the ms column empty.
+
+    ``channels_last`` / ``amp`` ("bf16") time the model in that memory format / under
+    autocast, and fill ``max_diff`` with the largest difference of its outputs from the plain
+    fp32 eager outputs (two seeded inputs, same weights) so that a fast but wrong setting shows.
 
     ``checkpoints`` maps model names to run folders whose test accuracy fills Top-1/Top-5.
     ``progress(name)`` is called before each model (for a progress line).
@@ -145,73 +178,137 @@ def compare(names, *, batch: int = 32, device: str = "cpu", repeats: int = 10, w
     for name in names:
         if progress:
             progress(name)
-        row = analyse(name)
+        row = analyse(name, no_aux=no_aux)
+        row.channels_last, row.amp = channels_last, amp
         if name in checkpoints:
             row.checkpoint = checkpoints[name]
             row.top1, row.top5 = _check_run(name, checkpoints[name])
         if timing:
             torch.manual_seed(0)
             model = create_model(name)
+            if channels_last or amp:
+                row.max_diff = max_diff_vs_eager(model, row.input_size, device=device,
+                                                 channels_last=channels_last, amp=amp)
             t = time_inference(model, row.input_size, batch=batch, device=device,
-                               repeats=repeats, warmup=warmup, time_budget_s=time_budget_s)
+                               repeats=repeats, warmup=warmup, time_budget_s=time_budget_s,
+                               channels_last=channels_last, amp=amp)
             row.ms, row.runs = t.median_ms, t.runs
             del model
+        elif channels_last or amp:
+            torch.manual_seed(0)
+            row.max_diff = max_diff_vs_eager(create_model(name), row.input_size, device=device,
+                                             channels_last=channels_last, amp=amp)
         rows.append(row)
     return rows
+
+
+def variant_outputs(model: torch.nn.Module, x: torch.Tensor, *, channels_last: bool = False,
+                    amp: str | None = None) -> torch.Tensor:
+    """The model's eval outputs for ``x`` run the way :func:`compare` times it (channels-last
+    memory format, autocast), as float32. The model is left in the contiguous format and
+    its previous train/eval mode."""
+    from .benchmark import inference_context
+
+    was_training = model.training
+    model.eval()
+    try:
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), inference_context(x.device, amp):
+            out = model(x)
+        return out.float()
+    finally:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
+        model.train(was_training)
+
+
+def max_diff_vs_eager(model: torch.nn.Module, input_size, *, device: str = "cpu",
+                      channels_last: bool = False, amp: str | None = None,
+                      batch: int = 2) -> float:
+    """Largest ``|variant - fp32 eager|`` over the outputs of ``batch`` seeded inputs."""
+    gen = torch.Generator().manual_seed(1)
+    model.to(device)
+    x = torch.randn(batch, *input_size, generator=gen).to(device)
+    ref = variant_outputs(model, x)
+    got = variant_outputs(model, x, channels_last=channels_last, amp=amp)
+    return float((got - ref).abs().max())
 
 
 COLUMNS = ("Model", "Input", "Size (MB)", "Params", "Depth", "MACs (M)", "ms/step",
            "Top-1 %", "Top-5 %")
 
 
-def _cells(r: CompareRow) -> list[str]:
+VARIANT_COLUMNS = ("Precision", "max |diff| vs fp32")
+
+
+def _cells(r: CompareRow, variant: bool = False) -> list[str]:
     c, h, w = r.input_size
+    extra = ([r.precision, "" if r.max_diff is None else f"{r.max_diff:.2e}"]
+             if variant else [])
     return [r.model, f"{c}x{h}x{w}", f"{r.size_mb:.2f}", f"{r.params:,}", str(r.depth),
             f"{r.macs / 1e6:,.2f}",
             "" if r.ms is None else f"{r.ms:.2f}",
-            "" if r.top1 is None else f"{r.top1:.2f}", "" if r.top5 is None else f"{r.top5:.2f}"]
+            "" if r.top1 is None else f"{r.top1:.2f}",
+            "" if r.top5 is None else f"{r.top5:.2f}"] + extra
 
 
 def format_rows(rows: list[CompareRow], style: str = "text", header: list[str] = ()) -> str:
     """The table as ``text`` (aligned), ``markdown`` or ``csv``; ``header`` lines go above
-    (as ``#`` comments in CSV)."""
+    (as ``#`` comments in CSV). Rows timed channels-last or under autocast add the columns
+    Precision and max |diff| vs fp32."""
+    variant = any(r.channels_last or r.amp for r in rows)
+    columns = COLUMNS + VARIANT_COLUMNS if variant else COLUMNS
     if style == "csv":
         buf = io.StringIO()
         for line in header:
             buf.write(f"# {line}\n")
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["model", "input", "size_mb", "params", "depth", "macs", "flops",
-                    "ms_per_step", "timed_runs", "top1", "top5"])
+                    "ms_per_step", "timed_runs", "top1", "top5"]
+                   + (["precision", "channels_last", "max_diff_vs_fp32"] if variant else []))
         for r in rows:
             d = r.to_dict()
             w.writerow([d["model"], d["input"], d["size_mb"], d["params"], d["depth"],
                         d["macs"], d["flops"], d["ms_per_step"], d["timed_runs"],
-                        d["top1"], d["top5"]])
+                        d["top1"], d["top5"]]
+                       + ([d["precision"], d["channels_last"], d["max_diff_vs_fp32"]]
+                          if variant else []))
         return buf.getvalue().rstrip("\n")
-    body = [_cells(r) for r in rows]
+    body = [_cells(r, variant) for r in rows]
     if style == "markdown":
         out = [line for h in header for line in (h, "")]
-        out.append("| " + " | ".join(COLUMNS) + " |")
-        out.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(COLUMNS) - 2)) + "|")
+        out.append("| " + " | ".join(columns) + " |")
+        out.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(columns) - 2)) + "|")
         out += ["| " + " | ".join(b) + " |" for b in body]
         return "\n".join(out)
     if style != "text":
         raise ValueError(f"style must be text, markdown or csv, got {style!r}")
-    widths = [max(len(x) for x in col) for col in zip(COLUMNS, *body, strict=False)]
+    widths = [max(len(x) for x in col) for col in zip(columns, *body, strict=False)]
 
     def fmt(cells):
         return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
 
-    out = list(header) + [fmt(COLUMNS), "  ".join("-" * w for w in widths)]
+    out = list(header) + [fmt(columns), "  ".join("-" * w for w in widths)]
     out += [fmt(b) for b in body]
     return "\n".join(out)
 
 
-def header_lines(batch: int, device: str, timing: bool, repeats: int, warmup: int) -> list[str]:
+def header_lines(batch: int, device: str, timing: bool, repeats: int, warmup: int,
+                 channels_last: bool = False, amp: str | None = None,
+                 no_aux: bool = False) -> list[str]:
     from .benchmark import machine_description
 
     lines = [machine_description(device)]
+    if channels_last or amp:
+        lines.append(f"Timed {'channels-last' if channels_last else 'contiguous (NCHW)'}"
+                     f"{f', under autocast {amp}' if amp else ', float32'}; 'max |diff| vs "
+                     "fp32' = largest difference of the outputs from plain fp32 eager outputs "
+                     "(same weights, 2 seeded inputs)")
+    if no_aux:
+        lines.append("Params: auxiliary classifiers left out (layers inference never runs)")
     if timing:
         lines.append(f"ms/step: median wall-clock time of one forward pass of a batch of "
                      f"{batch} on {device} (eval, inference mode) over up to {repeats} runs "

@@ -15,6 +15,16 @@ for the weights and for the multiplications alike.
 padding). Its figures, 16,380,000 multiplications standard vs 3,930,000 separable, are
 1,638 and 393 = 9 + 384 per output position times 100*100 positions; the correct per-position
 counts are 3*3*3*128 = 3,456 and 3*3*3 + 3*128 = 411 (see :func:`slide_explanation`).
+
+A *grouped* convolution (AlexNet's two GPUs, ResNeXt, ShuffleNet) splits the C input maps and
+the N filters into G groups; each filter sees only the C/G maps of its group, so weights and
+multiplications are divided by G: ``k*k*(C/G)*N`` and ``H'*W'*k*k*(C/G)*N``. G = C is the
+depthwise case (with N = C).
+
+When the stride does not fit, ``(H + 2p - k) / s + 1`` is not a whole number: the last rows
+or columns of the input are never covered by a window. AlexNet's first layer (11x11, stride
+4, no padding) gives (227 - 11) / 4 + 1 = 55 on 227x227 but 54.25 on the 224x224 the paper
+states; :attr:`ConvCost.warnings` says so.
 """
 
 from __future__ import annotations
@@ -43,6 +53,44 @@ class ConvCost:
     pointwise_weights: int
     pointwise_biases: int
     pointwise_mults: int
+    groups: int = 1
+
+    @property
+    def grouped_weights(self) -> int:
+        """Weights of the standard convolution split into ``groups`` groups."""
+        return self.standard_weights // self.groups
+
+    @property
+    def grouped_mults(self) -> int:
+        return self.standard_mults // self.groups
+
+    @property
+    def exact_out(self) -> tuple[float, float]:
+        """``(H + 2p - k) / s + 1`` per axis before rounding down."""
+        return tuple((x + 2 * self.padding - self.kernel) / self.stride + 1
+                     for x in (self.height, self.width))
+
+    @property
+    def warnings(self) -> list[str]:
+        """Where the stride does not fit the input: what is lost and which size would fit."""
+        out = []
+        axes = [("height", self.height, self.exact_out[0]), ("width", self.width,
+                                                              self.exact_out[1])]
+        if self.height == self.width:
+            axes = [("height and width", self.height, self.exact_out[0])]
+        for axis, x, exact in axes:
+            if exact == int(exact):
+                continue
+            span = x + 2 * self.padding - self.kernel
+            lost = span % self.stride
+            fit_up = x + (self.stride - lost)
+            out.append(
+                f"the stride does not fit the {axis}: ({x} + 2*{self.padding} - {self.kernel})"
+                f" / {self.stride} + 1 = {exact:g}, not a whole number; the output has "
+                f"{int(exact)} and the last {lost} input pixel(s) are never covered; "
+                f"{fit_up} (or {x - lost}) would fit exactly, giving {int(exact) + 1} "
+                f"(or {int(exact)})")
+        return out
 
     @property
     def separable_weights(self) -> int:
@@ -65,7 +113,9 @@ class ConvCost:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.update(separable_weights=self.separable_weights, separable_mults=self.separable_mults,
-                 ratio=self.ratio, formula_ratio=self.formula_ratio)
+                 ratio=self.ratio, formula_ratio=self.formula_ratio,
+                 grouped_weights=self.grouped_weights, grouped_mults=self.grouped_mults,
+                 exact_out=list(self.exact_out), warnings=self.warnings)
         return d
 
 
@@ -76,16 +126,21 @@ def _positive(name: str, value) -> int:
 
 
 def conv_cost(height: int, width: int, in_channels: int, out_channels: int, kernel: int = 3,
-              stride: int = 1, padding: int | str = "same") -> ConvCost:
+              stride: int = 1, padding: int | str = "same", groups: int = 1) -> ConvCost:
     """Weights and multiplications of a k x k convolution, standard vs depthwise + pointwise.
 
     ``padding`` is a number of pixels or ``"same"`` (``(k - 1) // 2``: the output keeps the
     input's size at stride 1) or ``"valid"`` (0). The depthwise convolution takes the stride;
-    the pointwise one runs on its output.
+    the pointwise one runs on its output. ``groups`` splits the standard convolution's input
+    maps and filters into that many groups (both must divide by it).
     """
     for name, v in (("height", height), ("width", width), ("in_channels", in_channels),
-                    ("out_channels", out_channels), ("kernel", kernel), ("stride", stride)):
+                    ("out_channels", out_channels), ("kernel", kernel), ("stride", stride),
+                    ("groups", groups)):
         _positive(name, v)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"groups={groups} must divide both the input maps ({in_channels}) and "
+                         f"the output maps ({out_channels})")
     if padding == "same":
         pad = (kernel - 1) // 2
     elif padding == "valid":
@@ -106,6 +161,7 @@ def conv_cost(height: int, width: int, in_channels: int, out_channels: int, kern
         standard_weights=k2 * c * n, standard_biases=n, standard_mults=pos * k2 * c * n,
         depthwise_weights=k2 * c, depthwise_mults=pos * k2 * c,
         pointwise_weights=c * n, pointwise_biases=n, pointwise_mults=pos * c * n,
+        groups=groups,
     )
 
 
@@ -158,6 +214,11 @@ def format_cost(cost: ConvCost, slide: bool = False) -> str:
         ("depthwise + pointwise", "", cost.separable_weights, c + cost.pointwise_biases,
          cost.separable_mults, ""),
     ]
+    if cost.groups > 1:
+        g = cost.groups
+        rows.insert(1, (f"grouped conv, G={g}", f"{k}x{k}, {g} x ({c // g}->{n // g})",
+                        cost.grouped_weights, n, cost.grouped_mults,
+                        f"{oh}*{ow}*{k}*{k}*({c}/{g})*{n}"))
     header = ("Layer", "Kernel", "Weights", "Biases", "Multiplications (MACs)", "= ")
     table = [header] + [(a, b, f"{w:,}", f"{bi:,}", f"{m:,}", f"= {f}" if f else "")
                         for a, b, w, bi, m, f in rows]
@@ -180,6 +241,12 @@ def format_cost(cost: ConvCost, slide: bool = False) -> str:
         f"({1 / cost.ratio:.1f}x fewer multiplications and weights)",
         "Multiplications are multiply-accumulates (MACs), biases not counted; FLOPs = 2 x MACs.",
     ]
+    if cost.groups > 1:
+        g = cost.groups
+        lines.append(f"grouped / standard = 1/G = 1/{g}: each of the {n} filters sees only the "
+                     f"{c // g} input maps of its group ({k}x{k}x{c // g} = "
+                     f"{k * k * (c // g):,} weights per filter instead of {k * k * c:,}).")
+    lines += [f"warning: {w}" for w in cost.warnings]
     if slide:
         s = SLIDE_FIGURES
         lines += [

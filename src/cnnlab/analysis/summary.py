@@ -11,8 +11,15 @@ Footer: total, trainable and non-trainable parameters (shared parameters counted
 buffer elements (BN running statistics: state, not parameters), parameter size in MB
 (float32, 1 MB = 2^20 bytes as in the Keras Applications table), MACs and FLOPs (= 2 x MACs)
 with the counting convention, other operations in their own line, and the depth: the number
-of weighted layers (convolutions and linear layers) on the longest path from input to output,
-as the papers count it (LeNet-5: 5, VGG-16: 16, ResNet-50: 50).
+of weighted layers (convolutions and linear layers) on the longest path from input to output.
+Every convolution counts once: a depthwise-separable convolution counts 2 (depthwise +
+pointwise), an SE block's two 1x1 convolutions count, a projection shortcut does not lengthen
+the path. That equals the papers' figure for LeNet-5 (5), AlexNet (8), VGG (11-19) and
+ResNet (18-152), but not where a paper counts otherwise: Xception gives 71 here (the paper
+counts 36 convolutional layers, a separable convolution as one and without the 1x1
+shortcuts), Inception v3 48 (the paper's 42), EfficientNet-B0 82 (the "18" of its Table 1
+counts stages' layers: the stem, 16 MBConv blocks and the head convolution). Keras's Depth
+column is a third convention: see :mod:`cnnlab.analysis.keras`.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ MAC_CONVENTION = ("MACs = multiply-accumulates of convolutions (incl. grouped/de
 OTHER_CONVENTION = ("other ops = normalisation, activations, pooling, element-wise add/mul: one "
                     "per output element (k*k per pooled element), not included in MACs")
 DEPTH_CONVENTION = ("depth = weighted layers (conv + linear) on the longest input-to-output "
-                    "path, as the papers count them")
+                    "path, every convolution once (a depthwise-separable conv counts 2, SE "
+                    "convs count): the papers' figure for LeNet/AlexNet/VGG/ResNet, not for "
+                    "Xception, Inception v3 or EfficientNet, whose papers count otherwise")
 MB = 2**20
 
 
@@ -44,6 +53,7 @@ class SummaryRow:
     other_ops: int
     calls: int
     changes_shape: bool
+    always_shown: bool = False
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -83,7 +93,8 @@ class ModelSummary:
         depth = self.max_depth if max_depth is None else max_depth
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
-        return [r for r in self.rows if r.level <= depth and (r.params or r.changes_shape)]
+        return [r for r in self.rows if r.level <= depth
+                and (r.params or r.changes_shape or r.macs or r.always_shown)]
 
     def to_dict(self, max_depth: int | None = None) -> dict:
         c, h, w = self.input_size
@@ -156,6 +167,14 @@ def _shape_str(shape) -> str:
     return "x".join(str(d) for d in shape[1:]) or "scalar"
 
 
+def _always_shown(module: nn.Module) -> bool:
+    """Normalisation layers (LRN, BN, ...) get a row even without parameters: a reader looks
+    for them (VGG A-LRN's one LRN layer is the point of that configuration)."""
+    return isinstance(module, (nn.LocalResponseNorm, nn.modules.batchnorm._NormBase,
+                               nn.GroupNorm, nn.LayerNorm)) or type(module).__name__.endswith(
+        ("ResponseNorm", "Norm", "Norm2d"))
+
+
 def _unique_params(module: nn.Module) -> list[nn.Parameter]:
     return list({id(p): p for p in module.parameters()}.values())
 
@@ -172,32 +191,73 @@ def summary(model: nn.Module, input_size, *, depth: int = 3, training: bool = Fa
         raise ValueError(f"depth must be a positive integer, got {depth!r}")
     t = trace(model, input_size, training=training)
     names = {id(m): n for n, m in model.named_modules()}
-    rows = []
     recs = t.modules
+    modules = [(n, m) for n, m in model.named_modules() if names[id(m)] == n]
+    # What each module did. A container that was never called itself but whose children ran
+    # (``self.classifier[:-1](x)`` slices a Sequential into a new one, so the original's hooks
+    # never fire) ran all the same: its MACs are its children's, its output the last child's.
+    eff: dict[str, dict] = {}
+    for n, m in sorted(modules, key=lambda nm: -nm[0].count(".") if nm[0] else 1):
+        rec = recs[n]
+        kids = [f"{n}.{c}" if n else c for c, cm in m.named_children()
+                if names[id(cm)] == (f"{n}.{c}" if n else c)]
+        if rec.calls:
+            eff[n] = {"ran": True, "order": float(rec.order), "macs": rec.macs,
+                      "other": rec.other_ops, "shape": _shape_str(rec.output_shapes[-1]),
+                      "changes": rec.input_shapes[0] != rec.output_shapes[-1], "kids": kids}
+            continue
+        ran = [eff[k] for k in kids if eff[k]["ran"]]
+        if ran:
+            first, last = min(ran, key=lambda e: e["order"]), max(ran, key=lambda e: e["order"])
+            eff[n] = {"ran": True, "order": first["order"] - 1e-3,
+                      "macs": sum(e["macs"] for e in ran),
+                      "other": sum(e["other"] for e in ran), "shape": last["shape"],
+                      "changes": True, "kids": kids}
+        else:
+            eff[n] = {"ran": False, "order": None, "macs": 0, "other": 0,
+                      "shape": "(not run)", "changes": False, "kids": kids}
+    rows = []
     order = {}
     last = -1.0
-    for n, m in model.named_modules():
-        if not n or names[id(m)] != n:
+    for n, m in modules:
+        if not n:
             continue
-        rec = recs[n]
-        if rec.calls:
-            last = float(rec.order)
-            order[n] = last
+        e = eff[n]
+        if e["ran"]:
+            last = e["order"]
         else:
             last += 1e-6  # not run: keep its place after the module registered before it
-            order[n] = last
+        order[n] = last
         params = _unique_params(m)
         n_params = sum(p.numel() for p in params)
         trainable = sum(p.numel() for p in params if p.requires_grad)
-        if rec.calls:
-            first_in, last_out = rec.input_shapes[0], rec.output_shapes[-1]
-            shape = _shape_str(last_out)
-            changes = first_in != last_out
-        else:
-            shape, changes = "(not run)", False
-        rows.append(SummaryRow(n, type(m).__name__, n.count(".") + 1, shape, n_params,
-                               trainable, rec.macs, rec.other_ops, rec.calls, changes))
+        rows.append(SummaryRow(n, type(m).__name__, n.count(".") + 1, e["shape"], n_params,
+                               trainable, e["macs"], e["other"], recs[n].calls, e["changes"],
+                               _always_shown(m)))
     rows.sort(key=lambda r: order[r.name])
+    # Parameters a container holds itself, and operators it runs in its own ``forward`` (not
+    # inside a child): an "(own)" row after its children, so that the rows add up.
+    for n, m in modules:
+        if not eff[n]["kids"]:
+            continue
+        own = [p for p in m.parameters(recurse=False)]
+        own_params = sum(p.numel() for p in own)
+        total_macs = eff[n]["macs"] if n else t.macs
+        total_other = eff[n]["other"] if n else t.other_ops
+        own_macs = total_macs - sum(eff[k]["macs"] for k in eff[n]["kids"])
+        own_other = total_other - sum(eff[k]["other"] for k in eff[n]["kids"])
+        if not (own_params or own_macs):
+            continue
+        name = f"{n}.(own)" if n else "(own)"
+        row = SummaryRow(name, "(own)", name.count(".") + 1, "-", own_params,
+                         sum(p.numel() for p in own if p.requires_grad), own_macs, own_other,
+                         recs[n].calls, False, True)
+        prefix = n + "."
+        at = max((i for i, r in enumerate(rows) if not n or r.name.startswith(prefix)),
+                 default=-1) + 1
+        if n and at == 0:
+            at = next(i for i, r in enumerate(rows) if r.name == n) + 1
+        rows.insert(at, row)
     params = _unique_params(model)
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)

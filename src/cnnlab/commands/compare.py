@@ -1,7 +1,9 @@
-"""``cnnlab compare [MODELS...|--all]``: size, parameters, depth, MACs, speed and accuracy."""
+"""``cnnlab compare [MODELS...|--all]``: size, parameters, depth, MACs, speed and accuracy;
+``--keras``: the Keras Applications table in Keras's conventions."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 from . import new_command
@@ -14,11 +16,17 @@ def add_parser(sub) -> None:
         examples=["cnnlab compare resnet18 resnet50 mobilenet_v2",
                   "cnnlab compare --all --batch 1 --repeats 3 --markdown",
                   "cnnlab compare 'resnet*' --no-timing --csv",
-                  "cnnlab compare lenet5 --checkpoint lenet5=runs/lenet5 --plot compare.png"],
+                  "cnnlab compare lenet5 --checkpoint lenet5=runs/lenet5 --plot compare.png",
+                  "cnnlab compare --keras --no-timing    # Keras's table, Keras's conventions",
+                  "cnnlab compare --keras resnet50 inception_v3 --json",
+                  "cnnlab compare inception_v3 googlenet --no-aux --no-timing",
+                  "cnnlab compare resnet18 --channels-last --amp bf16"],
         description="One row per model: size in MB (float32 parameters), parameters, depth "
                     "(weighted layers on the longest path), MACs at the native input (batch 1; "
                     "FLOPs = 2 x MACs), median milliseconds per inference step after warm-up, "
-                    "and Top-1/Top-5 from a trained run folder when one is given.")
+                    "and Top-1/Top-5 from a trained run folder when one is given. --keras "
+                    "prints Keras's Applications table instead: depth and parameters counted "
+                    "Keras's way, Keras's published figures beside them, and why they differ.")
     p.add_argument("models", nargs="*",
                    help="model names or shell-style patterns ('resnet*'); see 'cnnlab list'")
     p.add_argument("--all", action="store_true", help="every registered model")
@@ -32,7 +40,19 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=RUN",
                    help="a trained run folder for MODEL; its test Top-1/Top-5 fill the row "
                         "(repeatable)")
+    p.add_argument("--keras", action="store_true",
+                   help="the Keras Applications table: depth (layers with parameters) and "
+                        "count_params() Keras's way, size, ms/step at --batch, published "
+                        "Top-1/Top-5; default models: those Keras has")
+    p.add_argument("--no-aux", action="store_true",
+                   help="leave out auxiliary classifiers' parameters (GoogLeNet, Inception v3)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="time in the channels-last memory format (adds a column: largest "
+                        "output difference from fp32 eager)")
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
+                   help="time under torch.autocast in this precision (same extra columns)")
     fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--plot", metavar="FILE.png",
@@ -76,6 +96,8 @@ def run(args) -> int:
     check_device(args.device)
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+    if args.keras:
+        return run_keras(args)
     names = resolve_models(args.models, args.all)
     checkpoints = parse_checkpoints(args.checkpoint)
     timing = not args.no_timing
@@ -86,12 +108,45 @@ def run(args) -> int:
 
     rows = compare(names, batch=args.batch, device=args.device, repeats=args.repeats,
                    warmup=args.warmup, time_budget_s=args.time_budget, timing=timing,
-                   checkpoints=checkpoints, progress=progress)
+                   checkpoints=checkpoints, progress=progress, no_aux=args.no_aux,
+                   channels_last=args.channels_last, amp=args.amp)
     if sys.stderr.isatty():
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
-    header = header_lines(args.batch, args.device, timing, args.repeats, args.warmup)
-    style = "csv" if args.csv else "markdown" if args.markdown else "text"
-    print(format_rows(rows, style, header))
+    header = header_lines(args.batch, args.device, timing, args.repeats, args.warmup,
+                          args.channels_last, args.amp, args.no_aux)
+    if args.json:
+        print(json.dumps({"header": header, "models": [r.to_dict() for r in rows]}, indent=2))
+    else:
+        style = "csv" if args.csv else "markdown" if args.markdown else "text"
+        print(format_rows(rows, style, header))
     if args.plot:
         print(f"chart written to {plot(rows, args.plot)}", file=sys.stderr)
+    return 0
+
+
+def run_keras(args) -> int:
+    from ..analysis.compare import header_lines
+    from ..analysis.keras import (
+        DEPTH_NOTE,
+        PARAMS_NOTE,
+        PUBLISHED_NOTE,
+        format_keras,
+        keras_table,
+    )
+
+    if args.checkpoint or args.plot or args.csv or args.channels_last or args.amp:
+        raise ValueError("--keras prints Keras's table; --checkpoint, --plot, --csv, "
+                         "--channels-last and --amp belong to the ordinary comparison")
+    names = resolve_models(args.models, args.all) if (args.models or args.all) else None
+    timing = not args.no_timing
+    rows = keras_table(names, timing=timing, batch=args.batch, device=args.device,
+                       repeats=args.repeats, warmup=args.warmup,
+                       time_budget_s=args.time_budget)
+    header = header_lines(args.batch, args.device, timing, args.repeats, args.warmup)[:-1]
+    if args.json:
+        print(json.dumps({"header": header, "conventions": {
+            "depth": DEPTH_NOTE, "params": PARAMS_NOTE, "published": PUBLISHED_NOTE},
+            "models": [r.to_dict() for r in rows]}, indent=2))
+    else:
+        print(format_keras(rows, "markdown" if args.markdown else "text", header))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 from . import new_command
 
@@ -14,7 +15,9 @@ def add_parser(sub) -> None:
         help="weights and multiplications of a standard vs a depthwise-separable convolution",
         examples=["cnnlab cost                       # the slide's example, with its errors",
                   "cnnlab cost --input 112x112x32 --maps 64 --kernel 3",
-                  "cnnlab cost --input 224x224x3 --maps 32 --stride 2 --json"],
+                  "cnnlab cost --input 224x224x3 --maps 32 --stride 2 --json",
+                  "cnnlab cost --input 27x27x96 --maps 256 --kernel 5 --groups 2   # AlexNet",
+                  "cnnlab cost --input 224x224x3 --maps 96 --kernel 11 --stride 4 --padding valid"],
         description="Weights and multiplications (MACs) of a k x k convolution from C to N maps "
                     "against depthwise k x k + pointwise 1 x 1 (MobileNet); the ratio is "
                     "1/N + 1/k^2. Without options: the course slide's example (100x100x3, 128 "
@@ -26,6 +29,9 @@ def add_parser(sub) -> None:
     p.add_argument("--stride", type=int, default=1, help="stride (default 1)")
     p.add_argument("--padding", default="same",
                    help="'same', 'valid' or a number of pixels (default same)")
+    p.add_argument("--groups", type=int, default=1, metavar="G",
+                   help="also show the grouped convolution: input maps and filters split into G "
+                        "groups (G must divide both)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -53,11 +59,13 @@ def run(args) -> int:
         except ValueError:
             raise ValueError(f"--padding must be 'same', 'valid' or a number, got "
                              f"{args.padding!r}") from None
-    cost = conv_cost(h, w, c, args.maps, args.kernel, args.stride, padding)
+    cost = conv_cost(h, w, c, args.maps, args.kernel, args.stride, padding, args.groups)
     slide = ({"height": h, "width": w, "in_channels": c, "out_channels": args.maps,
               "kernel": args.kernel} == SLIDE_EXAMPLE and args.stride == 1
              and cost.out_height == h)
     if args.json:
+        for warning in cost.warnings:
+            print(f"cnnlab cost: warning: {warning}", file=sys.stderr)
         data = cost.to_dict()
         if slide:
             data["slide"] = dict(SLIDE_FIGURES, explanation=slide_explanation(cost))

@@ -16,15 +16,26 @@ CONFIG = "scratch_config.json"
 def add_parser(sub) -> None:
     p = new_command(sub, "scratch", help="the CNN from scratch in NumPy: train and show LeNet-5",
                     examples=["cnnlab scratch train",
+                              "cnnlab scratch train --data ~/mnist --limit 5000   # IDX files",
+                              "cnnlab scratch train --data lab_digits/  # class sub-folders",
                               "cnnlab scratch train --input 32 --out runs/np",
                               "cnnlab scratch train --out runs/np --show",
                               "cnnlab scratch show runs/np"])
     ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    t = ssub.add_parser("train", help="train the NumPy LeNet-5 on the bundled digits",
+    t = ssub.add_parser("train", help="train the NumPy LeNet-5 on the digits or your images",
                         description="Train LeNet-5 (sigmoid, average pooling) written in NumPy "
-                                    "on scikit-learn's 8x8 digits resized to 28x28 (padded C1) "
-                                    "or 32x32, with SGD + momentum and a per-epoch lr decay.")
+                                    "on scikit-learn's 8x8 digits (or --data: MNIST IDX files, "
+                                    "an image folder with one sub-folder per class, CIFAR) "
+                                    "resized to 28x28 (padded C1) or 32x32 grey images, with "
+                                    "SGD + momentum and a per-epoch lr decay.")
+    t.add_argument("--data", default="digits",
+                   help="digits (default), a folder of MNIST/Fashion-MNIST IDX files, a folder "
+                        "with one sub-folder of images per class (the lab's 28x28 digits), or "
+                        "CIFAR batches; colour images are converted to grey")
+    t.add_argument("--limit", type=int, default=None,
+                   help="use only the first N training images (the NumPy engine is slow on "
+                        "MNIST's 54,000)")
     t.add_argument("--input", type=int, choices=(28, 32), default=28,
                    help="input size: 28 (the lab, C1 padded by 2) or 32 (the paper)")
     t.add_argument("--epochs", type=int, default=15)
@@ -73,40 +84,99 @@ def run_train(args) -> int:
     if args.epochs < 1 or args.batch_size < 1:
         raise ValueError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, "
                          f"{args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    data = None if args.data == "digits" and args.limit is None else load_split(
+        args.data, args.input, args.limit)
     cfg = TrainConfig(input_size=args.input, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, momentum=args.momentum, decay=args.decay, seed=args.seed,
                       activation=args.activation, pool=args.pool, threads=args.threads)
+    what = "the digits" if data is None else data["name"]
     print(f"NumPy LeNet-5 ({args.activation}, {args.pool} pool, {args.input}x{args.input}) on "
-          f"the digits; SGD lr {args.lr} momentum {args.momentum} decay {args.decay}/epoch, "
+          f"{what}; SGD lr {args.lr} momentum {args.momentum} decay {args.decay}/epoch, "
           f"batch {args.batch_size}, {args.threads} thread(s)", flush=True)
     start = time.perf_counter()
-    net, hist = train(cfg, progress=not args.no_progress and sys.stderr.isatty(),
-                      log=lambda line: print(line, flush=True))
+    net, hist = train(cfg, data=data, progress=not args.no_progress and sys.stderr.isatty(),
+                      log=lambda line: print(percent(line), flush=True))
     total = time.perf_counter() - start
-    print(f"test loss {hist.test_loss:.4f}  test accuracy {hist.test_acc:.4f}  "
+    print(f"test loss {hist.test_loss:.4f}  test accuracy {100 * hist.test_acc:.2f} %  "
           f"({total:.1f}s in all, {hist.seconds:.1f}s training)")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         net.save(args.out / WEIGHTS)
         config = {"input_size": args.input, "activation": args.activation, "pool": args.pool,
-                  "seed": args.seed, "test_acc": hist.test_acc, "test_loss": hist.test_loss,
-                  "seconds": total, "epochs": hist.epochs}
+                  "seed": args.seed, "data": args.data, "test_acc": hist.test_acc,
+                  "test_loss": hist.test_loss, "seconds": total, "epochs": hist.epochs}
         (args.out / CONFIG).write_text(json.dumps(config, indent=2))
         print(f"saved {args.out / WEIGHTS} and {args.out / CONFIG}")
         if args.show:
-            for path in show(net, args.input, args.out):
+            for path in show(net, args.input, args.out, data=data):
                 print(f"saved {path}")
     return 0
 
 
-def show(net, input_size: int, out: Path, index: int = 0) -> list[Path]:
-    """Save ``c1_kernels.png`` and ``feature_maps.png`` for one test digit."""
+def percent(line: str) -> str:
+    """The engine logs accuracies as fractions ("acc 0.9777"); print them as percentages
+    ("acc 97.77 %"), like the rest of the tool."""
+    import re
+
+    return re.sub(r"\bacc (\d+\.\d+)", lambda m: f"acc {100 * float(m.group(1)):.2f} %", line)
+
+
+def load_split(spec: str, size: int, limit: int | None = None) -> dict:
+    """Any data set ``cnnlab.data`` reads, as the NumPy engine's arrays: ``{"train": (x, y),
+    "val": ..., "test": ...}`` with x (N, 1, size, size) float32, grey (the mean of the
+    colour channels), resized with the engine's bilinear resize and normalised with the
+    training images' mean and standard deviation (as :func:`load_digits_split` does).
+    ``limit`` keeps the first N training images."""
+    import numpy as np
+
+    from ..data import load_data
+    from ..errors import DataError
+    from ..scratch.train import resize_bilinear
+
+    splits = load_data(spec)
+    if splits.num_classes > 10:
+        raise DataError(f"{spec}: {splits.num_classes} classes, but the NumPy LeNet-5 has 10 "
+                        "outputs; use a data set of at most 10 classes")
+    val = splits.val if splits.val is not None else splits.test
+
+    def grey(ds, n=None) -> tuple[np.ndarray, np.ndarray]:
+        n = len(ds) if n is None else min(n, len(ds))
+        if hasattr(ds, "images") and hasattr(ds, "labels"):
+            x = ds.images[:n].double()
+            x = x if ds.images.dtype.is_floating_point else x / 255.0
+            x = x.mean(1).numpy()
+            y = ds.labels[:n].numpy()
+            return resize_bilinear(x, size), y.astype(np.int64)
+        xs, ys = [], []
+        for i in range(n):
+            img, label = ds[i]
+            xs.append(resize_bilinear(img.double().mean(0).numpy()[None], size)[0])
+            ys.append(int(label))
+        return np.stack(xs), np.array(ys, dtype=np.int64)
+
+    parts = {"train": grey(splits.train, limit), "val": grey(val), "test": grey(splits.test)}
+    mean, std = parts["train"][0].mean(), parts["train"][0].std()
+    out = {k: (((x - mean) / max(std, 1e-8))[:, None].astype(np.float32), y)
+           for k, (x, y) in parts.items()}
+    out["mean"], out["std"] = float(mean), float(std)
+    n = {k: len(out[k][1]) for k in ("train", "val", "test")}
+    out["name"] = (f"{splits.source or splits.name} ({n['train']:,} train / {n['val']:,} "
+                   f"validation / {n['test']:,} test images, {splits.num_classes} classes)")
+    return out
+
+
+def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = None
+         ) -> list[Path]:
+    """Save ``c1_kernels.png`` and ``feature_maps.png`` for one test image (of ``data``, by
+    default the digits)."""
     import numpy as np
 
     from ..plots_lab import plot_feature_maps, plot_kernels
     from ..scratch.train import load_digits_split
 
-    x, y = load_digits_split(input_size)["test"]
+    x, y = (data if data is not None else load_digits_split(input_size))["test"]
     if not 0 <= index < len(x):
         raise ValueError(f"--index must be in 0..{len(x) - 1}, got {index}")
     w = net["c1"].params["W"]
@@ -132,6 +202,8 @@ def run_show(args) -> int:
     cfg = json.loads(cfg_path.read_text())
     net = lenet5(cfg["input_size"], activation=cfg["activation"], pool=cfg["pool"])
     net.load(args.run / WEIGHTS)
-    for path in show(net, cfg["input_size"], args.out or args.run, args.index):
+    spec = cfg.get("data", "digits")
+    data = None if spec == "digits" else load_split(spec, cfg["input_size"])
+    for path in show(net, cfg["input_size"], args.out or args.run, args.index, data=data):
         print(f"saved {path}")
     return 0
