@@ -103,12 +103,20 @@ def get_entry(name: str) -> ModelEntry:
 _UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
+def create_model(name: str, *, features_only: bool = False, out_indices=None,
+                 **kwargs) -> nn.Module:
     """Build the registered model ``name``; keyword arguments override its defaults.
 
     Arguments given as ``None`` are dropped, so callers can pass optional settings through.
     An argument the model does not take raises ``TypeError`` naming the model and argument.
+
+    ``features_only=True`` returns the multi-scale feature extractor instead (timm's
+    contract, :mod:`cnnlab.features`): its forward gives a list of feature maps, the ones
+    ``out_indices`` selects (default: all; negative indices count from the deepest), and its
+    ``feature_info`` gives their channels, reductions and modules.
     """
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices selects feature maps; it needs features_only=True")
     entry = get_entry(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
@@ -119,4 +127,8 @@ def create_model(name: str, **kwargs) -> nn.Module:
             raise TypeError(f"{name} does not take the argument {m.group(1)!r}") from None
         raise
     model.model_name = name
+    if features_only:
+        from .features import features_model
+
+        return features_model(model, out_indices)
     return model
