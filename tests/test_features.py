@@ -116,8 +116,10 @@ def test_every_model_has_consistent_features(name):
     assert all(f.shape[0] == 2 for f in maps)
     for f, r in zip(maps, info.reduction(), strict=True):
         assert f.shape[-1] <= math.ceil(size / r)
-    for (f0, r0), (f1, r1) in zip(zip(maps, info.reduction()), zip(maps[1:], info.reduction()[1:])):
-        assert r1 >= r0 and (r1 == r0 or f1.shape[-1] < f0.shape[-1])
+    red = info.reduction()
+    for i in range(1, len(maps)):
+        assert red[i] >= red[i - 1]
+        assert red[i] == red[i - 1] or maps[i].shape[-1] < maps[i - 1].shape[-1]
     full_keys = set(model.state_dict())
     missing, unexpected = net.load_state_dict(model.state_dict(), strict=False, assign=True)
     assert missing == []
