@@ -155,3 +155,90 @@ def test_seeded_build_is_deterministic_and_takes_num_classes_and_in_chans(name):
         del model
     assert outs[0].shape == (1, num_classes)
     assert torch.equal(outs[0], outs[1])
+
+
+# --- head API: num_features, head_hidden_size, get_classifier, classifier_keys, reset -------
+
+
+def test_head_hidden_size_is_the_width_of_the_pre_logits(built):
+    model = built
+    h, w = model.min_input_size
+    with torch.no_grad():
+        pre = model.forward_head(model.forward_features(torch.randn(2, model.in_chans, h, w)),
+                                 pre_logits=True)
+    assert pre.shape == (2, model.head_hidden_size)
+
+
+def test_classifier_keys_are_exactly_the_keys_that_depend_on_num_classes(built):
+    """Independent check: build the model for 5 classes on the meta device (no memory) and
+    compare shapes with the 7-class one; the keys that differ are the classifiers' keys."""
+    model, name = built, built.model_name
+    with torch.device("meta"):
+        other = cnnlab.create_model(name, num_classes=5)
+    ours = {k: v.shape for k, v in model.state_dict().items()}
+    theirs = {k: v.shape for k, v in other.state_dict().items()}
+    assert ours.keys() == theirs.keys()
+    differ = sorted(k for k in ours if ours[k] != theirs[k])
+    assert sorted(model.classifier_keys()) == differ
+    assert model.classifier_names()[0] == model.classifier_name
+    classifier = model.get_classifier()
+    assert classifier is model.get_submodule(model.classifier_name)
+    assert isinstance(classifier, (nn.Linear, nn.Conv2d))
+    assert classifier.weight.shape[0] == 7
+    assert classifier.weight.reshape(7, -1).shape[1] == model.head_hidden_size
+
+
+def test_reset_classifier_to_0_gives_the_pre_logits_and_back(built):
+    model = built
+    h, w = model.min_input_size
+    x = torch.randn(2, model.in_chans, h, w)
+    saved = {n: model.get_submodule(n) for n in model.classifier_names()}
+    saved_act = getattr(model, "act", None)
+    try:
+        with torch.no_grad():
+            pre = model.forward_head(model.forward_features(x), pre_logits=True)
+            model.reset_classifier(0)
+            assert model.num_classes == 0 and model.classifier_keys() == []
+            assert isinstance(model.get_classifier(), nn.Identity)
+            assert torch.equal(model(x), pre)
+            model.reset_classifier(3)
+            assert model.num_classes == 3
+            assert model(x).shape == (2, 3)
+            assert {k for k in model.classifier_keys()} == {
+                f"{n}.{p}" for n in saved for p, _ in saved[n].named_parameters()}
+            assert all(v.shape[0] == 3 for k, v in model.state_dict().items()
+                       if k in model.classifier_keys() and v.dim() > 0)
+    finally:
+        for n, m in saved.items():
+            model.set_submodule(n, m)
+        if saved_act is not None:
+            model.act = saved_act
+        model.num_classes = 7
+    with torch.no_grad():
+        assert model(x).shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_num_classes_0_returns_the_pooled_pre_logits(name):
+    """Built on the meta device: shapes only, nothing allocated."""
+    with torch.device("meta"):
+        model = cnnlab.create_model(name, num_classes=0).eval()
+        h, w = small_size(model)
+        out = model(torch.empty(2, model.in_chans, h, w))
+    assert model.get_classifier().__class__ is nn.Identity
+    assert model.classifier_keys() == []
+    assert out.shape == (2, model.head_hidden_size)
+
+
+def test_reset_classifier_resets_the_auxiliary_heads_too():
+    torch.manual_seed(0)
+    model = cnnlab.create_model("googlenet", num_classes=4)
+    assert model.classifier_names() == ["fc", "aux1.fc2", "aux2.fc2"]
+    model.reset_classifier(6)
+    out = model.train()(torch.randn(2, 3, 32, 32))
+    assert out.logits.shape == (2, 6) and [a.shape for a in out.aux_logits] == [(2, 6)] * 2
+    no_aux = cnnlab.create_model("googlenet", num_classes=4, aux_logits=False)
+    assert no_aux.classifier_names() == ["fc"]
+    assert no_aux.classifier_keys() == ["fc.weight", "fc.bias"]
+    with pytest.raises(ValueError, match="non-negative"):
+        no_aux.reset_classifier(-1)

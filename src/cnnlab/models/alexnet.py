@@ -55,6 +55,8 @@ from .base import ImageClassifier
 class AlexNet(ImageClassifier):
     """torchvision's AlexNet: ``features`` (5 convs), ``avgpool`` (6x6), ``classifier``."""
 
+    classifier_name = "classifier.6"
+
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5):
         features = nn.Sequential(
             nn.Conv2d(in_chans, 64, kernel_size=11, stride=4, padding=2),
@@ -75,6 +77,7 @@ class AlexNet(ImageClassifier):
         super().__init__(num_classes, in_chans, smallest_input_side(features))
         self.features = features
         self.num_features = 256
+        self.head_hidden_size = 4096
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout),
@@ -96,6 +99,8 @@ class AlexNet(ImageClassifier):
 
 class AlexNetOriginal(ImageClassifier):
     """The 2012 AlexNet with the paper's layer names (conv1 ... conv5, fc6 ... fc8)."""
+
+    classifier_name = "fc8"
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                  groups: int = 1, lrn_position: str = "after_pool"):
@@ -127,6 +132,7 @@ class AlexNetOriginal(ImageClassifier):
         self.groups = groups
         self.features = features
         self.num_features = 256
+        self.head_hidden_size = 4096
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(OrderedDict([
             ("fc6", nn.Linear(256 * 6 * 6, 4096)), ("relu6", nn.ReLU(inplace=True)),

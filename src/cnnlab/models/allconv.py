@@ -75,6 +75,8 @@ POOLINGS = ("allconv", "convpool", "strided", "maxpool")
 class AllConvNet(ImageClassifier):
     """Springenberg et al.'s models A/B/C with the pooling replaced as ``pooling`` says."""
 
+    classifier_name = "classifier"
+
     def __init__(self, model: str = "C", pooling: str = "allconv", num_classes: int = 10,
                  in_chans: int = 3, input_dropout: float = 0.2, dropout: float = 0.5,
                  layout: str = "same", final_relu: bool = False, init: str = "kaiming"):
@@ -118,12 +120,21 @@ class AllConvNet(ImageClassifier):
         features = nn.Sequential(OrderedDict(units))
         super().__init__(num_classes, in_chans, smallest_input_side(features.modules()))
         self.model, self.pooling, self.layout = model, pooling, layout
+        self.final_relu = final_relu
         self.features = features
-        self.num_features = chans
+        self.num_features = self.head_hidden_size = chans
         self.classifier = nn.Conv2d(chans, num_classes, 1) if num_classes else nn.Identity()
         self.act = nn.ReLU(inplace=True) if final_relu and num_classes else nn.Identity()
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.init_weights(init)
+
+    def make_classifier(self, in_features: int, num_classes: int) -> nn.Module:
+        """The 1x1 convolution to the class maps (before the global average)."""
+        return nn.Conv2d(in_features, num_classes, 1) if num_classes else nn.Identity()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        super().reset_classifier(num_classes)
+        self.act = nn.ReLU(inplace=True) if self.final_relu and num_classes else nn.Identity()
 
     def init_weights(self, init: str = "kaiming") -> None:
         """``"kaiming"``: He et al. 2015 normal init for ReLU (std sqrt(2 / fan_in)), zero biases.

@@ -1,13 +1,32 @@
 """The contract every cnnlab model keeps.
 
 * ``num_classes``, ``in_chans`` and ``num_features`` attributes;
+* ``head_hidden_size``: the width of ``forward_head(x, pre_logits=True)``, the vector that
+  feeds the final classifier (``num_features`` for most models; 4096 for AlexNet and VGG,
+  whose fully connected layers come before it; 1280 for MobileNet v3 large; 84 for LeNet-5);
 * ``forward_features(x)`` returns the last feature map (N, num_features, h, w);
 * ``forward_head(x, pre_logits=False)`` pools and classifies (or stops before the
-  classifier and returns the pooled vector);
+  classifier and returns the pooled vector, N x head_hidden_size);
 * ``forward(x)`` checks the input, then runs the two;
 * ``min_input_size`` (H, W) is the smallest input the architecture takes; smaller inputs,
   and inputs with the wrong number of channels, raise :class:`~cnnlab.errors.InputShapeError`
   with a message that names the model, what it needs and what it got.
+
+The head API (timm's names):
+
+* ``classifier_name`` (class attribute) is the dotted module path of the final classifier,
+  ``get_classifier()`` returns that module (``fc``, ``classifier.6`` for VGG, ``head.fc`` for
+  ResNet v2);
+* ``classifier_names()`` lists the module paths of *every* classifier, the main one first,
+  then the auxiliary heads' last layers that exist (``aux1.fc2``, ``aux2.fc2`` for GoogLeNet,
+  ``AuxLogits.fc`` for Inception v3). They are the state_dict key prefixes whose shapes
+  depend on ``num_classes``; ``classifier_keys()`` gives the keys themselves
+  (``["fc.weight", "fc.bias", ...]``), e.g. to drop them from a checkpoint with another
+  number of classes before ``load_state_dict(..., strict=False)``;
+* ``reset_classifier(num_classes)`` replaces every classifier (auxiliary heads included) by a
+  new one for ``num_classes`` classes, with PyTorch's default initialisation; ``0`` replaces
+  them by ``nn.Identity``, so that ``forward`` returns the pooled pre-logits vector
+  (N x head_hidden_size), as ``create_model(name, num_classes=0)`` does.
 
 Models with auxiliary classifiers (GoogLeNet, Inception v3) return an :class:`AuxOutput` in
 training mode. It carries the auxiliary logits *and their loss weights*, so the trainer and
@@ -55,6 +74,12 @@ class ImageClassifier(nn.Module):
             min_input_size = (min_input_size, min_input_size)
         self.min_input_size = tuple(min_input_size)
 
+    #: Dotted module path of the final classifier; see :meth:`get_classifier`.
+    classifier_name: str = "fc"
+    #: Auxiliary classifiers' last layers, module path -> input width (only those that exist
+    #: in a given model count; GoogLeNet built with ``aux_logits=False`` has none).
+    aux_classifiers: dict[str, int] = {}
+
     @property
     def display_name(self) -> str:
         return getattr(self, "model_name", type(self).__name__.lower())
@@ -78,6 +103,47 @@ class ImageClassifier(nn.Module):
             raise InputShapeError(
                 f"{name} needs inputs of at least {mh}x{mw}, got {h}x{w}; resize the images"
             )
+
+    # --- head API ---------------------------------------------------------------------
+
+    def get_classifier(self) -> nn.Module:
+        """The final classifier (an ``nn.Identity`` when built with ``num_classes=0``)."""
+        return self.get_submodule(self.classifier_name)
+
+    def classifier_names(self) -> list[str]:
+        """Module paths of every classifier: the main one, then the auxiliary heads present."""
+        names = [self.classifier_name]
+        for name in self.aux_classifiers:
+            try:
+                self.get_submodule(name)
+            except AttributeError:  # the head was not built (aux_logits=False)
+                continue
+            names.append(name)
+        return names
+
+    def classifier_keys(self) -> list[str]:
+        """The state_dict keys of every classifier (those that depend on ``num_classes``)."""
+        prefixes = tuple(f"{name}." for name in self.classifier_names())
+        return [k for k in self.state_dict() if k.startswith(prefixes)]
+
+    def make_classifier(self, in_features: int, num_classes: int) -> nn.Module:
+        """A new classifier layer: linear, or ``nn.Identity`` for ``num_classes=0``."""
+        return nn.Linear(in_features, num_classes) if num_classes else nn.Identity()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace every classifier by a fresh one for ``num_classes`` (0: pre-logits output)."""
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+        for name in self.classifier_names():
+            width = self.aux_classifiers.get(name, self.head_hidden_size)
+            new = self.make_classifier(width, num_classes)
+            ref = next(self.parameters(), None)
+            if ref is not None:
+                new = new.to(device=ref.device, dtype=ref.dtype)
+            self.set_submodule(name, new)
+        self.num_classes = num_classes
+
+    # --- forward -----------------------------------------------------------------------
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

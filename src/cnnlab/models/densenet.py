@@ -123,6 +123,8 @@ class Transition(NormActConv):
 class DenseNet(ImageClassifier):
     """DenseNet-BC for ImageNet, torchvision's module names."""
 
+    classifier_name = "classifier"
+
     def __init__(self, growth_rate: int = 32, block_config: tuple[int, ...] = (6, 12, 24, 16),
                  num_init_features: int = 64, bn_size: int = 4, compression: float = 0.5,
                  dropout: float = 0.0, num_classes: int = 1000, in_chans: int = 3,
@@ -151,7 +153,7 @@ class DenseNet(ImageClassifier):
         features["norm5"] = nn.BatchNorm2d(chs)
         features["relu5"] = nn.ReLU(inplace=True)
         self.features = nn.Sequential(features)
-        self.num_features = chs
+        self.num_features = self.head_hidden_size = chs
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(chs, num_classes) if num_classes else nn.Identity()
         for m in self.modules():

@@ -166,6 +166,8 @@ def scale_stages(width: float = 1.0, depth: float = 1.0,
 class EfficientNet(ImageClassifier):
     """EfficientNet: B0's MBConv stages scaled by width and depth multipliers."""
 
+    classifier_name = "classifier.1"
+
     def __init__(self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000,
                  in_chans: int = 3, dropout: float = 0.2, stochastic_depth: float = 0.2,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
@@ -196,6 +198,7 @@ class EfficientNet(ImageClassifier):
         layers.append(ConvNormAct(stages[-1].out_chs, self.num_features, 1, norm_layer=norm,
                                   act_layer=nn.SiLU))
         self.features = nn.Sequential(*layers)
+        self.head_hidden_size = self.num_features
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(
             nn.Dropout(dropout, inplace=True),

@@ -135,7 +135,7 @@ class InceptionAux(nn.Module):
         self.paper_pool = paper_pool
         self.conv = conv_block(in_chs, 128, 1)
         self.fc1 = nn.Linear(4 * 4 * 128, 1024)
-        self.fc2 = nn.Linear(1024, num_classes)
+        self.fc2 = nn.Linear(1024, num_classes) if num_classes else nn.Identity()
         self.dropout = nn.Dropout(p=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,6 +151,7 @@ class GoogLeNet(AuxClassifier):
     """GoogLeNet with torchvision's module names; ``form`` picks torchvision's or the paper's."""
 
     aux_weights = AUX_WEIGHTS
+    aux_classifiers = {"aux1.fc2": 1024, "aux2.fc2": 1024}
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.2, dropout_aux: float = 0.7,
@@ -197,7 +198,7 @@ class GoogLeNet(AuxClassifier):
             self.aux2 = aux(self.inception4d.out_channels, num_classes)
         else:
             self.aux1 = self.aux2 = None
-        self.num_features = self.inception5b.out_channels
+        self.num_features = self.head_hidden_size = self.inception5b.out_channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()

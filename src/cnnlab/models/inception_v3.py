@@ -187,7 +187,7 @@ class InceptionAux(nn.Module):
         self.conv0 = conv(in_chs, 128, 1)
         self.conv1 = conv(128, 768, 5)
         self.conv1.stddev = 0.01
-        self.fc = nn.Linear(768, num_classes)
+        self.fc = nn.Linear(768, num_classes) if num_classes else nn.Identity()
         self.fc.stddev = 0.001
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,6 +204,7 @@ class InceptionV3(AuxClassifier):
     """Inception v3 with torchvision's module names (``Conv2d_1a_3x3`` ... ``Mixed_7c``)."""
 
     aux_weights = AUX_WEIGHTS
+    aux_classifiers = {"AuxLogits.fc": 768}
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.5):
@@ -231,7 +232,7 @@ class InceptionV3(AuxClassifier):
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280)
         self.Mixed_7c = InceptionE(2048)
-        self.num_features = self.Mixed_7c.out_channels
+        self.num_features = self.head_hidden_size = self.Mixed_7c.out_channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()

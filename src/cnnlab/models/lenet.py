@@ -92,6 +92,8 @@ class SparseConv2d(nn.Module):
 class LeNet5(ImageClassifier):
     """LeNet-5 with the paper's layer names (c1, s2, c3, s4, c5, f6, output)."""
 
+    classifier_name = "output"
+
     def __init__(self, num_classes: int = 10, in_chans: int = 1, activation: str = "sigmoid",
                  pool: str = "avg", c3_table: str = "full", c1_padding: int = 0,
                  init: str = "xavier"):
@@ -120,6 +122,7 @@ class LeNet5(ImageClassifier):
             ("c5", nn.Conv2d(16, 120, 5)), ("act5", act()),
         ]))
         self.num_features = 120
+        self.head_hidden_size = 84  # F6
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.f6 = nn.Linear(120, 84)
         self.act6 = act()

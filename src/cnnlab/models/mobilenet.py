@@ -79,6 +79,8 @@ MOBILENET_V1_TABLE: tuple[tuple[int, int], ...] = (
 class MobileNetV1(ImageClassifier):
     """MobileNet v1: a 3x3/2 stem, 13 depthwise-separable units, average pool, linear."""
 
+    classifier_name = "classifier"
+
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0,
                  dropout: float = 0.0):
         if not width_mult > 0:
@@ -95,7 +97,7 @@ class MobileNetV1(ImageClassifier):
             layers.append(DepthwiseSeparable(chs, width(out), stride=stride))
             chs = width(out)
         self.features = nn.Sequential(*layers)
-        self.num_features = chs
+        self.num_features = self.head_hidden_size = chs
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(chs, num_classes) if num_classes else nn.Identity()
@@ -139,6 +141,8 @@ MOBILENET_V2_TABLE: tuple[tuple[int, int, int, int], ...] = (
 class MobileNetV2(ImageClassifier):
     """MobileNet v2: 3x3/2 stem, 17 inverted residuals (Table 2), 1x1 to 1280, pool, linear."""
 
+    classifier_name = "classifier.1"
+
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0,
                  dropout: float = 0.2):
         if not width_mult > 0:
@@ -154,6 +158,7 @@ class MobileNetV2(ImageClassifier):
                                                act_layer=nn.ReLU6, layout="conv"))
                 chs = out
         self.num_features = make_divisible(MOBILENET_V2_LAST * max(1.0, width_mult))
+        self.head_hidden_size = self.num_features
         layers.append(ConvNormAct(chs, self.num_features, 1, act_layer=nn.ReLU6))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -220,6 +225,8 @@ NONLINEARITIES = {"RE": nn.ReLU, "HS": nn.Hardswish}
 class MobileNetV3(ImageClassifier):
     """MobileNet v3 large or small: the paper's bneck tables, SE with hard-sigmoid, h-swish."""
 
+    classifier_name = "classifier.3"
+
     def __init__(self, arch: str = "large", num_classes: int = 1000, in_chans: int = 3,
                  width_mult: float = 1.0, dropout: float = 0.2):
         tables = {"large": MOBILENET_V3_LARGE, "small": MOBILENET_V3_SMALL}
@@ -251,7 +258,7 @@ class MobileNetV3(ImageClassifier):
                                   act_layer=nn.Hardswish))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        hidden = width(hidden)
+        hidden = self.head_hidden_size = width(hidden)
         self.classifier = nn.Sequential(
             nn.Linear(self.num_features, hidden), nn.Hardswish(inplace=True),
             nn.Dropout(dropout),

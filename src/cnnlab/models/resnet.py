@@ -190,7 +190,7 @@ class ResNet(ImageClassifier):
                                              **block_kwargs))
             self.stage_names.append(name)
             chs = planes * block.expansion
-        self.num_features = chs
+        self.num_features = self.head_hidden_size = chs
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(chs, num_classes) if num_classes else nn.Identity()
         init_weights(self, linear_std=None)
@@ -213,6 +213,8 @@ class ResNet(ImageClassifier):
 class ResNetV2(ImageClassifier):
     """Pre-activation ResNet (v2) with timm's module names (``resnetv2_*``)."""
 
+    classifier_name = "head.fc"
+
     def __init__(self, layers: tuple[int, ...], widths: tuple[int, ...] = (64, 128, 256, 512),
                  num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False,
                  **block_kwargs):
@@ -229,7 +231,7 @@ class ResNetV2(ImageClassifier):
             stages.append(nn.Sequential(OrderedDict(blocks=blocks)))
             chs = planes * block.expansion
         self.stages = nn.Sequential(*stages)
-        self.num_features = chs
+        self.num_features = self.head_hidden_size = chs
         self.norm = nn.BatchNorm2d(chs)  # the extra activation after the last addition
         self.act = nn.ReLU(inplace=True)
         self.head = nn.Sequential(OrderedDict([
@@ -245,6 +247,10 @@ class ResNetV2(ImageClassifier):
             for m in self.modules():
                 if isinstance(m, PreActBottleneck):
                     m.zero_init_last()
+
+    def make_classifier(self, in_features: int, num_classes: int) -> nn.Module:
+        """timm's head: a 1x1 convolution on the pooled 1x1 map."""
+        return nn.Conv2d(in_features, num_classes, 1) if num_classes else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(self.stages(self.stem(x))))

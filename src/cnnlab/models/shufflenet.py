@@ -169,7 +169,7 @@ class ShuffleNetV1(ImageClassifier):
         # Every convolution and pooling is padded (3x3, padding 1), so a 1x1 input stays 1x1.
         super().__init__(num_classes, in_chans, min_input_size=1)
         stem, stages = shufflenet_v1_channels(groups, width_mult, stem_channels)
-        self.groups, self.width_mult = groups, width_mult
+        self.groups, self.width_mult, self.fc_bias = groups, width_mult, fc_bias
         self.conv1 = ConvNormAct(in_chans, stem, 3, 2, names=("conv", "bn", "act"))
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         in_chs = stem
@@ -179,10 +179,14 @@ class ShuffleNetV1(ImageClassifier):
             units += [ShuffleV1Unit(out_chs, out_chs, 1, groups) for _ in range(repeats)]
             self.add_module(f"stage{idx + 2}", nn.Sequential(*units))
             in_chs = out_chs
-        self.num_features = in_chs
+        self.num_features = self.head_hidden_size = in_chs
         self.globalpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_chs, num_classes, bias=fc_bias) if num_classes else nn.Identity()
         init_weights(self)
+
+    def make_classifier(self, in_features: int, num_classes: int) -> nn.Module:
+        return nn.Linear(in_features, num_classes, bias=self.fc_bias) if num_classes \
+            else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.conv1(x))
@@ -272,7 +276,7 @@ class ShuffleNetV2(ImageClassifier):
             self.add_module(f"stage{idx + 2}", nn.Sequential(*units))
             in_chs = out_chs
         self.conv5 = ConvNormAct(in_chs, last, 1)
-        self.num_features = last
+        self.num_features = self.head_hidden_size = last
         self.fc = nn.Linear(last, num_classes) if num_classes else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -88,6 +88,8 @@ def make_layers(cfg: tuple, in_chans: int = 3, batch_norm: bool = False) -> nn.S
 class VGG(ImageClassifier):
     """VGG from a configuration of :data:`VGG_CFGS`: ``features``, ``avgpool``, ``classifier``."""
 
+    classifier_name = "classifier.6"
+
     def __init__(self, cfg: str = "D", num_classes: int = 1000, in_chans: int = 3,
                  dropout: float = 0.5, batch_norm: bool = False):
         if cfg not in VGG_CFGS:
@@ -97,6 +99,7 @@ class VGG(ImageClassifier):
         self.cfg = cfg
         self.features = make_layers(VGG_CFGS[cfg], in_chans, batch_norm)
         self.num_features = 512
+        self.head_hidden_size = 4096
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
             nn.Linear(512 * 7 * 7, 4096),

@@ -109,7 +109,7 @@ class Xception(ImageClassifier):
         self.conv4 = separable(1536, 2048)
         self.bn4 = nn.BatchNorm2d(2048)
         self.act4 = nn.ReLU(inplace=True)
-        self.num_features = 2048
+        self.num_features = self.head_hidden_size = 2048
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
