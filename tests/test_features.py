@@ -10,7 +10,7 @@ from functools import cache
 
 import pytest
 import torch
-from torch import nn
+from torch import fx, nn
 
 from cnnlab import create_model
 from cnnlab.errors import InputShapeError
@@ -139,20 +139,32 @@ def test_one_model_per_class_is_listed():
     assert classes == set(feature_specs())
 
 
+@cache
+def trunk_model(name: str) -> nn.Module:
+    """``name`` in eval mode, with seeded values in the modules forward_features uses only
+    (built on the meta device: the big classifiers cost nothing and stay uninitialised)."""
+    with torch.device("meta"):
+        model = create_model(name).eval()
+    spec = spec_for(model)
+    model.to_empty(device="cpu")
+    for path in expand_paths(model, spec.trunk) + expand_paths(model, spec.rest):
+        seeded_fill(model.get_submodule(path))
+    return model
+
+
+def small_input(model: nn.Module) -> torch.Tensor:
+    side = max(32, *model.min_input_size)
+    return torch.randn(2, model.in_chans, side, side, generator=torch.Generator().manual_seed(1))
+
+
 @pytest.mark.parametrize("name", ONE_PER_CLASS)
 def test_trunk_then_rest_is_forward_features(name):
     """The declared trunk (plus what runs after it) computes exactly forward_features, and the
     maps are the outputs of the modules feature_info names."""
-    with torch.device("meta"):
-        model = create_model(name).eval()
+    model = trunk_model(name)
     spec = spec_for(model)
     used = expand_paths(model, spec.trunk) + expand_paths(model, spec.rest)
-    model.to_empty(device="cpu")  # only the modules forward_features uses get values:
-    for path in used:             # the big classifiers cost nothing
-        seeded_fill(model.get_submodule(path))
-    c, *_ = get_entry(name).input_size
-    side = max(32, *model.min_input_size)
-    x = torch.randn(2, c, side, side)
+    x = small_input(model)
     net = features_model(model)
     seen = {}
     hooks = [model.get_submodule(d["module"]).register_forward_hook(
@@ -260,31 +272,47 @@ def test_in_chans_and_transform_input_reach_the_features():
 
 # ------------------------------------------------------------------- fx, TorchScript, export
 
-def _works(fn) -> bool:
+def _blocks_that_fail(model, paths, how) -> list[str]:
+    bad = []
+    for path in paths:
+        block = model.get_submodule(path)
+        if how == "fx" and fx.Tracer().is_leaf_module(block, path):
+            continue  # torch.nn layers stay opaque calls in a trace
+        try:
+            torch.jit.script(block) if how == "script" else fx.symbolic_trace(block)
+        except Exception:
+            bad.append(path)
+    return bad
+
+
+@pytest.mark.parametrize("how", ["script", "fx"])
+@pytest.mark.parametrize("name", ONE_PER_CLASS)
+def test_features_script_and_fx_trace_where_the_blocks_do(name, how):
+    """The features model is a GraphModule of the model's blocks: it scripts (traces) whenever
+    each of those blocks does on its own, and gives the eager maps."""
+    model = trunk_model(name)
+    net = features_model(model)
+    x = small_input(model)
     try:
-        fn()
-        return True
+        converted = torch.jit.script(net) if how == "script" else fx.symbolic_trace(net)
     except Exception:
-        return False
+        steps = list(net.graph.nodes)
+        paths = [n.target for n in steps if n.op == "call_module" and n.target != "input_check"]
+        bad = _blocks_that_fail(model, paths, how)
+        if not bad:
+            raise
+        pytest.skip(f"{how}: {name}'s block {bad[0]} does not convert on its own (issue 11)")
+    with torch.no_grad():
+        for a, b in zip(converted(x), net(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["lenet5", "resnet18"])
-def test_features_trace_script_and_export_where_the_model_does(name, tmp_path):
+def test_features_export(name):
     torch.manual_seed(0)
-    model = create_model(name).eval()
-    net = features_model(model).eval()
-    c, *_ = get_entry(name).input_size
-    x = torch.randn(2, c, 32 if name == "lenet5" else 64, 32 if name == "lenet5" else 64)
+    net = create_model(name, features_only=True).eval()
+    x = torch.randn(2, net.input_check.in_chans, 32, 32)
     with torch.no_grad():
-        want = net(x)
         ep = torch.export.export(net, (x,))
-        for a, b in zip(ep.module()(x), want, strict=True):
+        for a, b in zip(ep.module()(x), net(x), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-        if _works(lambda: torch.fx.symbolic_trace(model)):
-            traced = torch.fx.symbolic_trace(net)
-            for a, b in zip(traced(x), want, strict=True):
-                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-        if _works(lambda: torch.jit.script(model)):
-            scripted = torch.jit.script(net)
-            for a, b in zip(scripted(x), want, strict=True):
-                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -222,12 +222,15 @@ class InputCheck(nn.Module):
         self.min_input_size = tuple(min_input_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting() and not _symbolic():
-            self.check(x)
+        if torch.jit.is_scripting():
+            return x
+        self.check(x)
         return x
 
     @torch.jit.unused
     def check(self, x: torch.Tensor) -> None:
+        if torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling():
+            return  # symbolic shapes: nothing to check
         if x.dim() != 4:
             raise InputShapeError(
                 f"{self.name} expects a batch of images N x C x H x W, got a tensor of shape "
@@ -243,18 +246,12 @@ class InputCheck(nn.Module):
                 f"{self.name} needs inputs of at least {mh}x{mw}, got {h}x{w}; resize the images")
 
 
-@torch.jit.unused
-def _symbolic() -> bool:
-    return torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling()
-
-
 class FeatureListNet(fx.GraphModule):
     """A model's trunk up to its deepest requested tap; forward returns the list of maps.
 
-    Built by :func:`features_model`; ``feature_info`` describes the maps.
+    Built by :func:`features_model`; its ``feature_info`` (a :class:`FeatureInfo`) describes
+    the maps. (No class annotation for it: TorchScript would try to compile the type.)
     """
-
-    feature_info: FeatureInfo
 
 
 def resolve_out_indices(name: str, n: int, out_indices) -> list[int]:
