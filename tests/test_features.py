@@ -258,6 +258,9 @@ def test_input_check_keeps_the_models_message():
         net(torch.randn(1, 3, 28, 28))
     with pytest.raises(InputShapeError, match="3-channel input, got 1 channels"):
         net(torch.randn(1, 1, 64, 64))
+    scripted = torch.jit.script(net)  # the scripted features model checks too
+    with pytest.raises(Exception, match="alexnet needs inputs of at least 63x63, got 28x28"):
+        scripted(torch.randn(1, 3, 28, 28))
 
 
 def test_in_chans_and_transform_input_reach_the_features():
@@ -297,7 +300,7 @@ def test_features_script_and_fx_trace_where_the_blocks_do(name, how):
         converted = torch.jit.script(net) if how == "script" else fx.symbolic_trace(net)
     except Exception:
         steps = list(net.graph.nodes)
-        paths = [n.target for n in steps if n.op == "call_module" and n.target != "input_check"]
+        paths = [n.target for n in steps if n.op == "call_module"]
         bad = _blocks_that_fail(model, paths, how)
         if not bad:
             raise
@@ -311,7 +314,7 @@ def test_features_script_and_fx_trace_where_the_blocks_do(name, how):
 def test_features_export(name):
     torch.manual_seed(0)
     net = create_model(name, features_only=True).eval()
-    x = torch.randn(2, net.input_check.in_chans, 32, 32)
+    x = torch.randn(2, net.in_chans, 32, 32)
     with torch.no_grad():
         ep = torch.export.export(net, (x,))
         for a, b in zip(ep.module()(x), net(x), strict=True):

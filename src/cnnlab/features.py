@@ -44,7 +44,7 @@ from functools import cache
 import torch
 from torch import fx, nn
 
-from .errors import InputShapeError
+from .models.base import check_image_batch
 
 
 @dataclass(frozen=True)
@@ -212,45 +212,30 @@ class FeatureInfo(list):
         return [d[key] for d in self] if idx is None else self[idx][key]
 
 
+# fx keeps the check as one call in a trace (the wrap patches this module's name for it)
+fx.wrap("check_image_batch")
+
+
 class InputCheck(nn.Module):
-    """The full model's input check (rank, channels, smallest size) in eager mode; skipped
-    while scripting, fx-tracing or exporting, where the shapes are symbolic."""
+    """The models' input check (:func:`~cnnlab.models.base.check_image_batch`): eager,
+    scripted and fx-traced alike, with the model's message."""
 
     def __init__(self, name: str, in_chans: int, min_input_size: tuple[int, int]):
         super().__init__()
         self.name, self.in_chans = name, in_chans
-        self.min_input_size = tuple(min_input_size)
+        self.min_h, self.min_w = min_input_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_scripting():
-            return x
-        self.check(x)
+        check_image_batch(x, self.name, self.in_chans, self.min_h, self.min_w)
         return x
-
-    @torch.jit.unused
-    def check(self, x: torch.Tensor) -> None:
-        if torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling():
-            return  # symbolic shapes: nothing to check
-        if x.dim() != 4:
-            raise InputShapeError(
-                f"{self.name} expects a batch of images N x C x H x W, got a tensor of shape "
-                f"{tuple(x.shape)}; add a batch dimension with x.unsqueeze(0)")
-        c, h, w = x.shape[1:]
-        if c != self.in_chans:
-            raise InputShapeError(
-                f"{self.name} was built for {self.in_chans}-channel input, got {c} channels; "
-                f"build it with in_chans={c} or convert the images")
-        mh, mw = self.min_input_size
-        if h < mh or w < mw:
-            raise InputShapeError(
-                f"{self.name} needs inputs of at least {mh}x{mw}, got {h}x{w}; resize the images")
 
 
 class FeatureListNet(fx.GraphModule):
     """A model's trunk up to its deepest requested tap; forward returns the list of maps.
 
     Built by :func:`features_model`; its ``feature_info`` (a :class:`FeatureInfo`) describes
-    the maps. (No class annotation for it: TorchScript would try to compile the type.)
+    the maps. It checks its input as the model does (``check_image_batch``). (No class
+    annotation for ``feature_info``: TorchScript would try to compile the type.)
     """
 
 
@@ -288,7 +273,7 @@ def features_model(model: nn.Module,
     graph = fx.Graph()
     modules: dict[str, nn.Module] = {}
     x = graph.placeholder("x")
-    min_size = getattr(model, "min_input_size", (1, 1))
+    min_size = tuple(getattr(model, "min_input_size", (1, 1)))
     modules["input_check"] = InputCheck(name, model.in_chans, min_size)
     x = graph.call_module("input_check", (x,))
     prologue = spec.prologue(model) if spec.prologue else None
@@ -309,7 +294,7 @@ def features_model(model: nn.Module,
     graph.output(outputs)
     net = FeatureListNet(modules, graph, class_name="FeatureListNet")
     net.train(model.training)
-    net.model_name = name
+    net.model_name, net.in_chans, net.min_input_size = name, model.in_chans, min_size
 
     shapes = _probe_shapes(net, (model.in_chans, *min_size))
     net.feature_info = FeatureInfo(
