@@ -73,6 +73,8 @@ def test_torch_formats_with_dynamic_batch(capsys, tmp_path, fmt):
                                "--dynamic-batch")
     assert code == 0
     assert "largest relative difference from eager PyTorch" in stdout
+    how = "torch.jit.script)" if fmt == "torchscript" else "torch.export)"
+    assert f"wrote {out} ({fmt}, {how}, " in stdout  # scripted, not traced
     if fmt == "torchscript":
         loaded = torch.jit.load(str(out))
     else:
