@@ -288,8 +288,14 @@ def _blocks_that_fail(model, paths, how) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("how", ["script", "fx"])
-@pytest.mark.parametrize("name", ONE_PER_CLASS)
+# Scripting the deep ones takes seconds each (tests/test_interop.py scripts every full model).
+SLOW_TO_SCRIPT = {"densenet121", "inception_v3", "xception", "efficientnet_b0", "googlenet"}
+CONVERSIONS = [pytest.param(n, how, marks=pytest.mark.slow)
+               if how == "script" and n in SLOW_TO_SCRIPT else (n, how)
+               for n in ONE_PER_CLASS for how in ("script", "fx")]
+
+
+@pytest.mark.parametrize("name, how", CONVERSIONS)
 def test_features_script_and_fx_trace_where_the_blocks_do(name, how):
     """The features model is a GraphModule of the model's blocks: it scripts (traces) whenever
     each of those blocks does on its own, and gives the eager maps."""
