@@ -91,6 +91,10 @@ def main() -> None:
         runs = ", ".join(f"{t:.2f}" for t in times[k])
         print(f"  {k:<8} {med[k]:7.2f} s/epoch   ({runs})")
     print(f"  ratio numpy / pytorch: {med['numpy'] / med['pytorch']:.2f}x")
+    pairs = [a / b for a, b in zip(times["numpy"], times["pytorch"], strict=True)]
+    print(f"  median of the per-epoch ratios (each pair run back to back): "
+          f"{statistics.median(pairs):.2f}x   ({', '.join(f'{r:.2f}' for r in pairs)}); "
+          f"load average now {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

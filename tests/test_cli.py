@@ -14,6 +14,16 @@ def test_list_prints_models_with_parameter_counts(cli):
     assert "61,706" in line and "1x32x32" in line
 
 
+def test_list_has_a_header_and_sorts_numbers_as_numbers(cli):
+    res = cli("list", "resnet1*")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[:3] == ["model", "parameters", "input"]
+    names = [line.split()[0] for line in lines[1:]]
+    assert names == ["resnet18", "resnet101", "resnet101_v2", "resnet110", "resnet152",
+                     "resnet152_v2"]
+
+
 def test_list_unknown_pattern_is_a_one_line_error(cli):
     res = cli("list", "nothing-like-this*")
     assert res.returncode == 2

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import cnnlab
-from cnnlab.analysis.cost import conv_cost
+from cnnlab.analysis.cost import SLIDE_FIGURES, conv_cost, slide_explanation
 from cnnlab.analysis.macs import count_macs
 
 
@@ -23,8 +23,16 @@ def test_slide_example_correct_figures():
     assert c.pointwise_weights == 3 * 128 == 384 and c.pointwise_mults == 3_840_000
     assert c.separable_weights == 411 and c.separable_mults == 4_110_000
     assert c.ratio == pytest.approx(1 / 128 + 1 / 9) == c.formula_ratio
-    # the slide's 16,380,000 and 3,930,000 are 1,638 and 9 + 384 per position
-    assert 16_380_000 == 1_638 * 10_000 and 3_930_000 == (9 + 384) * 10_000
+    # the slide's 16,380,000 and 3,930,000 are 1,638 and 9 + 384 per position, times the
+    # 10,000 positions the code computes; the explanation prints exactly that product
+    positions = c.out_height * c.out_width
+    s = SLIDE_FIGURES
+    assert s["standard_mults"] == s["standard_per_position"] * positions == 1_638 * 10_000
+    assert s["separable_mults"] == (s["depthwise_per_position"] + s["pointwise_per_position"]) \
+        * positions == (9 + 384) * 10_000
+    text = " ".join(slide_explanation(c))
+    assert "1,638 x 10,000 = 16,380,000" in text and "(9 + 384) x 10,000 = 3,930,000" in text
+    assert "3x3x3x128 = 3,456" in text and "3x3x3 = 27" in text
 
 
 @pytest.mark.parametrize("h,w,c,n,k,s,p", [(32, 32, 16, 64, 3, 1, "same"), (15, 17, 8, 24, 5, 2, 2),

@@ -111,8 +111,11 @@ def test_option_a_shortcut_subsamples_and_pads_zeros_without_parameters():
 def test_option_b_adds_two_projections():
     # 16 -> 32 and 32 -> 64: 1x1 convs (16 x 32 and 32 x 64) with BN (2 x 32 and 2 x 64).
     extra = (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
-    assert extra == 2752
     model = cnnlab.create_model("resnet20", shortcut="B")
+    projections = [m.downsample for m in model.modules()
+                   if getattr(m, "downsample", None) is not None]
+    assert len(projections) == 2
+    assert sum(n_params(p) for p in projections) == extra == 2752
     assert n_params(model) == 269722 + extra == cifar_resnet_params(3, shortcut="B")
 
 

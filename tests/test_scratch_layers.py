@@ -122,6 +122,32 @@ def test_avg_pool_backward_is_kron_upsampling_over_area():
     np.testing.assert_array_equal(dx[0, 0], expected)
 
 
+@pytest.mark.parametrize("size,shape", [(2, (3, 4, 8, 6)), ((2, 3), (2, 3, 7, 11)),
+                                        (3, (1, 2, 9, 9))])
+def test_avg_pool_fast_paths_equal_the_course_formulas(rng, size, shape):
+    """Forward: the mean over each window of a 6-D view; backward: kron(delta, ones) / area."""
+    from cnnlab.scratch.layers import upsample_kron
+
+    pool = AvgPool2D(size)
+    kh, kw = pool.kh, pool.kw
+    x = rng.standard_normal(shape).astype(np.float32)
+    n, c, h, w = shape
+    ho, wo = h // kh, w // kw
+    y = pool.forward(x)
+    windows = x[:, :, :ho * kh, :wo * kw].reshape(n, c, ho, kh, wo, kw)
+    np.testing.assert_allclose(y, windows.mean(axis=(3, 5)), rtol=1e-6, atol=1e-6)
+    assert y.dtype == np.float32
+    delta = rng.standard_normal(y.shape).astype(np.float32)
+    dx = pool.backward(delta)
+    expected = np.zeros_like(x)
+    expected[:, :, :ho * kh, :wo * kw] = upsample_kron(delta, kh, kw) / (kh * kw)
+    np.testing.assert_allclose(dx, expected, rtol=1e-6, atol=1e-7)
+    assert dx.dtype == np.float32
+    # kron's blocks by hand for one entry: delta[0, 0, 0, 0] fills the top-left kh x kw block
+    np.testing.assert_array_equal(upsample_kron(delta, kh, kw)[0, 0, :kh, :kw],
+                                  np.full((kh, kw), delta[0, 0, 0, 0]))
+
+
 def test_max_pool_mask_and_ties_go_to_the_first_maximum():
     pool = MaxPool2D(2)
     x = np.array([[[[1.0, 5.0, 2.0, 2.0],

@@ -39,6 +39,20 @@ def test_digits_split_is_the_shared_one_and_disjoint():
     assert len(flat["train"] & flat["test"]) <= 5  # the data set itself holds a few duplicates
 
 
+def test_torch_free_split_draws_torch_randperm_and_the_shared_images():
+    """The NumPy engine splits the digits without torch; it must be cnnlab.data's split."""
+    from cnnlab.data.digits import load_digits
+    from cnnlab.scratch.digits import load_digits_arrays, randperm
+
+    for n, seed in ((1797, 0), (10, 3), (1, 0), (2, 7)):
+        expected = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+        np.testing.assert_array_equal(randperm(n, seed), expected)
+    ours, shared = load_digits_arrays(), load_digits()
+    for k in ("train", "val", "test"):
+        np.testing.assert_array_equal(ours[k][0], getattr(shared, k).images[:, 0].double().numpy())
+        np.testing.assert_array_equal(ours[k][1], getattr(shared, k).labels.numpy())
+
+
 def test_two_epochs_learn(capsys):
     lines = []
     _, hist = train(TrainConfig(epochs=2), progress=False, log=lines.append)

@@ -31,3 +31,12 @@ def test_corrupt_weights_and_foreign_folders_are_refused(tmp_path):
         load_run_model(tmp_path)
     with pytest.raises(CheckpointError, match="is not a cnnlab run"):
         load_run_model(tmp_path / "missing")
+
+
+def test_load_weights_reads_pytorch_files_too(tmp_path):
+    model = cnnlab.create_model("lenet5", num_classes=4).eval()
+    torch.save({"state_dict": {"module." + k: v for k, v in model.state_dict().items()}},
+               tmp_path / "w.pth")
+    loaded = load_weights(cnnlab.create_model("lenet5", num_classes=4).eval(), tmp_path / "w.pth")
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.equal(model(x), loaded(x))

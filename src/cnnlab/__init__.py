@@ -2,14 +2,38 @@
 
 Build any registered architecture with :func:`create_model`, list them with
 :func:`list_models`.
+
+The names below are loaded on first use (PEP 562 ``__getattr__``): ``import cnnlab`` costs
+almost nothing and does not import torch, so that ``cnnlab --help``, ``cnnlab cost`` and the
+NumPy engine start fast. ``cnnlab.create_model`` imports torch and the one family it needs
+the first time it is touched; ``from cnnlab import summary`` works as before.
 """
 
-from .analysis import conv_cost, count_macs, receptive_field, summary
-from .errors import CnnlabError, InputShapeError, UnknownModelError
-from .models.base import AuxOutput, main_logits
-from .registry import create_model, get_entry, list_models, register_model
+from __future__ import annotations
+
+import importlib
+
+from . import catalog as _catalog  # noqa: F401  (installs the registry's model loader; no torch)
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it (relative to this package)
+_LAZY = {
+    "AuxOutput": ".models.base",
+    "main_logits": ".models.base",
+    "CnnlabError": ".errors",
+    "InputShapeError": ".errors",
+    "UnknownModelError": ".errors",
+    "create_model": ".registry",
+    "get_entry": ".registry",
+    "list_models": ".registry",
+    "register_model": ".registry",
+    "summary": ".analysis.summary",
+    "count_macs": ".analysis.macs",
+    "receptive_field": ".analysis.receptive_field",
+    "conv_cost": ".analysis.cost",
+    "load_pretrained": ".pretrained",
+}
 
 __all__ = [
     "AuxOutput",
@@ -19,6 +43,7 @@ __all__ = [
     "create_model",
     "get_entry",
     "list_models",
+    "load_pretrained",
     "main_logits",
     "register_model",
     "summary",
@@ -26,3 +51,15 @@ __all__ = [
     "receptive_field",
     "conv_cost",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # the next access is a plain module attribute
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

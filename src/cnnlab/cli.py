@@ -29,6 +29,7 @@ COMMANDS = [
     "scratch",
     "filter",
     "visualize",
+    "weights",
     "export",
 ]
 

@@ -32,3 +32,16 @@ class DataError(CnnlabError, ValueError):
 
 class CheckpointError(CnnlabError, ValueError):
     """A checkpoint that is missing, corrupt, foreign or does not fit the model."""
+
+
+class ImageTooLargeError(DataError):
+    """An image over the pixel limit that guards against decompression bombs
+    (``CNNLAB_MAX_IMAGE_PIXELS``; see :mod:`cnnlab.data.images`)."""
+
+
+class ModelArgumentError(CnnlabError, TypeError):
+    """A builder argument the model does not take, or a value of the wrong type for it."""
+
+
+class TrainingDivergedError(CnnlabError, FloatingPointError):
+    """The loss became NaN or infinite (a learning rate too high, most often)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -29,15 +30,17 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
-    so that a reader (or a crash) never sees a half-written file."""
+@contextmanager
+def atomic_write(path: str | os.PathLike):
+    """Open a temporary file next to ``path`` for binary writing; on success fsync it and
+    rename it to ``path``, so that a reader (or a crash) never sees a half-written file. The
+    caller streams into the file: nothing is built in memory first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -46,31 +49,74 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+# torch dtype -> safetensors dtype name (the format's spec); others fall back to the library.
+_ST_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
+              "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8",
+              "bool": "BOOL"}
+
+
+def write_safetensors(f, tensors: dict[str, torch.Tensor]) -> None:
+    """Write ``tensors`` to the open binary file ``f`` in the safetensors format, one tensor
+    at a time (an 8-byte header length, a JSON header padded to 8 bytes, then the raw
+    little-endian data in header order): the peak memory is one tensor, not the whole file."""
+    import sys
+
+    if sys.byteorder != "little":  # pragma: no cover - the format is little-endian
+        raise RuntimeError("write_safetensors needs a little-endian machine")
+    header, offset = {}, 0
+    for name, t in tensors.items():
+        n = t.numel() * t.element_size()
+        header[name] = {"dtype": _ST_DTYPES[str(t.dtype).removeprefix("torch.")],
+                        "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    f.write(len(text).to_bytes(8, "little"))
+    f.write(text)
+    for t in tensors.values():
+        if t.numel():
+            f.write(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+
+
 def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
-    """Save the model's state_dict as safetensors, atomically."""
+    """Save the model's state_dict as safetensors, atomically, streamed to the file."""
+    state = model.state_dict()
+    if all(str(v.dtype).removeprefix("torch.") in _ST_DTYPES for v in state.values()):
+        with atomic_write(path) as f:
+            write_safetensors(f, state)
+        return
     from safetensors.torch import save
 
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     atomic_write_bytes(path, save(state))
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
-    """Load safetensors weights into ``model``; mismatches raise :class:`CheckpointError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """Load a state_dict file into ``model`` key for key; mismatches raise
+    :class:`CheckpointError`.
+
+    safetensors and PyTorch files (read with ``weights_only=True``, containers unwrapped, see
+    :func:`cnnlab.pretrained.read_weights`). To replace the classifier or adapt the first
+    convolution, use :func:`cnnlab.load_pretrained`.
+    """
+    from .pretrained import read_weights
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no weights file at {path}")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from None
+    state = read_weights(path).state
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[:3]
-        raise CheckpointError(f"{path} does not fit the model: {' '.join(first)}") from None
+        raise CheckpointError(f"{path} does not fit the model: {' '.join(first)}; "
+                              "cnnlab.load_pretrained adapts the classifier and stem") from None
     return model
 
 

@@ -1,9 +1,35 @@
-"""Inspection and comparison: summary, MACs, receptive fields, convolution cost, benchmarks."""
+"""Inspection and comparison: summary, MACs, receptive fields, convolution cost, benchmarks.
 
-from .cost import ConvCost, conv_cost
-from .macs import MacCount, count_macs, trace
-from .receptive_field import receptive_field
-from .summary import ModelSummary, summary
+The names are loaded on first use (PEP 562), so that ``cnnlab.analysis.cost`` (pure
+arithmetic) can be imported without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ConvCost": ".cost",
+    "conv_cost": ".cost",
+    "MacCount": ".macs",
+    "count_macs": ".macs",
+    "trace": ".macs",
+    "receptive_field": ".receptive_field",
+    "ModelSummary": ".summary",
+    "summary": ".summary",
+}
 
 __all__ = ["ConvCost", "MacCount", "ModelSummary", "conv_cost", "count_macs",
            "receptive_field", "summary", "trace"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -219,6 +219,13 @@ class Trace:
 
 
 class _Tracer(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # TorchDispatchMode wraps __torch_dispatch__ in torch._disable_dynamo, whose first
+        # call imports torch._dynamo (about 1 s). The tracer only runs eager forwards, never
+        # under torch.compile, so it opts out of the wrapper (torch's documented switch).
+        return False
+
     def __init__(self):
         super().__init__()
         self.stack: list[str] = []

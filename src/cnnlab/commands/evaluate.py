@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--data", help="data set (default: the one the run was trained on)")
     p.add_argument("--format", dest="data_format", choices=FORMATS, default="auto")
     p.add_argument("--split", choices=("test", "val", "train"), default="test")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out the unreadable files of an image folder (as train --skip-bad)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -39,7 +41,7 @@ def run(args) -> int:
         raise ValueError(f"batch size must be a positive integer, got {args.batch_size}")
     model, config, pre = open_run(args.run, args.device)
     spec = args.data or config.get("data", {}).get("spec", "digits")
-    data = load_data(spec, args.data_format)
+    data = load_data(spec, args.data_format, skip_bad=args.skip_bad)
     if list(data.classes) != list(config["classes"]):
         raise DataError(f"{spec} has classes {data.classes[:5]}... but the run was trained on "
                         f"{config['classes'][:5]}...; evaluate on data with the same classes")

@@ -44,17 +44,12 @@ def add_parser(sub) -> None:
 
 
 def read_grayscale(path: Path):
-    """The image as float64 gray levels 0..255 (Pillow's 'L': 0.299 R + 0.587 G + 0.114 B)."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    """The image as float64 gray levels on the 0..255 scale (Pillow's 'L' luma, 0.299 R +
+    0.587 G + 0.114 B, for colour; 16-bit and float images keep their precision: see
+    :mod:`cnnlab.data.images`)."""
+    from ..data.images import read_image
 
-    if not path.is_file():
-        raise FileNotFoundError(f"no image file at {path}")
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"), dtype=np.float64)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise ValueError(f"cannot read {path} as an image: {err}") from None
+    return read_image(path, channels=1, dtype="float64")[0] * 255.0
 
 
 def _safe(name: str) -> str:

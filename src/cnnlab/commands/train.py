@@ -20,7 +20,7 @@ def _model_arg(text: str) -> tuple[str, object]:
 
 def add_parser(sub) -> None:
     from ..data import FORMATS
-    from ..training.trainer import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
+    from ..training.config import AMP_MODES, AUGMENTS, OPTIMIZERS, SCHEDULES, TrainConfig
 
     d = TrainConfig(model="")
     p = new_command(
@@ -34,6 +34,10 @@ def add_parser(sub) -> None:
                   "cnnlab train resnet20 --data ~/data/cifar-10-batches-py --epochs 160",
                   "cnnlab train mobilenet_v2 --input-size 3x64x64 --optimizer adamw --lr 1e-3",
                   "cnnlab train lenet5 --name quick --resume --epochs 10",
+                  "cnnlab train resnet20 --data photos/ --weights runs/resnet20-digits "
+                  "--freeze features --epochs 5",
+                  "cnnlab train resnet50 --data photos/ --weights resnet50-0676ba61.pth "
+                  "--head-lr 0.01 --lr 0.001",
                   "torchrun --nproc_per_node 2 -m cnnlab train lenet5"])
     p.add_argument("model", help="registered model name (see 'cnnlab list')")
     g = p.add_argument_group("data")
@@ -46,11 +50,28 @@ def add_parser(sub) -> None:
     g.add_argument("--augment", choices=AUGMENTS,
                    help="training augmentation (default auto: crop+flip for CIFAR, flip for "
                    "colour image folders, none for digits and MNIST)")
+    g.add_argument("--skip-bad", action="store_true",
+                   help="leave out the image files of a folder that cannot be read (they are "
+                   "counted) instead of stopping with their list")
     g.add_argument("--workers", dest="num_workers", type=int, help="DataLoader worker processes "
                    f"(default {d.num_workers})")
     m = p.add_argument_group("model")
     m.add_argument("--model-arg", dest="model_kwargs", type=_model_arg, action="append",
                    metavar="KEY=VALUE", help="builder argument, e.g. activation=tanh (repeatable)")
+    w = p.add_argument_group("starting from weights (fine-tuning)")
+    w.add_argument("--weights", metavar="FILE", help="start from a .safetensors/.pth/.pt/.bin "
+                   "file or a cnnlab run folder (torchvision, timm or cnnlab layout); a new "
+                   "classifier when the class count differs, the first conv adapted when the "
+                   "channels differ")
+    w.add_argument("--weights-sha256", metavar="HEX", help="refuse the weights file unless its "
+                   "SHA-256 starts with HEX")
+    w.add_argument("--freeze", choices=("none", "features"), help="features: train only the "
+                   "classifier; the rest keeps its weights and BatchNorm statistics (eval mode)")
+    w.add_argument("--head-lr", type=float, metavar="LR", help="learning rate of the "
+                   "classifier (default: --lr)")
+    w.add_argument("--mean", type=float, nargs="+", help="normalisation mean per channel "
+                   "(default: the data's; ImageNet's for an ImageNet model from a file)")
+    w.add_argument("--std", type=float, nargs="+", help="normalisation std per channel")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     o.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
@@ -71,8 +92,9 @@ def add_parser(sub) -> None:
     o.add_argument("--seed", type=int, help=f"default {d.seed}")
     r = p.add_argument_group("speed")
     r.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
-    r.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's "
-                   "choice; 1 is often faster on a busy machine)")
+    r.add_argument("--threads", type=int, help="CPU threads for torch (default: chosen at "
+                   "start from the usable cores and the current load, and recorded in "
+                   "config.json)")
     r.add_argument("--amp", choices=AMP_MODES, help="autocast to bf16 or fp16 (default none)")
     r.add_argument("--channels-last", action="store_true", default=None)
     r.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
@@ -83,7 +105,10 @@ def add_parser(sub) -> None:
     f.add_argument("--name", help="run name (default MODEL-DATA, with -2, -3... if taken)")
     f.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
                    help="continue a run from its last checkpoint: the run --name names, or "
-                   "a run folder / checkpoint file; --epochs may be raised")
+                   "a run folder / checkpoint file. It keeps the run's settings: --epochs "
+                   "(not below the epochs done), --patience, --checkpoint-every, --workers, "
+                   "--threads, --device and --no-plots may change (recorded in config.json); "
+                   "any other option that differs from the run's is refused")
     f.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                    help="also checkpoint every STEPS optimizer steps (default: each epoch)")
     f.add_argument("--no-plots", dest="plots", action="store_false", default=None,
@@ -91,16 +116,24 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def config_from_args(args):
-    """The run's settings: the user's options, then the model's recommended training settings
-    (``train_defaults`` in its registry entry), then the trainer's defaults."""
-    from ..registry import get_entry
-    from ..training.trainer import TrainConfig
+def given_options(args) -> dict:
+    """The TrainConfig settings the user typed (None: not given)."""
+    from ..training.config import TrainConfig
 
     keys = [k for k in vars(TrainConfig(model="")) if k != "model"]
     given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if "model_kwargs" in given:
         given["model_kwargs"] = dict(given["model_kwargs"])
+    return given
+
+
+def config_from_args(args):
+    """The run's settings: the user's options, then the model's recommended training settings
+    (``train_defaults`` in its registry entry), then the trainer's defaults."""
+    from ..registry import get_entry
+    from ..training.config import TrainConfig
+
+    given = given_options(args)
     recommended = {k: v for k, v in get_entry(args.model).train_defaults.items()
                    if k not in given}
     if recommended and not getattr(args, "resume", False):
@@ -109,9 +142,46 @@ def config_from_args(args):
     return TrainConfig(model=args.model, **recommended, **given)
 
 
-def run(args) -> int:
-    from ..training.trainer import train
+def skip_bad_data(args, cfg):
+    """The data loaded with ``--skip-bad`` (unreadable image files left out), or None: the
+    trainer then loads it itself."""
+    if not getattr(args, "skip_bad", False):
+        return None
+    from ..data import load_data
+    from ..errors import DataError
 
-    cfg = config_from_args(args)
-    train(cfg, resume=args.resume)
+    if args.resume:
+        raise DataError("--skip-bad cannot be combined with --resume yet; remove the "
+                        "unreadable files from the folder, then resume")
+    return load_data(cfg.data, cfg.data_format, skip_bad=True)
+
+
+def run(args) -> int:
+    import os
+    import shlex
+    import sys
+
+    from ..errors import CnnlabError
+    from ..training.trainer import TrainingInterrupted, train
+
+    rank = int(os.environ.get("RANK", "0") or 0)
+    try:
+        cfg = config_from_args(args)
+        train(cfg, resume=args.resume, data=skip_bad_data(args, cfg),
+              given=set(given_options(args)))
+    except TrainingInterrupted as stop:
+        if rank == 0:
+            if stop.resumable:
+                run_dir = shlex.quote(str(stop.run_dir))
+                how = f"resume with: cnnlab train {stop.model} --resume {run_dir}"
+            else:
+                how = ("no checkpoint was written yet (the first one comes at the end of the "
+                       "first epoch, or with --checkpoint-every STEPS); start again: "
+                       + shlex.join(["cnnlab", *sys.argv[1:]]))
+            print(f"cnnlab train: interrupted; {how}", file=sys.stderr)
+        return 130
+    except (CnnlabError, ValueError, OSError):
+        if rank != 0 and not getattr(args, "debug", False):
+            return 2  # under torchrun, rank 0 prints the error once
+        raise
     return 0

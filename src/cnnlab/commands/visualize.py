@@ -39,21 +39,15 @@ def first_conv(model):
 
 def load_image(path: Path, config: dict):
     """The image as a (1, C, H, W) tensor the way the run was trained: grayscale or RGB, resized
-    (bilinear) to the run's input size, scaled to 0..1, normalised with its mean and std."""
+    (bilinear) to the run's input size, scaled to 0..1 by its bit depth
+    (:func:`cnnlab.data.images.read_image`), normalised with its mean and std."""
     import numpy as np
     import torch
-    from PIL import Image, UnidentifiedImageError
+
+    from ..data.images import read_image
 
     c, h, w = config.get("input_size", (1, 32, 32))
-    if not path.is_file():
-        raise FileNotFoundError(f"no image file at {path}")
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
-            a = np.asarray(im, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise ValueError(f"cannot read {path} as an image: {err}") from None
-    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+    a = read_image(path, 1 if c == 1 else 3, size=(h, w))
     mean = np.asarray(config.get("mean", [0.0] * c), dtype=np.float32).reshape(-1, 1, 1)
     std = np.asarray(config.get("std", [1.0] * c), dtype=np.float32).reshape(-1, 1, 1)
     return torch.from_numpy((a - mean) / std)[None], a.mean(axis=0)

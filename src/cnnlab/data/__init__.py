@@ -1,14 +1,32 @@
 """Data sets: the bundled digits, MNIST/Fashion-MNIST (IDX), CIFAR-10/100 (binary and python),
 image folders and a synthetic set; see :func:`load_data`.
+
+The classes (which need torch) are loaded on first use (PEP 562), so that ``FORMATS`` can be
+read by ``cnnlab ... --help`` without importing torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DataError
-from .base import DataSplits, Prepared, TensorImages, labels_of
-from .transforms import Augment, Preprocess
+
+if TYPE_CHECKING:
+    from .base import DataSplits
+
+_LAZY = {"DataSplits": ".base", "Prepared": ".base", "TensorImages": ".base",
+         "labels_of": ".base", "Augment": ".transforms", "Preprocess": ".transforms"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 FORMATS = ("auto", "digits", "synthetic", "mnist", "fashion-mnist", "cifar10", "cifar100",
            "folder")
@@ -35,9 +53,10 @@ def detect_format(path: Path) -> str:
                     "batches or one sub-folder of images per class")
 
 
-def load_data(spec: str = "digits", fmt: str = "auto") -> DataSplits:
+def load_data(spec: str = "digits", fmt: str = "auto", skip_bad: bool = False) -> DataSplits:
     """Load a data set: ``"digits"``, ``"synthetic[:opts]"`` or a folder (format detected or
-    given as ``fmt``)."""
+    given as ``fmt``). ``skip_bad``: leave out the unreadable files of an image folder (with a
+    warning counting them) instead of refusing it."""
     if fmt not in FORMATS:
         raise DataError(f"unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}")
     spec = str(spec)
@@ -58,7 +77,7 @@ def load_data(spec: str = "digits", fmt: str = "auto") -> DataSplits:
         from .cifar import load_cifar
         return load_cifar(path, kind)
     from .folder import load_folder
-    return load_folder(path)
+    return load_folder(path, skip_bad=skip_bad)
 
 
 __all__ = ["FORMATS", "Augment", "DataSplits", "Prepared", "Preprocess", "TensorImages",

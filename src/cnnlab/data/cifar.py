@@ -3,7 +3,10 @@
 Binary version (``cifar-10-batches-bin``): ``data_batch_1.bin`` .. ``data_batch_5.bin`` and
 ``test_batch.bin``, records of 1 label byte + 3,072 pixel bytes (R, G, B planes of 32x32);
 CIFAR-100 (``cifar-100-binary``): ``train.bin`` and ``test.bin``, records of a coarse and a fine
-label byte + 3,072 bytes. Class names come from ``batches.meta.txt`` / ``fine_label_names.txt``.
+label byte + 3,072 bytes. Class names come from ``batches.meta.txt`` / ``fine_label_names.txt``
+(``batches.meta`` / ``meta`` in the python version); the format fixes the record layout, not
+the number of classes, so a names file of N names gives an N-class data set (every label must
+be below N). Without a names file: 10 or 100 classes.
 
 Python version (``cifar-10-batches-py``, ``cifar-100-python``): pickled dicts. They are read
 with :class:`RestrictedUnpickler`, never with ``pickle.load``: it builds only dicts, lists,
@@ -105,14 +108,15 @@ def _names(values) -> list[str]:
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
 
-def _check_labels(path: Path, labels: np.ndarray, num_classes: int) -> None:
+def _check_labels(path: Path, labels: np.ndarray, num_classes: int, note: str = "") -> None:
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:
         raise DataError(f"{path}: label {int(labels[bad[0]])} of record {int(bad[0])} is outside "
-                        f"0..{num_classes - 1}; mislabelled or foreign file")
+                        f"0..{num_classes - 1} for {num_classes} classes{note}; mislabelled or "
+                        "foreign file, or a class-name file that lacks names")
 
 
-def read_binary_batch(path: Path, label_bytes: int, num_classes: int
+def read_binary_batch(path: Path, label_bytes: int, num_classes: int, note: str = ""
                       ) -> tuple[np.ndarray, np.ndarray]:
     raw = np.frombuffer(Path(path).read_bytes(), dtype=np.uint8)
     record = label_bytes + PIXELS
@@ -121,11 +125,11 @@ def read_binary_batch(path: Path, label_bytes: int, num_classes: int
                         "records; the file is truncated or not a CIFAR binary batch")
     raw = raw.reshape(-1, record)
     labels = raw[:, label_bytes - 1].astype(np.int64)  # CIFAR-100: the fine label (2nd byte)
-    _check_labels(path, labels, num_classes)
+    _check_labels(path, labels, num_classes, note)
     return raw[:, label_bytes:].reshape(-1, 3, 32, 32), labels
 
 
-def read_python_batch(path: Path, label_key: str, num_classes: int
+def read_python_batch(path: Path, label_key: str, num_classes: int, note: str = ""
                       ) -> tuple[np.ndarray, np.ndarray]:
     batch = restricted_load(path)
     if not isinstance(batch, dict) or "data" not in batch or label_key not in batch:
@@ -140,7 +144,7 @@ def read_python_batch(path: Path, label_key: str, num_classes: int
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (len(data),):
         raise DataError(f"{path}: {labels.size} labels for {len(data)} images")
-    _check_labels(path, labels, num_classes)
+    _check_labels(path, labels, num_classes, note)
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -177,7 +181,6 @@ def load_cifar(folder: str | Path, kind: str | None = None) -> DataSplits:
     if kind is not None and kind != detected:
         raise DataError(f"{base}: looks like {detected}, not {kind}")
     kind = detected
-    n = 10 if kind == "cifar10" else 100
     if kind == "cifar10":
         ext = ".bin" if version == "binary" else ""
         train_files = [base / f"data_batch_{i}{ext}" for i in range(1, 6)]
@@ -189,17 +192,26 @@ def load_cifar(folder: str | Path, kind: str | None = None) -> DataSplits:
     if not train_files or not test_file.is_file():
         raise DataError(f"{base}: incomplete CIFAR folder: need training batches and "
                         f"{test_file.name}")
+    # The binary and python formats fix the record layout, not the number of classes: a
+    # class-name file of N names makes an N-class data set (labels must be < N).
+    names = _class_names(base, kind, version)
+    if names is not None and not names:
+        raise DataError(f"{_names_file(base, kind, version)}: the class-name file lists no "
+                        "names; write one class name per line (or remove the file)")
+    classes = names or (CIFAR10_CLASSES if kind == "cifar10" else [str(i) for i in range(100)])
+    n = len(classes)
+    if version == "binary" and n > 256:
+        raise DataError(f"{_names_file(base, kind, version)}: {n} class names, but a label byte "
+                        "holds at most 256 classes")
+    names_note = f" (the class names in {_names_file(base, kind, version).name})" if names else ""
     if version == "binary":
         def read(p):
-            return read_binary_batch(p, 1 if kind == "cifar10" else 2, n)
+            return read_binary_batch(p, 1 if kind == "cifar10" else 2, n, names_note)
     else:
         def read(p):
-            return read_python_batch(p, "labels" if kind == "cifar10" else "fine_labels", n)
+            return read_python_batch(p, "labels" if kind == "cifar10" else "fine_labels", n,
+                                     names_note)
     full, test = _stack([read(p) for p in train_files]), _stack([read(test_file)])
-    classes = _class_names(base, kind, version) or (
-        CIFAR10_CLASSES if kind == "cifar10" else [str(i) for i in range(100)])
-    if len(classes) != n:
-        raise DataError(f"{base}: the class-name file lists {len(classes)} names, expected {n}")
     val_idx, train_idx = split_indices(len(full), (VAL_FRACTION,), SPLIT_SEED)
     mean, std = STATS[kind]
     return DataSplits(
@@ -208,13 +220,19 @@ def load_cifar(folder: str | Path, kind: str | None = None) -> DataSplits:
         source=str(folder), crop_padding=4, hflip=True)
 
 
-def _class_names(base: Path, kind: str, version: str) -> list[str] | None:
+def _names_file(base: Path, kind: str, version: str) -> Path:
     if version == "binary":
-        f = base / ("batches.meta.txt" if kind == "cifar10" else "fine_label_names.txt")
+        return base / ("batches.meta.txt" if kind == "cifar10" else "fine_label_names.txt")
+    return base / ("batches.meta" if kind == "cifar10" else "meta")
+
+
+def _class_names(base: Path, kind: str, version: str) -> list[str] | None:
+    """The class names of the folder's names file, or None when it has none."""
+    f = _names_file(base, kind, version)
+    if version == "binary":
         if f.is_file():
             return [s.strip() for s in f.read_text().splitlines() if s.strip()]
         return None
-    f = base / ("batches.meta" if kind == "cifar10" else "meta")
     if not f.is_file():
         return None
     meta = restricted_load(f)

@@ -1,15 +1,21 @@
-"""Every architecture family. Importing this package registers all models."""
-# ruff: noqa: F401, I001  (one import per line, so that families merge without conflicts)
+"""Every architecture family, one module each; importing a family registers its models.
 
-from . import lenet
-from . import alexnet
-from . import vgg
-from . import allconv
-from . import googlenet
-from . import inception_v3
-from . import resnet
-from . import densenet
-from . import xception
-from . import mobilenet
-from . import shufflenet
-from . import efficientnet
+This package imports no family by itself (so that ``create_model("lenet5")`` needs only
+``lenet.py``): :mod:`cnnlab.catalog` imports them when a lookup needs them, from the list
+below. A new family is one more line here (and ``python -m cnnlab.catalog --write``).
+"""
+
+FAMILIES = (
+    "lenet",
+    "alexnet",
+    "vgg",
+    "allconv",
+    "googlenet",
+    "inception_v3",
+    "resnet",
+    "densenet",
+    "xception",
+    "mobilenet",
+    "shufflenet",
+    "efficientnet",
+)

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..init_gains import XAVIER_GAIN
 from ..registry import register_model
-from ..scratch.model import XAVIER_GAIN
 from .base import ImageClassifier
 
 # Table I of the paper: which S2 maps (rows 0-5) each C3 map (columns 0-15) reads.
@@ -47,8 +47,8 @@ LECUN1998_C3_TABLE: tuple[tuple[int, ...], ...] = (
 )
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
-# Glorot & Bengio (2010) uniform init with the activation's gain: the table lives in the NumPy
-# engine (torch-free), and both LeNet-5s take it from there so that they start alike.
+# Glorot & Bengio (2010) uniform init with the activation's gain: the table lives in
+# cnnlab.init_gains (no torch, no NumPy), shared with the NumPy LeNet-5 so both start alike.
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 

@@ -52,11 +52,22 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: in
     if cols.shape != (c * kh * kw, n * ho * wo):
         raise ValueError(f"cols of shape {cols.shape} do not fit x of shape {x_shape} "
                          f"with a {kh}x{kw} kernel and stride {stride}")
+    # Accumulate in cols' own order (C, N, H, W), with C and N merged into one axis, so that
+    # every add below is a plain 3-D slice; one transpose to (N, C, H, W) at the end.
     c6 = cols.reshape(c, kh, kw, n, ho, wo)
-    x = np.zeros(x_shape, dtype=cols.dtype)
-    # One vectorised add per kernel offset (kh*kw of them) instead of np.add.at per element.
-    for p in range(kh):
-        for q in range(kw):
-            x[:, :, p:p + stride * ho:stride, q:q + stride * wo:stride] += (
-                c6[:, p, q].transpose(1, 0, 2, 3))
+    x = np.zeros((c * n, h, w), dtype=cols.dtype)
+    # Vectorised adds instead of np.add.at per element: one per kernel offset (p, q), each
+    # adding that entry of every window at once, or, when there are fewer windows than
+    # kernel entries (C5 of LeNet-5: one window of 5x5), one per window (i, j).
+    if kh * kw <= ho * wo:
+        for p in range(kh):
+            for q in range(kw):
+                x[:, p:p + stride * ho:stride, q:q + stride * wo:stride] += (
+                    c6[:, p, q].reshape(c * n, ho, wo))
+    else:
+        for i in range(ho):
+            for j in range(wo):
+                x[:, i * stride:i * stride + kh, j * stride:j * stride + kw] += (
+                    c6[:, :, :, :, i, j].transpose(0, 3, 1, 2).reshape(c * n, kh, kw))
+    x = x.reshape(c, n, h, w).transpose(1, 0, 2, 3)
     return x

@@ -116,13 +116,16 @@ class Conv2D(Layer):
         if h + 2 * self.ph < self.kh or w + 2 * self.pw < self.kw:
             raise ValueError(f"Conv2D: input {h}x{w} (padding {self.ph},{self.pw}) is smaller "
                              f"than the kernel {self.kh}x{self.kw}")
-        if self.ph or self.pw:
-            x = np.pad(x, ((0, 0), (0, 0), (self.ph, self.ph), (self.pw, self.pw)))
+        if self.ph or self.pw:  # zero padding (as np.pad, without its generic machinery)
+            xp = np.zeros((n, x.shape[1], h + 2 * self.ph, w + 2 * self.pw), dtype=x.dtype)
+            xp[:, :, self.ph:self.ph + h, self.pw:self.pw + w] = x
+            x = xp
         ho = out_size(x.shape[2], self.kh, self.stride)
         wo = out_size(x.shape[3], self.kw, self.stride)
         cols = im2col(x, self.kh, self.kw, self.stride)                 # (C*kh*kw, N*Ho*Wo)
         w_flip = self.params["W"][:, :, ::-1, ::-1].reshape(self.out_channels, -1)
-        y = w_flip @ cols + self.params["b"][:, None]                   # (O, N*Ho*Wo)
+        y = w_flip @ cols                                               # (O, N*Ho*Wo)
+        y += self.params["b"][:, None]
         y = np.ascontiguousarray(y.reshape(self.out_channels, n, ho, wo).transpose(1, 0, 2, 3))
         self.cache = {"cols": cols, "padded_shape": x.shape, "out_shape": y.shape}
         return y
@@ -202,14 +205,21 @@ class _Pool2D(Layer):
         if min(self.kh, self.kw) < 1:
             raise ValueError(f"pool size must be positive, got {size!r}")
 
-    def _blocks(self, x: np.ndarray) -> np.ndarray:
+    def _windows(self, x: np.ndarray) -> tuple[int, int]:
+        """Check ``x``, start the cache, return the output size (Ho, Wo)."""
         _check_nchw(self, x)
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         ho, wo = h // self.kh, w // self.kw
         if ho == 0 or wo == 0:
             raise ValueError(f"{type(self).__name__}: input {h}x{w} is smaller than the "
                              f"pool {self.kh}x{self.kw}")
         self.cache = {"in_shape": x.shape, "ho": ho, "wo": wo}
+        return ho, wo
+
+    def _blocks(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, Ho, kh, Wo, kw): window (i, j) is ``[:, :, i, :, j, :]``."""
+        n, c = x.shape[:2]
+        ho, wo = self._windows(x)
         return x[:, :, :ho * self.kh, :wo * self.kw].reshape(n, c, ho, self.kh, wo, self.kw)
 
     def _scatter(self, d_cropped: np.ndarray) -> np.ndarray:
@@ -231,17 +241,40 @@ class AvgPool2D(_Pool2D):
     Backward: every input of a window gets the same share of that window's delta::
 
         dL/dx = upsample(delta) / (kh * kw),   upsample(delta) = kron(delta, ones(kh, kw))
+
+    :func:`upsample_kron` is that formula literally. The layer computes the same numbers
+    faster: the forward adds the kh*kw strided sub-images ``x[p::kh, q::kw]`` (one per
+    position in the window) instead of averaging a 6-D view, and the backward repeats every
+    delta kh times down and kw times across (``np.repeat``) instead of ``np.kron``'s general
+    outer product; a test checks both against the literal versions.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = self._blocks(x).mean(axis=(3, 5))
+        ho, wo = self._windows(x)
+        x = x[:, :, :ho * self.kh, :wo * self.kw]               # whole windows only
+        dtype = np.result_type(x.dtype, np.float32)             # a mean is never an integer
+        y = x[:, :, 0::self.kh, 0::self.kw].astype(dtype)       # top-left of every window
+        for p in range(self.kh):
+            for q in range(self.kw):
+                if p or q:
+                    y += x[:, :, p::self.kh, q::self.kw]
+        y *= 1.0 / (self.kh * self.kw)
         self.cache["out_shape"] = y.shape
         return y
 
     def backward(self, delta: np.ndarray) -> np.ndarray:
         self._check_delta(delta)
-        ones = np.ones((1, 1, self.kh, self.kw), dtype=delta.dtype)
-        return self._scatter(np.kron(delta, ones) / (self.kh * self.kw))
+        up = delta.repeat(self.kh, axis=2).repeat(self.kw, axis=3)  # = kron(delta, ones)
+        up *= 1.0 / (self.kh * self.kw)
+        return self._scatter(up)
+
+
+def upsample_kron(delta: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """The course's upsampling of :class:`AvgPool2D`'s backward, literally:
+    ``kron(delta, ones(kh, kw))`` copies every entry of delta into a kh x kw block. The layer
+    gets the same array with ``np.repeat``; this version is the reference for tests and
+    reading."""
+    return np.kron(delta, np.ones((1, 1, kh, kw), dtype=delta.dtype))
 
 
 class MaxPool2D(_Pool2D):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..init_gains import XAVIER_GAIN  # Glorot gains, shared with the PyTorch LeNet-5
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sigmoid, Tanh
 from .losses import softmax_cross_entropy
 
@@ -104,9 +105,6 @@ class Sequential:
 
 
 ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU}
-# Glorot & Bengio (2010): uniform in +-gain * sqrt(6 / (fan_in + fan_out)); gain 4 for the
-# logistic sigmoid (its slope at 0 is 1/4), 1 for tanh, sqrt(2) for ReLU (He et al. 2015).
-XAVIER_GAIN = {"sigmoid": 4.0, "tanh": 1.0, "relu": float(np.sqrt(2.0))}
 
 
 def xavier_init(net: Sequential, gain: float, rng: np.random.Generator) -> None:

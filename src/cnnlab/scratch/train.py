@@ -9,14 +9,20 @@ standard deviation. Both LeNet-5s are therefore scored on the same test images.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import TrainingDivergedError
 from .losses import softmax_cross_entropy
 from .model import Sequential, lenet5
 from .optim import SGD
+
+# An epoch whose mean training loss is more than this many times the loss of guessing
+# (ln of the number of classes) has diverged: training stops.
+DIVERGED = 10
 
 
 def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
@@ -42,12 +48,9 @@ def load_digits_split(size: int = 28, dtype=np.float32):
     """``{"train": (x, y), "val": (x, y), "test": (x, y)}`` with x of shape (N, 1, size, size).
 
     The split is ``cnnlab.data``'s fixed digits split (the one ``cnnlab train`` uses)."""
-    from ..data.digits import load_digits
+    from .digits import load_digits_arrays  # the same split, without torch
 
-    digits = load_digits()
-    split = {k: (getattr(digits, k).images[:, 0].double().numpy(),
-                 getattr(digits, k).labels.numpy().astype(np.int64))
-             for k in ("train", "val", "test")}
+    split = load_digits_arrays()
     xs = {k: resize_bilinear(x, size) for k, (x, _) in split.items()}
     mean, std = xs["train"].mean(), xs["train"].std()
     out = {k: (((xs[k] - mean) / std)[:, None].astype(dtype), split[k][1]) for k in split}
@@ -91,6 +94,10 @@ class History:
 def train(cfg: TrainConfig, data=None, progress: bool = True, log=print):
     """Train LeNet-5 with SGD + momentum and per-epoch decay; returns ``(net, history)``.
 
+    A learning rate that is not a positive finite number, a loss that becomes NaN or infinite,
+    or an epoch whose mean loss exceeds :data:`DIVERGED` times the loss of guessing stops
+    training with :class:`~cnnlab.errors.TrainingDivergedError`.
+
     Mini-batches are reshuffled every epoch with a generator seeded by ``cfg.seed``; the
     network is float32. ``log`` receives one line per epoch. The BLAS library runs with
     ``cfg.threads`` threads (threadpoolctl) during training."""
@@ -98,7 +105,11 @@ def train(cfg: TrainConfig, data=None, progress: bool = True, log=print):
 
     if cfg.threads < 1:
         raise ValueError(f"threads must be >= 1, got {cfg.threads}")
-    with threadpool_limits(limits=cfg.threads):
+    if not math.isfinite(cfg.lr) or cfg.lr <= 0:
+        raise TrainingDivergedError(f"the learning rate must be a positive finite number, got "
+                                    f"{cfg.lr}; try --lr 0.05")
+    # overflow in exp/matmul is caught below as a non-finite loss, with one clear message
+    with threadpool_limits(limits=cfg.threads), np.errstate(over="ignore", invalid="ignore"):
         return _train(cfg, data, progress, log)
 
 
@@ -123,10 +134,21 @@ def _train(cfg: TrainConfig, data, progress: bool, log):
         for i in bar:
             idx = order[i:i + cfg.batch_size]
             loss, logits = net.loss_and_grads(xtr[idx], ytr[idx])
+            if not math.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"the loss became {loss} at epoch {epoch + 1}, batch "
+                    f"{i // cfg.batch_size + 1}; lower the learning rate (--lr, now {cfg.lr})")
             opt.step()
             run_loss += loss * len(idx)
             run_correct += int((logits.argmax(1) == ytr[idx]).sum())
             bar.set_postfix(loss=f"{loss:.3f}")
+        chance = math.log(logits.shape[1])
+        if run_loss / len(xtr) > DIVERGED * chance:
+            raise TrainingDivergedError(
+                f"training diverged: the mean loss of epoch {epoch + 1} is "
+                f"{run_loss / len(xtr):.4g}, more than {DIVERGED} times the loss of guessing "
+                f"(ln {logits.shape[1]} = {chance:.2f}); lower the learning rate (--lr, now "
+                f"{cfg.lr})")
         val_loss, val_acc = evaluate(net, *data["val"])
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": run_loss / len(xtr),
                "train_acc": run_correct / len(xtr), "val_loss": val_loss, "val_acc": val_acc,

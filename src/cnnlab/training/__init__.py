@@ -1,5 +1,21 @@
-"""Training: the trainer, checkpoints, metrics, plots and multi-process set-up."""
+"""Training: the trainer, its run folder, epoch loop, callbacks, checkpoints, metrics, plots and
+multi-process set-up.
 
-from .trainer import TrainConfig, compute_loss, evaluate, train
+The names below are imported on first use (PEP 562), so that ``cnnlab.training.config`` (the
+settings, needed by ``cnnlab train --help``) can be read without importing torch.
+"""
 
-__all__ = ["TrainConfig", "compute_loss", "evaluate", "train"]
+from __future__ import annotations
+
+_EXPORTS = {"TrainConfig": "config", "compute_loss": "loop", "evaluate": "loop",
+            "train": "trainer"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

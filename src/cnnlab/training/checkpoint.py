@@ -19,7 +19,6 @@ A file that is not a cnnlab checkpoint, or one damaged on disk, raises
 
 from __future__ import annotations
 
-import io
 import json
 import random
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..weights import atomic_write_bytes
+from ..weights import atomic_write
 
 FORMAT, VERSION = "cnnlab-checkpoint", 1
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -60,9 +59,8 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write ``state`` (plus the format marker) to ``path`` atomically."""
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, **state}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    with atomic_write(path) as f:  # streamed: the file is never built in memory
+        torch.save({"format": FORMAT, "version": VERSION, **state}, f)
 
 
 REQUIRED = ("config", "model", "optimizer", "epoch", "batch", "step", "rng")

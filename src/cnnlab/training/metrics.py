@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -17,13 +19,36 @@ METRIC_KEYS = ("epoch", "step", "lr", "train_loss", "train_top1", "train_top5", 
                "val_top1", "val_top5", "images_per_s", "epoch_time_s", "time_s")
 
 
+def target_rank(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """For each row, how many logits are >= the target's (1 = the target alone is highest).
+
+    A tie with the target counts against it, so constant logits are not "correct"; a NaN
+    target logit gives 0 (never a hit). The target is among the top k exactly when
+    ``1 <= rank <= k``.
+    """
+    t = logits.gather(1, target.view(-1, 1).long())
+    return (logits >= t).sum(1)
+
+
 def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)
                  ) -> list[int]:
-    """How many rows have the target among their k highest logits, for each k (capped at C)."""
-    maxk = min(max(ks), logits.shape[1])
-    top = logits.topk(maxk, dim=1).indices
-    hit = top.eq(target.view(-1, 1))
-    return [int(hit[:, :min(k, maxk)].any(dim=1).sum()) for k in ks]
+    """How many rows have the target among their k highest logits, for each k (capped at C).
+
+    Ties with the target count against it (see :func:`target_rank`).
+    """
+    rank = target_rank(logits, target)
+    hit = rank >= 1
+    return [int((hit & (rank <= k)).sum()) for k in ks]
+
+
+def rank_histogram(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``h[r]`` = rows whose target has rank r (r = 0..C; 0: NaN). Summed over the steps of an
+    epoch without a sync: top-k = ``h[1:k+1].sum()``."""
+    return torch.bincount(target_rank(logits, target), minlength=logits.shape[1] + 1)
+
+
+def topk_from_histogram(hist: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
+    return [int(hist[1:k + 1].sum()) for k in ks]
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -37,18 +62,45 @@ def per_class_accuracy(cm: torch.Tensor) -> list[float]:
     return [100.0 * cm[i, i].item() / t if t else math.nan for i, t in enumerate(totals)]
 
 
-def write_metrics(run_dir, history: list[dict]) -> None:
-    """Rewrite ``metrics.jsonl`` and ``metrics.csv`` from the full history, atomically, so that
-    after a crash and a resume they hold each epoch exactly once."""
-    lines = "".join(json.dumps(row) + "\n" for row in history)
-    atomic_write_bytes(run_dir / "metrics.jsonl", lines.encode())
+def _csv_row(row: dict) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(METRIC_KEYS), extrasaction="ignore",
                             lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: row.get(k, "") if row.get(k) is not None else "" for k in METRIC_KEYS})
-    atomic_write_bytes(run_dir / "metrics.csv", buf.getvalue().encode())
+    writer.writerow({k: row.get(k, "") if row.get(k) is not None else "" for k in METRIC_KEYS})
+    return buf.getvalue()
+
+
+class MetricsWriter:
+    """``metrics.jsonl`` and ``metrics.csv`` of a run folder.
+
+    :meth:`rewrite` replaces both files atomically (temporary file, fsync, rename) with a whole
+    history; the trainer calls it once when a run starts or resumes, so the files hold each
+    epoch of the checkpoint exactly once. :meth:`append` then adds one epoch per call (one
+    ``write`` of the whole line on a file opened for appending, then fsync) instead of
+    rewriting the file every epoch. A crash in the middle of an append leaves at most a partial
+    last line, which the rewrite at the next resume removes.
+    """
+
+    def __init__(self, run_dir):
+        self.jsonl = Path(run_dir) / "metrics.jsonl"
+        self.csv = Path(run_dir) / "metrics.csv"
+
+    def rewrite(self, history: list[dict]) -> None:
+        atomic_write_bytes(self.jsonl, "".join(json.dumps(r) + "\n" for r in history).encode())
+        head = ",".join(METRIC_KEYS) + "\n"
+        atomic_write_bytes(self.csv, (head + "".join(_csv_row(r) for r in history)).encode())
+
+    def append(self, row: dict) -> None:
+        for path, text in ((self.jsonl, json.dumps(row) + "\n"), (self.csv, _csv_row(row))):
+            with open(path, "ab") as f:
+                f.write(text.encode())
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def write_metrics(run_dir, history: list[dict]) -> None:
+    """Rewrite ``metrics.jsonl`` and ``metrics.csv`` from the full history, atomically."""
+    MetricsWriter(run_dir).rewrite(history)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence], align: str | None = None

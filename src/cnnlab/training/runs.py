@@ -2,6 +2,8 @@
 
 ``RUN_OR_CHECKPOINT`` may be a run folder (``model.safetensors`` + ``config.json``), the
 ``model.safetensors`` inside one, or a ``checkpoint.pt`` (its weights and config are used).
+The config is checked against :data:`~cnnlab.training.schema.RUN_CONFIG_SCHEMA` first, so a
+hand-edited file gives one line naming the key, not a traceback.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import torch
 from ..data import Preprocess
 from ..errors import CheckpointError
 from ..registry import create_model
-from ..weights import CONFIG_FILE, WEIGHTS_FILE, load_run_model
+from ..weights import CONFIG_FILE, WEIGHTS_FILE, load_run_model, read_run_config
 from .checkpoint import load_checkpoint
+from .schema import check_model_outputs, validate_run_config
 
 
 def open_run(path: str | Path, device: str | torch.device = "cpu"):
@@ -30,19 +33,26 @@ def open_run(path: str | Path, device: str | torch.device = "cpu"):
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise CheckpointError(f"{path} is not a cnnlab run: it has no {CONFIG_FILE}")
-        model, config = load_run_model(path, map_location=device)
+        config = validate_run_config(read_run_config(path), path / CONFIG_FILE)
+        try:
+            model, config = load_run_model(path, map_location=device)
+        except TypeError as err:  # a builder argument the model does not take
+            raise CheckpointError(f"{path / CONFIG_FILE}: model_kwargs do not fit "
+                                  f"{config['model']}: {err}") from None
     else:
         state = load_checkpoint(path)
-        config = state["config"]
-        model = create_model(config["model"], **config.get("model_kwargs", {}))
+        config = validate_run_config(state["config"], path)
+        try:
+            model = create_model(config["model"], **config.get("model_kwargs", {}))
+        except TypeError as err:
+            raise CheckpointError(f"{path}: model_kwargs do not fit {config['model']}: "
+                                  f"{err}") from None
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as err:
             raise CheckpointError(f"{path}: weights do not fit {config['model']}: "
                                   f"{str(err).splitlines()[0][:200]}") from None
         model = model.to(device).eval()
-    for key in ("input_size", "classes", "mean", "std"):
-        if key not in config:
-            raise CheckpointError(f"{path}: its config has no {key!r}; not a training run")
+    check_model_outputs(model, config, path)
     c, h, w = config["input_size"]
     return model, config, Preprocess(c, (h, w), config["mean"], config["std"])

@@ -4,7 +4,7 @@
 model at the input size its registry entry gives (or ``input_size``), convert channels and
 resize through :class:`~cnnlab.data.transforms.Preprocess`, train with the chosen optimizer and
 schedule, evaluate on the validation split every epoch and on the test split at the end, and
-keep the run folder up to date::
+keep the run folder up to date (see :mod:`cnnlab.training.run`)::
 
     runs/<name>/config.json         model, model_kwargs, input_size, classes, mean, std, ...
     runs/<name>/model.safetensors   the weights (after every epoch; the final ones at the end)
@@ -13,148 +13,93 @@ keep the run folder up to date::
     runs/<name>/results.json        test_top1, test_top5, test_loss, ...
     runs/<name>/loss.png, accuracy.png, confusion.png
 
+The parts: :mod:`~cnnlab.training.config` (the settings), :mod:`~cnnlab.training.run` (the
+run folder and its lock), :mod:`~cnnlab.training.loop` (one step, one epoch, evaluation),
+:mod:`~cnnlab.training.callbacks` (progress, metrics, early stopping, checkpoints). This module
+sets them up (:func:`prepare_model_and_data`, :class:`Trainer`) and runs them.
+
 Everything that can be wrong with the input (data path, format, batch size, a model that
 cannot take the data) is checked before the run folder is created.
 
 Determinism: the model is initialised from ``seed``; each epoch's order comes from a
 ``DistributedSampler`` seeded with (seed, epoch); augmentation from (seed, epoch, index); the
-DataLoader has its own generator, so the global RNG feeds only the model (dropout, stochastic
-depth), and its state is checkpointed. Two CPU runs with the same seed give the same metrics,
-and a run interrupted at any step and resumed gives the same metrics as one that was not.
+global RNG feeds only the model (dropout, stochastic depth), and its state is checkpointed. Two
+CPU runs with the same seed and thread count give the same metrics, and a run interrupted at
+any step and resumed gives the same metrics as one that was not.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import random
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import __version__
 from ..data import Augment, DataSplits, Prepared, Preprocess, load_data
 from ..errors import CheckpointError, CnnlabError, DataError, InputShapeError
-from ..models.base import AuxOutput, main_logits
+from ..models.base import main_logits
 from ..registry import create_model, get_entry
-from ..weights import CONFIG_FILE, WEIGHTS_FILE, atomic_write_bytes, save_weights
 from . import checkpoint as ckpt
+from .callbacks import Checkpointing, EarlyStopping, MetricsLogger, ProgressBar, StepDelay
+from .config import (
+    AMP_MODES,
+    AUGMENTS,
+    NAMED_DATA,
+    OPTIMIZERS,
+    RESUME_SAFE,
+    SCHEDULES,
+    TrainConfig,
+    absolute_data,
+    choose_threads,
+)
 from .distributed import (
     DistInfo,
-    all_reduce_sum,
     barrier,
     broadcast_object,
     cleanup,
     gather_objects,
     init_distributed,
 )
-from .metrics import confusion_matrix, format_table, topk_correct, write_metrics
+from .finetune import start_from_weights
+from .loop import (
+    DivergedError,
+    EpochSums,
+    Learner,
+    TrainState,
+    autocast_for,
+    compute_loss,
+    epoch_batches,
+    evaluate,
+    lr_factor,
+    make_optimizer,
+    param_groups,
+    set_train_mode,
+    train_one_epoch,
+)
+from .metrics import format_table
+from .run import RunFolder, RunLockedError, check_runs_dir
+from .schema import validate_run_config
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
-AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip")
-AMP_MODES = ("none", "bf16", "fp16")
+
+class ResumeOptionsError(CnnlabError, ValueError):
+    """Options given with --resume that differ from the run's and may not change."""
 
 
-@dataclass
-class TrainConfig:
-    """Every setting of a training run (all JSON-serialisable; stored in the checkpoint)."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; says which run was interrupted and whether it can resume."""
 
-    model: str
-    data: str = "digits"
-    data_format: str = "auto"
-    model_kwargs: dict = field(default_factory=dict)
-    input_size: tuple[int, int, int] | None = None     # C, H, W; default: the registry's
-    epochs: int = 60
-    batch_size: int = 16
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
-    step_size: int = 10                                # epochs, for schedule="step"
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    clip_grad: float | None = None
-    amp: str = "none"
-    channels_last: bool = False
-    compile: bool = False
-    patience: int | None = None                        # early stopping on val top-1
-    seed: int = 0
-    augment: str = "auto"
-    checkpoint_every: int = 0                          # steps; 0: at the end of epochs only
-    num_workers: int = 0
-    threads: int | None = None                         # torch CPU threads; None: torch's default
-    device: str = "auto"
-    runs_dir: str = "runs"
-    name: str | None = None
-    plots: bool = True
-    deterministic: bool = False
-
-    def validate(self) -> None:
-        def bad(msg):
-            raise ValueError(msg)
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            bad(f"batch size must be a positive integer, got {self.batch_size}")
-        if self.epochs < 1:
-            bad(f"epochs must be at least 1, got {self.epochs}")
-        if not self.lr > 0:
-            bad(f"learning rate must be positive, got {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            bad(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            bad(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if self.augment not in AUGMENTS:
-            bad(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTS)}")
-        if self.amp not in AMP_MODES:
-            bad(f"unknown autocast mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
-        if not 0 <= self.label_smoothing < 1:
-            bad(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.warmup_epochs < 0 or self.weight_decay < 0 or self.momentum < 0:
-            bad("warm-up, weight decay and momentum must be >= 0")
-        if self.step_size < 1:
-            bad(f"step size must be at least 1 epoch, got {self.step_size}")
-        if self.threads is not None and self.threads < 1:
-            bad(f"threads must be at least 1, got {self.threads}")
-        if self.checkpoint_every < 0 or self.num_workers < 0:
-            bad("checkpoint interval and worker count must be >= 0")
-        if self.patience is not None and self.patience < 1:
-            bad(f"patience must be at least 1 epoch, got {self.patience}")
-        if self.clip_grad is not None and not self.clip_grad > 0:
-            bad(f"gradient clipping norm must be positive, got {self.clip_grad}")
-        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
-            bad("Nesterov momentum needs --optimizer sgd and a momentum > 0")
-        if self.input_size is not None:
-            if len(self.input_size) != 3 or min(self.input_size) < 1:
-                bad(f"input size must be C x H x W with positive numbers, got {self.input_size}")
-        if self.name is not None and (not self.name or "/" in self.name
-                                      or self.name in (".", "..")):
-            bad(f"run name must be a plain folder name, got {self.name!r}")
-
-    def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["input_size"] = list(self.input_size) if self.input_size else None
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
-        if d.get("input_size") is not None:
-            d["input_size"] = tuple(d["input_size"])
-        return cls(**d)
+    def __init__(self, run_dir: Path, model: str, resumable: bool):
+        super().__init__(str(run_dir))
+        self.run_dir, self.model, self.resumable = run_dir, model, resumable
 
 
 # --------------------------------------------------------------------------- set-up helpers
@@ -195,55 +140,6 @@ def augment_for(cfg: TrainConfig, data: DataSplits, pre: Preprocess) -> Augment:
     return Augment(crop_padding=crop, hflip=flip, fill=fill)
 
 
-def lr_factor(cfg: TrainConfig, steps_per_epoch: int):
-    """The schedule as a function of the optimizer step (for ``LambdaLR``)."""
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warm = int(round(cfg.warmup_epochs * steps_per_epoch))
-    if cfg.schedule == "onecycle" and warm == 0:
-        warm = int(0.3 * total)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            start = 1 / 25 if cfg.schedule == "onecycle" else 0.0
-            return start + (1 - start) * (step + 1) / warm
-        t = (step - warm) / max(1, total - warm)
-        if cfg.schedule == "constant":
-            return 1.0
-        if cfg.schedule == "step":
-            return cfg.gamma ** (step // steps_per_epoch // cfg.step_size)
-        low = 1e-4 if cfg.schedule == "onecycle" else 0.0
-        return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-    return factor
-
-
-def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def compute_loss(output, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of the main logits, plus ``w * CE`` of every auxiliary classifier."""
-    if isinstance(output, AuxOutput):
-        loss = F.cross_entropy(output.logits, target, label_smoothing=label_smoothing)
-        for aux, w in zip(output.aux_logits, output.aux_weights, strict=True):
-            loss = loss + w * F.cross_entropy(aux, target, label_smoothing=label_smoothing)
-        return loss
-    return F.cross_entropy(output, target, label_smoothing=label_smoothing)
-
-
-def autocast_for(cfg: TrainConfig, device: torch.device):
-    if cfg.amp == "none":
-        return nullcontext()
-    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 @dataclass
 class RunData:
     """The data of a run, prepared for its model."""
@@ -253,10 +149,16 @@ class RunData:
     train: Prepared
     val: Prepared | None
     test: Prepared
+    weights: dict | None = None      # config.json's "weights" record (--weights)
+    notes: list[str] = field(default_factory=list)
 
 
-def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
-    """Load the data, build the model, check they fit. Raises before anything is written."""
+def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
+                           fresh: bool = True):
+    """Load the data, build the model, check they fit. Raises before anything is written.
+
+    ``fresh``: a new run, which loads ``cfg.weights``; a resumed one takes the checkpoint's.
+    """
     entry = get_entry(cfg.model)
     data = data if data is not None else load_data(cfg.data, cfg.data_format)
     c, h, w = cfg.input_size or entry.input_size
@@ -270,13 +172,16 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
     if h < min_hw[0] or w < min_hw[1]:
         raise InputShapeError(f"{cfg.model} needs inputs of at least {min_hw[0]}x{min_hw[1]}, "
                               f"--input-size gives {h}x{w}; use a larger --input-size")
-    pre = Preprocess(c, (h, w), data.mean, data.std)
+    fin = start_from_weights(cfg, model, c, (data.mean, data.std), load=fresh)
+    if fresh and fin["record"] is not None:  # a resume uses the normalisation decided here
+        cfg.mean, cfg.std = list(fin["mean"]), list(fin["std"])
+    pre = Preprocess(c, (h, w), fin["mean"], fin["std"])
     try:
         x = pre(data.train[0][0]).unsqueeze(0).repeat(2, 1, 1, 1)
     except ValueError as err:
         raise DataError(f"{data.source or data.name} cannot be fed to {cfg.model}: {err}"
                         ) from None
-    model.eval()
+    set_train_mode(model, False)
     try:
         with torch.no_grad():
             out = main_logits(model(x))
@@ -288,17 +193,17 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None):
                               "give another --input-size") from None
     if out.shape != (2, data.num_classes):
         raise InputShapeError(f"{cfg.model} gives outputs of shape {tuple(out.shape[1:])} for "
-                              f"{data.num_classes} classes; check --model-kwargs")
-    model.train()
+                              f"{data.num_classes} classes; check --model-arg")
+    set_train_mode(model, True)
     aug = augment_for(cfg, data, pre)
     prepared = RunData(
         data, pre, Prepared(data.train, pre, aug, cfg.seed),
         Prepared(data.val, pre) if data.val is not None and len(data.val) else None,
-        Prepared(data.test, pre))
+        Prepared(data.test, pre), fin["record"], fin["notes"] if fresh else [])
     return model, kwargs, prepared
 
 
-def run_config(cfg: TrainConfig, kwargs: dict, p: RunData) -> dict:
+def run_config(cfg: TrainConfig, kwargs: dict, p: RunData, threads: dict | None = None) -> dict:
     """config.json of the run: the contract of ``cnnlab.weights.load_run_model`` plus the rest."""
     d, pre = p.data, p.preprocess
     size = [pre.channels, *pre.size]
@@ -319,179 +224,244 @@ def run_config(cfg: TrainConfig, kwargs: dict, p: RunData) -> dict:
         "augment": {"crop_padding": p.train.augment.crop_padding if p.train.augment else 0,
                     "hflip": bool(p.train.augment and p.train.augment.hflip)},
         "train": cfg.to_json(),
+        "threads": threads or {},
         "cnnlab_version": __version__,
+        **({"weights": p.weights} if p.weights else {}),
     }
 
 
 def default_run_name(cfg: TrainConfig) -> str:
     """``<model>-<data>``: ``lenet5-digits``, ``resnet20-synthetic``, ``vgg11-<folder name>``."""
     data = str(cfg.data)
-    label = data.split(":")[0] if data.split(":")[0] in ("digits", "synthetic") else (
+    label = data.split(":")[0] if data.split(":")[0] in NAMED_DATA else (
         Path(data).expanduser().resolve().name or "data")
     return f"{cfg.model}-{label}"
 
 
-def resolve_run_dir(cfg: TrainConfig, resume: bool) -> Path:
-    """The run folder: ``--name``, else the default name (``-2``, ``-3``... if taken)."""
+
+
+def default_threads_info(cfg: TrainConfig, saved: dict | None = None) -> dict:
+    """How many CPU threads torch uses in this run and why (recorded in config.json)."""
+    if cfg.threads:
+        return {"used": cfg.threads, "chosen": "--threads"}
+    if saved and saved.get("used"):
+        return {"used": saved["used"], "chosen": "as when the run started (resume)"}
+    n, why = choose_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return {"used": n, "chosen": why}
+
+
+# --------------------------------------------------------------------------- the run folder
+
+def new_run_folder(cfg: TrainConfig, writer: bool = True) -> RunFolder:
+    """Lock the folder of a new run: ``--name``, else the default name (``-2``, ``-3``... if
+    taken or being written by another process)."""
     runs = Path(cfg.runs_dir)
-    if resume:
-        return runs / (cfg.name or default_run_name(cfg))
+    check_runs_dir(runs)
+    if not writer:
+        return RunFolder(runs / (cfg.name or default_run_name(cfg)), writer=False)
     if cfg.name:
-        d = runs / cfg.name
-        if d.exists() and any(d.iterdir()):
-            raise ValueError(f"run folder {d} already exists; use --resume to continue it or "
-                             "choose another --name")
-        return d
-    base = default_run_name(cfg)
-    d, i = runs / base, 2
-    while d.exists() and any(d.iterdir()):
-        d, i = runs / f"{base}-{i}", i + 1
-    return d
+        run = RunFolder(runs / cfg.name).lock()  # RunLockedError names the writer's PID
+        if run.is_used():
+            run.unlock()
+            raise ValueError(f"run folder {run.path} already exists; use --resume to continue "
+                             "it or choose another --name")
+        return run
+    base, i = default_run_name(cfg), 2
+    run = RunFolder(runs / base)
+    while True:
+        if not run.is_used():
+            try:
+                run.lock()
+            except RunLockedError:
+                pass
+            else:
+                if not run.is_used():
+                    return run
+                run.unlock()
+        run, i = RunFolder(runs / f"{base}-{i}"), i + 1
 
 
-# --------------------------------------------------------------------------- evaluation
+def resume_path(cfg: TrainConfig, resume) -> Path:
+    if isinstance(resume, (str, os.PathLike)) and not isinstance(resume, bool):
+        return Path(resume)
+    return Path(cfg.runs_dir) / (cfg.name or default_run_name(cfg))
 
-@torch.no_grad()
-def evaluate(model: nn.Module, ds, batch_size: int, device: torch.device,
-             info: DistInfo | None = None, num_classes: int | None = None,
-             channels_last: bool = False, amp_ctx=None) -> dict:
-    """Loss, top-1, top-5 (percent) and the confusion matrix of ``model`` on ``ds``.
 
-    With several processes each rank takes every ``world_size``-th item (no padding, so no
-    item counts twice) and the sums are reduced over ranks.
+_FLAGS = {"data_format": "--format", "model_kwargs": "--model-arg", "num_workers": "--workers",
+          "plots": "--no-plots"}
+
+
+def _flag(key: str) -> str:
+    return _FLAGS.get(key, "--" + key.replace("_", "-"))
+
+
+def resume_config(saved_config: dict, cfg: TrainConfig, given=None, epochs_done: int = 0,
+                  where="the run") -> tuple[TrainConfig, dict]:
+    """The settings of a resumed run and what changed: ``(config, {key: [old, new]})``.
+
+    The run's own settings are used. Of ``cfg``, the options in ``RESUME_SAFE`` (epochs,
+    patience, checkpoint interval, workers, threads, device, plots) are taken. ``given`` (the
+    options the user typed; None from the library) makes every other given option that
+    differs from the run's an error naming them, instead of silently ignoring it.
     """
-    info = info or DistInfo()
-    was_training = model.training
-    model.eval()
-    indices = list(range(info.rank, len(ds), info.world_size))
-    loader = DataLoader(ds, batch_size=batch_size, sampler=indices)
-    n_cls = num_classes or 0
-    sums = torch.zeros(4, dtype=torch.float64)  # loss*n, top1, top5, n
-    cm = torch.zeros(n_cls, n_cls, dtype=torch.int64)
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with amp_ctx or nullcontext():
-            logits = main_logits(model(x))
-        logits = logits.float()
-        loss = F.cross_entropy(logits, y, reduction="sum")
-        c1, c5 = topk_correct(logits, y)
-        sums += torch.tensor([loss.item(), c1, c5, len(y)], dtype=torch.float64)
-        if n_cls:
-            cm += confusion_matrix(logits.argmax(1).cpu(), y.cpu(), n_cls)
-    all_reduce_sum(sums, info)
-    if n_cls:
-        all_reduce_sum(cm, info)
-    model.train(was_training)
-    n = max(sums[3].item(), 1)
-    return {"loss": sums[0].item() / n, "top1": 100 * sums[1].item() / n,
-            "top5": 100 * sums[2].item() / n, "n": int(sums[3].item()), "confusion": cm}
+    saved = TrainConfig.from_json(saved_config["train"])
+    if saved.model != cfg.model:
+        raise CheckpointError(f"{where} is a checkpoint of {saved.model}, not {cfg.model}")
+    keys = RESUME_SAFE if given is None else [k for k in given
+                                               if k not in ("model", "runs_dir", "name")]
+    changed, refused = {}, []
+    for key in keys:
+        old, new = getattr(saved, key), getattr(cfg, key)
+        if key == "data":
+            old, new = absolute_data(old), absolute_data(new)
+        if key == "input_size":
+            old, new = (tuple(old) if old else None), (tuple(new) if new else None)
+        if old == new:
+            continue
+        if key in RESUME_SAFE:
+            changed[key] = [old, new]
+            setattr(saved, key, new)
+        else:
+            refused.append(f"{_flag(key)} {_show(new)} (the run's: {_show(old)})")
+    if refused:
+        raise ResumeOptionsError(
+            f"--resume continues {where} with its own settings, but these options differ: "
+            f"{'; '.join(refused)}; drop them, or start a new run with another --name")
+    if saved.epochs < epochs_done:
+        raise ResumeOptionsError(f"{where} has already trained {epochs_done} epochs; --epochs "
+                                 f"{saved.epochs} would undo them: give at least {epochs_done}")
+    return saved, changed
 
 
-# --------------------------------------------------------------------------- training
-
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", unit_scale=True, leave=False,
-                disable=not enabled, dynamic_ncols=True)
+def _show(v) -> str:
+    if isinstance(v, dict):
+        return ",".join(f"{k}={x}" for k, x in v.items()) or "{}"
+    return str(v)
 
 
-def _epoch_batches(n: int, cfg: TrainConfig, epoch: int, info: DistInfo) -> list[list[int]]:
-    sampler = DistributedSampler(range(n), num_replicas=info.world_size, rank=info.rank,
-                                 shuffle=True, seed=cfg.seed, drop_last=False)
-    sampler.set_epoch(epoch)
-    idx = list(sampler)
-    batches = [idx[i:i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches.pop()  # a batch of one breaks BatchNorm; its image is seen next epoch
-    return batches
-
-
-def _fmt(v, pct=False):
-    if v is None:
-        return "-"
-    return f"{v:.2f}%" if pct else f"{v:.4f}"
-
+# --------------------------------------------------------------------------- the trainer
 
 def train(cfg: TrainConfig, resume: bool | str = False, data: DataSplits | None = None,
-          log=print, progress: bool | None = None) -> dict:
+          log=print, progress: bool | None = None, given=None) -> dict:
     """Train as ``cfg`` says; returns the final results (also written to results.json).
 
     ``resume``: False, True (the run folder ``cfg.name`` or the default name), or a path to a
-    run folder or checkpoint file. The checkpoint's settings are used; only ``epochs``,
+    run folder or checkpoint file. The checkpoint's settings are used; ``epochs``,
     ``patience``, ``checkpoint_every``, ``num_workers``, ``threads``, ``device`` and ``plots``
-    are taken from ``cfg``.
+    are taken from ``cfg`` (see :func:`resume_config`; ``given``, the names of the options the
+    user gave, makes other differing options an error) and the changes are recorded in
+    config.json's ``resumed`` list.
     """
-    state = None
-    if resume:
-        cfg.validate()
-        if isinstance(resume, (str, os.PathLike)) and not isinstance(resume, bool):
-            path = Path(resume)
-        else:
-            path = resolve_run_dir(cfg, resume=True)
-        state = ckpt.load_checkpoint(path)
-        saved = TrainConfig.from_json(state["config"]["train"])
-        if saved.model != cfg.model:
-            raise CheckpointError(f"{path} is a checkpoint of {saved.model}, not {cfg.model}")
-        for key in ("epochs", "patience", "checkpoint_every", "num_workers", "threads", "device",
-                    "plots"):
-            setattr(saved, key, getattr(cfg, key))
-        cfg = saved
-        run_dir = path if path.is_dir() else path.parent
     cfg.validate()
-
-    info_pre = DistInfo() if int(os.environ.get("WORLD_SIZE", "1")) <= 1 else None
+    check_runs_dir(Path(cfg.runs_dir))
+    info = DistInfo() if int(os.environ.get("WORLD_SIZE", "1")) <= 1 else None
     dev_type = "cuda" if (cfg.device.startswith("cuda") or
                           (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
-    info = info_pre or init_distributed(dev_type)
+    info = info or init_distributed(dev_type)
     try:
-        return _train(cfg, info, state, run_dir if state else None, data, log, progress)
+        trainer = Trainer(cfg, info, log=log, progress=progress)
+        with trainer.open(resume, given, data):
+            return trainer.fit()
     finally:
         cleanup(info)
 
 
-def _train(cfg, info, state, run_dir, data, log, progress) -> dict:
-    device = pick_device(cfg.device, info)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    model, kwargs, p = prepare_model_and_data(cfg, data)
-    config = run_config(cfg, kwargs, p)
-    if state is not None:
-        saved = state["config"]
-        if saved.get("classes") != config["classes"]:
-            raise CheckpointError("the data's classes differ from those the checkpoint was "
-                                  "trained on; resume with the same --data")
-        if saved.get("input_size") != config["input_size"]:
-            raise CheckpointError(f"the checkpoint was trained at {saved.get('input_size')}, "
-                                  f"not {config['input_size']}")
-    else:
-        run_dir = resolve_run_dir(cfg, resume=False) if info.is_main else None
-        run_dir = Path(broadcast_object(str(run_dir) if run_dir else None, info))
-    main = info.is_main
-    show = (sys.stderr.isatty() if progress is None else progress) and main
-    say = log if main else (lambda *a, **k: None)
+class Trainer:
+    """Sets up a run (:meth:`open`) and runs it (:meth:`fit`)."""
 
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(cfg, model)
-    n_train = len(p.train)
-    steps_per_epoch = len(_epoch_batches(n_train, cfg, 0, info))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch))
-    use_scaler = cfg.amp == "fp16" and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    amp_ctx = autocast_for(cfg, device)
+    def __init__(self, cfg: TrainConfig, info: DistInfo | None = None, log=print,
+                 progress: bool | None = None):
+        self.cfg, self.info = cfg, info or DistInfo()
+        main = self.info.is_main
+        self.say = log if main else (lambda *a, **k: None)
+        self.show = (sys.stderr.isatty() if progress is None else progress) and main
+        self.run: RunFolder | None = None
 
-    start_epoch, start_batch, step = 0, 0, 0
-    running = {"loss": 0.0, "top1": 0, "top5": 0, "n": 0, "time": 0.0}
-    history: list[dict] = []
-    best = {"top1": -1.0, "epoch": -1, "bad_epochs": 0}
-    if state is not None:
+    # ------------------------------------------------------------------ set-up
+    def open(self, resume=False, given=None, data: DataSplits | None = None) -> RunFolder:
+        """Lock the run folder (new, or the one to resume), build everything; returns the run
+        folder, a context manager that releases the lock."""
+        info = self.info
+        cfg = dataclasses.replace(self.cfg, data=absolute_data(self.cfg.data))
+        saved_state, changes = None, None
+        if resume:
+            path = resume_path(cfg, resume)
+            run_dir = path.parent if path.is_file() else path
+            if not path.is_file() and not (run_dir / ckpt.CHECKPOINT_FILE).is_file():
+                ckpt.load_checkpoint(path)  # raises: no checkpoint, nothing to resume
+            self.run = _on_main(info, lambda: RunFolder(run_dir).lock(),
+                                lambda: RunFolder(run_dir, writer=False))
+            try:
+                saved_state = ckpt.load_checkpoint(path)
+                validate_run_config(saved_state["config"], path)
+                cfg, changes = resume_config(saved_state["config"], cfg, given,
+                                             saved_state["epoch"], where=str(run_dir))
+                cfg.validate()
+            except BaseException:
+                self.run.unlock()
+                raise
+        try:
+            self._build(cfg, data, saved_state, changes)
+        except BaseException:
+            if self.run is not None:
+                self.run.unlock()
+            raise
+        return self.run
+
+    def _build(self, cfg, data, saved_state, changes) -> None:
+        info = self.info
+        self.cfg = cfg
+        self.device = pick_device(cfg.device, info)
+        saved_threads = saved_state["config"].get("threads") if saved_state else None
+        self.threads = default_threads_info(cfg, saved_threads)
+        torch.set_num_threads(self.threads["used"])
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        model, kwargs, p = prepare_model_and_data(cfg, data, fresh=saved_state is None)
+        config = run_config(cfg, kwargs, p, self.threads)
+        if saved_state is not None:
+            saved = saved_state["config"]
+            if saved.get("classes") != config["classes"]:
+                raise CheckpointError("the data's classes differ from those the checkpoint was "
+                                      "trained on; resume with the same --data")
+            if saved.get("input_size") != config["input_size"]:
+                raise CheckpointError(f"the checkpoint was trained at {saved.get('input_size')}"
+                                      f", not {config['input_size']}")
+            if saved.get("weights"):
+                config["weights"] = saved["weights"]
+            config["resumed"] = list(saved.get("resumed") or []) + [
+                {"at_epoch": saved_state["epoch"], "at_batch": saved_state["batch"],
+                 "at_step": saved_state["step"], "changed": changes or {}}]
+        else:
+            self.run = _on_main(info, lambda: new_run_folder(cfg),
+                                lambda: new_run_folder(cfg, writer=False))
+        self.model, self.data, self.config = model, p, config
+
+        model.to(self.device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        optimizer = make_optimizer(cfg, model)
+        self.steps_per_epoch = len(epoch_batches(len(p.train), cfg, 0, info))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                      lr_factor(cfg, self.steps_per_epoch))
+        self.use_scaler = cfg.amp == "fp16" and self.device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=self.use_scaler)
+        self.state = TrainState()
+        if saved_state is not None:
+            self._restore(saved_state, model, optimizer, scheduler, scaler)
+        else:
+            torch.manual_seed(cfg.seed + info.rank)  # dropout differs across ranks, init not
+        net: nn.Module = model
+        if info.enabled:
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            net = torch.compile(net)
+        self.learner = Learner(cfg, model, net, optimizer, scheduler, scaler, self.device, info,
+                               autocast_for(cfg, self.device))
+
+    def _restore(self, state, model, optimizer, scheduler, scaler) -> None:
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -501,167 +471,169 @@ def _train(cfg, info, state, run_dir, data, log, progress) -> dict:
         except (RuntimeError, ValueError, KeyError) as err:
             first = str(err).strip().splitlines()[0][:200]
             raise CheckpointError(f"the checkpoint does not fit this model: {first}") from None
-        start_epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
-        running = dict(state.get("running") or running)
-        history = list(state.get("history") or [])
-        best = dict(state.get("best") or best)
+        self.state = TrainState.from_checkpoint(state)
+        self.run.last_saved = (state["epoch"], state["batch"])
         ckpt.set_rng_state(state["rng"])
-        say(f"resuming {run_dir} at epoch {start_epoch + 1}, batch {start_batch} "
-            f"(step {step})")
-    else:
-        torch.manual_seed(cfg.seed + info.rank)  # dropout differs across ranks, init does not
+        s = self.state
+        self.say(f"resuming {self.run.path} at epoch {s.epoch + 1}, batch {s.batch} "
+                 f"(step {s.step})")
+        changed = self.config["resumed"][-1]["changed"]
+        if changed:
+            self.say("changed on resume: " + ", ".join(f"{k} {a} -> {b}"
+                                                       for k, (a, b) in changed.items()))
 
-    net: nn.Module = model
-    if info.enabled:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)
+    def checkpoint(self) -> dict:
+        """The model/optimizer/schedule/RNG part of a checkpoint (the state adds the rest)."""
+        lr = self.learner
+        return {"config": json.dumps(self.config), "model": self.model.state_dict(),
+                "optimizer": lr.optimizer.state_dict(), "scheduler": lr.scheduler.state_dict(),
+                "scaler": lr.scaler.state_dict() if self.use_scaler else {},
+                "rng": ckpt.rng_state()}
 
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(run_dir / CONFIG_FILE, json.dumps(config, indent=2).encode())
-    if state is None:
+    def callbacks(self) -> list:
+        cfg, run = self.cfg, self.run
+        cbs = [ProgressBar(cfg.epochs, self.info.world_size, self.show),
+               MetricsLogger(cfg.epochs, run, self.say),
+               EarlyStopping(cfg.patience, self.say),
+               Checkpointing(run, self.checkpoint, lambda: run.save_weights(self.model),
+                             cfg.checkpoint_every)]
+        delay = float(os.environ.get("CNNLAB_DEBUG_STEP_DELAY", "0") or 0)
+        if delay:
+            cbs.append(StepDelay(delay))
+        return cbs
+
+    def _announce(self) -> None:
+        cfg, p, config, say = self.cfg, self.data, self.config, self.say
         c, h, w = config["input_size"]
         fr = config["resize"]["from"]
-        say(f"training {cfg.model} on {p.data.name} ({n_train} train, "
+        say(f"training {cfg.model} on {p.data.name} ({len(p.train)} train, "
             f"{len(p.val) if p.val else 0} val, {len(p.test)} test images, "
-            f"{p.data.num_classes} classes) -> {run_dir}")
+            f"{p.data.num_classes} classes) -> {self.run.path}")
         if fr[1] is not None and (fr != config["input_size"]):
             say(f"input: {fr[0]}x{fr[1]}x{fr[2]} images converted to {c}x{h}x{w} "
                 f"(channels {config['resize']['channels']})")
+        if p.weights:
+            say(f"weights: {p.weights['given']} (sha256 {p.weights['sha256'][:16]}...)")
+        for line in p.notes:
+            say(line)
         mom = f" momentum {cfg.momentum}" if cfg.optimizer == "sgd" else ""
         say(f"{cfg.optimizer} lr {cfg.lr}{mom} batch {cfg.batch_size} "
-            f"{cfg.schedule} schedule, {cfg.epochs} epochs, seed {cfg.seed}, device {device}"
-            + (f", {info.world_size} processes" if info.enabled else ""))
+            f"{cfg.schedule} schedule, {cfg.epochs} epochs, seed {cfg.seed}, device "
+            f"{self.device}, {self.threads['used']} threads"
+            + (f", {self.info.world_size} processes" if self.info.enabled else ""))
 
-    def save_state(epoch_done: int, batch_done: int, running_now: dict) -> None:
-        if not main:
-            return
-        ckpt.save_checkpoint(run_dir / ckpt.CHECKPOINT_FILE, {
-            "config": json.dumps(config), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if use_scaler else {},
-            "epoch": epoch_done, "batch": batch_done, "step": step,
-            "running": dict(running_now), "history": history, "best": dict(best),
-            "rng": ckpt.rng_state()})
-
-    delay = float(os.environ.get("CNNLAB_DEBUG_STEP_DELAY", "0") or 0)  # tests: slow steps
-    t_start = time.time() - (history[-1]["time_s"] if history else 0.0)
-    stopped_early = False
-    for epoch in range(start_epoch, cfg.epochs):
-        batches = _epoch_batches(n_train, cfg, epoch, info)
-        first = start_batch if epoch == start_epoch else 0
-        if first == 0:
-            running = {"loss": 0.0, "top1": 0, "top5": 0, "n": 0, "time": 0.0}
-        p.train.set_epoch(epoch)
-        loader = DataLoader(p.train, batch_sampler=batches[first:], num_workers=cfg.num_workers,
-                            generator=torch.Generator().manual_seed(cfg.seed + epoch),
-                            persistent_workers=False)
-        model.train()
-        bar = _progress(sum(len(b) for b in batches) * info.world_size,
-                        f"epoch {epoch + 1}/{cfg.epochs}", show)
-        bar.update(sum(len(b) for b in batches[:first]) * info.world_size)
-        t0 = time.perf_counter()
-        for b, (x, y) in enumerate(loader, start=first):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with amp_ctx:
-                out = net(x)
-                loss = compute_loss(out, y, cfg.label_smoothing)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step}; "
-                    "lower the learning rate (--lr) or clip gradients (--clip-grad)")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.clip_grad:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            with torch.no_grad():
-                c1, c5 = topk_correct(main_logits(out).float(), y)
-            running["loss"] += loss.item() * len(y)
-            running["top1"] += c1
-            running["top5"] += c5
-            running["n"] += len(y)
-            bar.update(len(y) * info.world_size)
-            if delay:
-                time.sleep(delay)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and b + 1 < len(batches):
-                run_now = dict(running, time=running["time"] + time.perf_counter() - t0)
-                save_state(epoch, b + 1, run_now)
-        bar.close()
-        running["time"] += time.perf_counter() - t0
-        sums = all_reduce_sum(torch.tensor([running["loss"], running["top1"], running["top5"],
-                                            running["n"]], dtype=torch.float64), info)
-        n = max(sums[3].item(), 1)
-        row = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
-               "train_loss": sums[0].item() / n, "train_top1": 100 * sums[1].item() / n,
-               "train_top5": 100 * sums[2].item() / n,
-               "val_loss": None, "val_top1": None, "val_top5": None,
-               "images_per_s": n / max(running["time"], 1e-9),
-               "epoch_time_s": running["time"], "time_s": time.time() - t_start}
-        if p.val is not None:
-            v = evaluate(model, p.val, cfg.batch_size * 2, device, info,
-                         channels_last=cfg.channels_last, amp_ctx=amp_ctx)
-            row.update(val_loss=v["loss"], val_top1=v["top1"], val_top5=v["top5"])
-        history.append(row)
-        say(f"epoch {epoch + 1:>3}/{cfg.epochs}  train loss {_fmt(row['train_loss'])} "
-            f"acc {_fmt(row['train_top1'], True)}  val loss {_fmt(row['val_loss'])} "
-            f"acc {_fmt(row['val_top1'], True)}  lr {row['lr']:.3g}  "
-            f"{row['images_per_s']:.0f} img/s  {row['epoch_time_s']:.1f}s")
-        if cfg.patience is not None and row["val_top1"] is not None:
-            if row["val_top1"] > best["top1"]:
-                best = {"top1": row["val_top1"], "epoch": epoch + 1, "bad_epochs": 0}
+    # ------------------------------------------------------------------ the run
+    def fit(self) -> dict:
+        """Train the remaining epochs, then :meth:`finish`; returns the results."""
+        run = self.run
+        run.write_config(self.config)
+        run.reset_metrics(self.state.history)
+        if not self.config.get("resumed"):
+            self._announce()
+        callbacks = self.callbacks()
+        try:
+            stopped_early = self.train_epochs(callbacks)
+            return self.finish(stopped_early)
+        except DivergedError as err:
+            if run.last_saved is None:
+                kept = f"no checkpoint was written to {run.path} yet"
             else:
-                best["bad_epochs"] += 1
-        if main:
-            write_metrics(run_dir, history)
-            save_weights(model, run_dir / WEIGHTS_FILE)
-        save_state(epoch + 1, 0, {"loss": 0.0, "top1": 0, "top5": 0, "n": 0, "time": 0.0})
-        if cfg.patience is not None and best["bad_epochs"] >= cfg.patience:
-            say(f"early stop: validation top-1 has not improved for {cfg.patience} epochs "
-                f"(best {best['top1']:.2f}% at epoch {best['epoch']})")
-            stopped_early = True
-            break
+                e, b = run.last_saved
+                kept = (f"{run.path} keeps the checkpoint of epoch {e}"
+                        + (f" (batch {b})" if b else ""))
+            raise DivergedError(f"{err}; {kept}") from None
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(run.path, self.cfg.model, run.has_checkpoint()) from None
+        finally:
+            for cb in callbacks:
+                cb.on_train_end(self.state)
 
-    test = evaluate(model, p.test, cfg.batch_size * 2, device, info,
-                    num_classes=p.data.num_classes, channels_last=cfg.channels_last,
-                    amp_ctx=amp_ctx)
-    sha = _weights_digest(model)
-    digests = gather_objects(sha, info)
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"the model replicas differ across ranks: {digests}")
-    last = history[-1] if history else {}
-    results = {"model": cfg.model, "data": p.data.name, "epochs": len(history),
-               "stopped_early": stopped_early, "test_loss": test["loss"],
-               "test_top1": test["top1"], "test_top5": test["top5"], "test_images": test["n"],
-               "val_top1": last.get("val_top1"), "train_top1": last.get("train_top1"),
-               "train_time_s": last.get("time_s"), "world_size": info.world_size,
-               "weights_sha256": digests, "run_dir": str(run_dir)}
-    if main:
-        save_weights(model, run_dir / WEIGHTS_FILE)
-        atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=2).encode())
-        if cfg.plots and history:
-            from .plots import plot_confusion, plot_curves
-            plot_curves(history, run_dir)
-            plot_confusion(test["confusion"], p.data.classes, run_dir / "confusion.png")
+    def train_epochs(self, callbacks) -> bool:
+        """The epoch loop: train, validate, call back; True when a callback stopped it."""
+        cfg, state, p = self.cfg, self.state, self.data
+        t_start = time.time() - (state.history[-1]["time_s"] if state.history else 0.0)
+        for epoch in range(state.epoch, cfg.epochs):
+            row = train_one_epoch(self.learner, p.train, state, epoch, callbacks)
+            row["time_s"] = time.time() - t_start
+            if p.val is not None:
+                v = evaluate(self.model, p.val, cfg.batch_size * 2, self.device, self.info,
+                             channels_last=cfg.channels_last, amp_ctx=self.learner.amp_ctx)
+                row.update(val_loss=v["loss"], val_top1=v["top1"], val_top5=v["top5"])
+                row["time_s"] = row.pop("time_s")  # keep the column order of METRIC_KEYS
+            state.epoch, state.batch, state.sums = epoch + 1, 0, EpochSums()
+            for cb in callbacks:
+                cb.on_epoch_end(state, row)
+            if any(cb.stop for cb in callbacks):
+                return True
+        return False
+
+    def finish(self, stopped_early: bool) -> dict:
+        """Test evaluation, the replica check, results.json, plots and the final table."""
+        cfg, p, info, run, history = self.cfg, self.data, self.info, self.run, self.state.history
+        test = evaluate(self.model, p.test, cfg.batch_size * 2, self.device, info,
+                        num_classes=p.data.num_classes, channels_last=cfg.channels_last,
+                        amp_ctx=self.learner.amp_ctx)
+        digests = gather_objects(_weights_digest(self.model), info)
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"the model replicas differ across ranks: {digests}")
+        last = history[-1] if history else {}
+        results = {"model": cfg.model, "data": p.data.name, "epochs": len(history),
+                   "stopped_early": stopped_early, "test_loss": test["loss"],
+                   "test_top1": test["top1"], "test_top5": test["top5"],
+                   "test_images": test["n"], "val_top1": last.get("val_top1"),
+                   "train_top1": last.get("train_top1"), "train_time_s": last.get("time_s"),
+                   "world_size": info.world_size, "weights_sha256": digests,
+                   "run_dir": str(run.path)}
+        run.save_weights(self.model)
+        run.write_results(results)
+        if cfg.plots:
+            run.write_plots(history, test["confusion"], p.data.classes)
         rows = [["train (last epoch)", _fmt(last.get("train_loss")),
                  _fmt(last.get("train_top1"), True), _fmt(last.get("train_top5"), True)],
                 ["validation", _fmt(last.get("val_loss")), _fmt(last.get("val_top1"), True),
                  _fmt(last.get("val_top5"), True)],
                 ["test", _fmt(test["loss"]), _fmt(test["top1"], True), _fmt(test["top5"], True)]]
-        say("")
-        say(format_table(["split", "loss", "top-1", "top-5"], rows))
-        say(f"\ntest accuracy {test['top1']:.2f}% after {len(history)} epochs in "
-            f"{last.get('time_s', 0):.1f}s; run saved in {run_dir}")
-    barrier(info)
-    return results
+        self.say("")
+        self.say(format_table(["split", "loss", "top-1", "top-5"], rows))
+        self.say(f"\ntest accuracy {test['top1']:.2f}% after {len(history)} epochs in "
+                 f"{last.get('time_s', 0):.1f}s; run saved in {run.path}")
+        barrier(info)
+        return results
+
+
+def _on_main(info: DistInfo, on_main, elsewhere):
+    """Run ``on_main`` on rank 0 and ``elsewhere`` on the other ranks; an error on rank 0 is
+    raised on every rank (so none waits forever), with rank 0's message."""
+    result, err = None, None
+    if info.is_main:
+        try:
+            result = on_main()
+        except CnnlabError as e:
+            err = e
+    if info.enabled:
+        if info.is_main:
+            box = (type(err).__name__, str(err)) if err else (None, str(result.path))
+        else:
+            box = None
+        box = broadcast_object(box, info)
+        if not info.is_main:
+            if box[0] is not None:
+                raise _RemoteError(box[1])
+            result = elsewhere()
+            result.path = Path(box[1])
+    if err is not None:
+        raise err
+    return result
+
+
+class _RemoteError(CnnlabError, RuntimeError):
+    """An error raised on rank 0 that ends the other ranks too (printed by rank 0 only)."""
+
+
+def _fmt(v, pct=False):
+    if v is None:
+        return "-"
+    return f"{v:.2f}%" if pct else f"{v:.4f}"
 
 
 def _weights_digest(model: nn.Module) -> str:
@@ -674,5 +646,7 @@ def _weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-__all__ = ["CnnlabError", "TrainConfig", "compute_loss", "evaluate", "lr_factor",
-           "prepare_model_and_data", "train"]
+__all__ = ["AMP_MODES", "AUGMENTS", "OPTIMIZERS", "SCHEDULES", "CnnlabError", "DivergedError",
+           "ResumeOptionsError", "Trainer", "TrainConfig", "TrainingInterrupted", "compute_loss",
+           "evaluate", "lr_factor", "make_optimizer", "param_groups", "prepare_model_and_data",
+           "set_train_mode", "train"]

@@ -1,0 +1,71 @@
+"""``cnnlab weights inspect FILE``: what a weights file is and which models it fits."""
+
+from __future__ import annotations
+
+import json
+
+from . import new_command
+
+
+def add_parser(sub) -> None:
+    p = new_command(
+        sub, "weights", help="inspect weights files (torchvision, timm, cnnlab runs)",
+        description="Work with weights files. 'inspect' reads a safetensors or PyTorch file "
+                    "(weights_only, never arbitrary unpickling) or a cnnlab run folder and "
+                    "prints its tensors, parameters, dtypes, container, SHA-256 and the "
+                    "registered architectures whose state_dict it fits.",
+        examples=["cnnlab weights inspect resnet50-0676ba61.pth",
+                  "cnnlab weights inspect runs/resnet20-digits --json",
+                  "cnnlab weights inspect model.safetensors --weights-sha256 0676ba61"])
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    i = actions.add_parser("inspect", help="describe a weights file",
+                           description="Describe a weights file or cnnlab run folder.")
+    i.add_argument("file", help="a .safetensors/.pth/.pt/.bin file or a cnnlab run folder")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.add_argument("--weights-sha256", metavar="HEX",
+                   help="refuse the file unless its SHA-256 starts with HEX")
+    i.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    p.set_defaults(func=run)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n:,} bytes"
+
+
+def run(args) -> int:
+    from ..pretrained import inspect_weights
+
+    info = inspect_weights(args.file, args.weights_sha256)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    dtypes = ", ".join(f"{d} ({n})" for d, n in info["dtypes"].items())
+    rows = [("file", f"{info['file']} ({_mb(info['size_bytes'])}, {info['format']})"),
+            ("sha256", info["sha256"]),
+            ("container", info["container"]),
+            ("tensors", f"{info['tensors']:,}"),
+            ("parameters", f"{info['parameters']:,} (not counting BN running statistics)"),
+            ("dtypes", dtypes)]
+    if info["matches"]:
+        for n, m in enumerate(info["matches"]):
+            kw = ", ".join(f"{k}={v}" for k, v in m["kwargs"].items())
+            head = (f"{m['num_classes']} classes" if m["num_classes"] is not None
+                    else "no classifier")
+            rows.append(("matches" if n == 0 else "",
+                         f"{m['model']}{f' ({kw})' if kw else ''}: {head}, "
+                         f"{m['in_chans']} input channels"))
+    else:
+        rows.append(("matches", "no registered architecture (keys and shapes compared, "
+                                "classifier aside)"))
+    width = info["classifier_width"]
+    rows.append(("classifier", "-" if width is None else f"{width} classes"))
+    if "run" in info:
+        r = info["run"]
+        rows.append(("cnnlab run", f"{r.get('model')} at {r.get('input_size')}, mean "
+                                   f"{r.get('mean')}, std {r.get('std')}"))
+    for note in info["notes"]:
+        rows.append(("note", note))
+    w = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{w}}  {v}")
+    return 0
