@@ -325,3 +325,17 @@ def test_features_export(name):
         ep = torch.export.export(net, (x,))
         for a, b in zip(ep.module()(x), net(x), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_deepcopy_keeps_the_feature_info(resnet18_pair):
+    import copy
+
+    _, net = resnet18_pair
+    twin = copy.deepcopy(net)
+    assert isinstance(twin, FeatureListNet) and type(twin).__name__ == "FeatureListNet"
+    assert twin.feature_info.channels() == net.feature_info.channels() == [64, 64, 128, 256, 512]
+    assert twin.conv1.weight is not net.conv1.weight
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        for a, b in zip(twin(x), net(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -36,6 +36,7 @@ with fx and exports where the model's blocks do.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -237,6 +238,17 @@ class FeatureListNet(fx.GraphModule):
     the maps. It checks its input as the model does (``check_image_batch``). (No class
     annotation for ``feature_info``: TorchScript would try to compile the type.)
     """
+
+    _extra_attrs = ("feature_info", "model_name", "in_chans", "min_input_size")
+
+    def __deepcopy__(self, memo):
+        """GraphModule's copy rebuilds a plain GraphModule: keep what this class adds."""
+        res = super().__deepcopy__(memo)
+        for key in self._extra_attrs:
+            if key in self.__dict__:
+                setattr(res, key, copy.deepcopy(self.__dict__[key], memo))
+        type(res).__name__ = type(self).__name__
+        return res
 
 
 def resolve_out_indices(name: str, n: int, out_indices) -> list[int]:
