@@ -113,7 +113,7 @@ def test_aux_outputs_only_in_training_with_weight_0_3(name, size):
     assert isinstance(out, cnnlab.AuxOutput)
     assert out.logits.shape == (2, 5)
     assert [a.shape for a in out.aux_logits] == [(2, 5), (2, 5)]
-    assert out.aux_weights == (0.3, 0.3)
+    assert out.aux_weights == [0.3, 0.3]
     with torch.no_grad():
         assert isinstance(model.eval()(x), torch.Tensor)
     plain = cnnlab.create_model(name, num_classes=5, aux_logits=False).train()

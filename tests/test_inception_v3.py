@@ -70,7 +70,7 @@ def test_aux_output_in_training_only_with_weight_0_4():
     out = model.train()(x)
     assert isinstance(out, cnnlab.AuxOutput)
     assert out.logits.shape == (2, 6) and [a.shape for a in out.aux_logits] == [(2, 6)]
-    assert out.aux_weights == (0.4,)
+    assert out.aux_weights == [0.4]
     with torch.no_grad():
         assert isinstance(model.eval()(x), torch.Tensor)
     with pytest.raises(cnnlab.InputShapeError, match="at least 75x75, got 74x75"):

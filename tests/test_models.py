@@ -20,6 +20,13 @@ from cnnlab.models.base import ImageClassifier, main_logits
 from cnnlab.registry import get_entry
 
 from .conftest import reference_record
+from .seeded_fill import (
+    logits_index,
+    reference_input,
+    reference_logits,
+    relative_error,
+    seeded_fill_,
+)
 
 MODELS = cnnlab.list_models()
 REFERENCE_CASES = [
@@ -204,10 +211,11 @@ def test_reset_classifier_to_0_gives_the_pre_logits_and_back(built):
             model.reset_classifier(3)
             assert model.num_classes == 3
             assert model(x).shape == (2, 3)
-            assert {k for k in model.classifier_keys()} == {
+            keys = model.classifier_keys()
+            assert set(keys) == {
                 f"{n}.{p}" for n in saved for p, _ in saved[n].named_parameters()}
-            assert all(v.shape[0] == 3 for k, v in model.state_dict().items()
-                       if k in model.classifier_keys() and v.dim() > 0)
+            state = model.state_dict()
+            assert all(state[k].shape[0] == 3 for k in keys)
     finally:
         for n, m in saved.items():
             model.set_submodule(n, m)
@@ -242,3 +250,99 @@ def test_reset_classifier_resets_the_auxiliary_heads_too():
     assert no_aux.classifier_keys() == ["fc.weight", "fc.bias"]
     with pytest.raises(ValueError, match="non-negative"):
         no_aux.reset_classifier(-1)
+
+
+
+# --- torch.fx, TorchScript, torch.export: the eager output, every model ---------------------
+
+# Scripted and exported in the default run: one model per family and per distinct block or
+# option (LRN, option-A shortcuts, the paper forms, SE); every model with ``-m slow``.
+SCRIPT_EXPORT_DEFAULT = {
+    "lenet5", "alexnet", "alexnet_original", "vgg11_lrn", "vgg11_bn", "allconv_c",
+    "strided_cnn_c", "googlenet", "googlenet_paper", "inception_v3", "resnet18", "resnet20",
+    "resnet50", "resnet50_v2", "densenet121", "mobilenet_v1", "mobilenet_v2",
+    "mobilenet_v3_small", "shufflenet_v1_g3", "shufflenet_v2_x0_5", "efficientnet_b0",
+    "xception",
+}
+
+
+def test_every_family_is_scripted_and_exported_in_the_default_run():
+    families = {get_entry(n).family for n in MODELS}
+    assert {get_entry(n).family for n in SCRIPT_EXPORT_DEFAULT} == families
+    assert SCRIPT_EXPORT_DEFAULT <= set(MODELS)
+
+
+def assert_same_as_eager(model: ImageClassifier, kind: str) -> None:
+    """Trace / script / export ``model`` (eval mode) and compare with eager, batch 2."""
+    h, w = small_size(model)
+    x = torch.randn(2, model.in_chans, h, w)
+    if kind == "fx":
+        other = torch.fx.symbolic_trace(model)
+    elif kind == "script":
+        other = torch.jit.script(model)
+    else:
+        other = torch.export.export(model, (x,)).module()
+    with torch.no_grad():
+        ref, out = model(x), other(x)
+    assert out.shape == ref.shape == (2, 7)
+    err = ((out - ref).abs().max() / ref.abs().max()).item()
+    assert err <= 1e-5, f"{model.model_name} {kind}: relative difference {err:.2e}"
+
+
+def test_fx_symbolic_trace_gives_the_eager_output(built):
+    assert_same_as_eager(built, "fx")
+
+
+@pytest.mark.parametrize("kind", ["script", "export"])
+def test_script_and_export_give_the_eager_output(built, kind):
+    if built.model_name not in SCRIPT_EXPORT_DEFAULT:
+        pytest.skip("scripted and exported with -m slow")
+    assert_same_as_eager(built, kind)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["script", "export"])
+def test_script_and_export_give_the_eager_output_all_models(built, kind):
+    if built.model_name in SCRIPT_EXPORT_DEFAULT:
+        pytest.skip("in the default run")
+    assert_same_as_eager(built, kind)
+
+
+# --- reference logits: torchvision / timm outputs under a seeded weight fill ----------------
+
+LOGIT_MODELS = sorted(logits_index())
+# efficientnet_b7's logits under the seeded fill are chaotic, not a test of the forward order:
+# with the same cnnlab model, float64 and float32 disagree by 37%, one thread and two by 39%,
+# and an input scaled by (1 + 1e-7) moves the logits by 41% (the relative error between
+# float32 and float64 grows from 1e-5 after stage 4 to 3e-3 after stage 5 and 0.28 after
+# stage 6). No float32 implementation that sums in another order can match it to 1e-4.
+# b0-b6 (same code, smaller scales) match to about 3e-6.
+CHAOTIC_LOGITS = {"efficientnet_b7"}
+LOGIT_CASES = [
+    pytest.param(n, marks=pytest.mark.skip(reason="numerically chaotic under the fill"))
+    if n in CHAOTIC_LOGITS else n for n in LOGIT_MODELS
+]
+
+
+def test_reference_logits_cover_registered_models():
+    assert sorted(reference_logits()) == LOGIT_MODELS
+    assert set(LOGIT_MODELS) <= set(MODELS)
+
+
+@pytest.mark.parametrize("name", LOGIT_CASES)
+def test_seeded_logits_equal_the_reference_implementation(name):
+    """The README's procedure: built on the meta device (no init cost), filled in sorted key
+    order, eval mode, the seeded input; relative error below 1e-4."""
+    info = logits_index()[name]
+    kwargs = {} if info["aux_logits"] is None else {"aux_logits": info["aux_logits"]}
+    with torch.device("meta"):
+        model = cnnlab.create_model(name, **kwargs)
+    model.to_empty(device="cpu")
+    # Every buffer is filled (to_empty leaves anything outside the state_dict undefined).
+    state = model.state_dict(keep_vars=True)
+    assert {id(b) for b in model.buffers()} <= {id(t) for t in state.values()}
+    seeded_fill_(model).eval()
+    with torch.no_grad():
+        y = model(reference_input(info["input"]))
+    err = relative_error(y, reference_logits()[name])
+    assert err < 1e-4, f"{name}: relative difference {err:.2e} from {info['source']}"

@@ -33,6 +33,7 @@ COMMANDS = [
     "visualize",
     "weights",
     "explore",
+    "export",
 ]
 
 

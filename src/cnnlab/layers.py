@@ -160,6 +160,9 @@ class ChannelShuffle(nn.Module):
 
     Channel ``i*n + j`` (group ``i``, position ``j``) moves to position ``j*g + i``, so each
     group of the next grouped convolution sees one channel from every group of this one.
+    The forward has no Python branch on the shape (it traces and scripts); a channel count
+    that ``groups`` does not divide fails in ``unflatten``. The units that use it check their
+    widths when they are built.
     """
 
     def __init__(self, groups: int):
@@ -169,11 +172,7 @@ class ChannelShuffle(nn.Module):
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        if c % self.groups:
-            raise ValueError(
-                f"channel shuffle: {c} channels do not split into {self.groups} groups")
-        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
@@ -212,7 +211,7 @@ class StochasticDepth(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        mask = x.new_empty([x.shape[0]] + [1] * (x.dim() - 1)).bernoulli_(keep)
         return x * mask / keep
 
     def extra_repr(self) -> str:
@@ -264,6 +263,9 @@ class InvertedResidual(nn.Module):
       (``block.k.0`` conv, ``block.k.1`` BN);
     * ``"conv"`` (MobileNet v2): ``conv.0`` expand, ``conv.1`` depthwise, then the projection's
       convolution and BN flat as ``conv.2`` and ``conv.3``.
+
+    The body is the attribute ``block`` or ``conv`` (the other one is ``None``), and
+    ``forward`` reads it by attribute, so the block traces and scripts.
     """
 
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1, mid_chs: int | None = None,
@@ -291,13 +293,15 @@ class InvertedResidual(nn.Module):
         else:
             layers.append(ConvNormAct(mid_chs, out_chs, 1, norm_layer=norm_layer, act_layer=None))
         self.layout = layout
-        self.add_module(layout, nn.Sequential(*layers))
+        body = nn.Sequential(*layers)
+        self.block = body if layout == "block" else None
+        self.conv = body if layout == "conv" else None
         self.use_residual = stride == 1 and in_chs == out_chs
         self.stochastic_depth = StochasticDepth(drop_path) if self.use_residual else nn.Identity()
         self.in_channels, self.out_channels, self.stride = in_chs, out_chs, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._modules[self.layout](x)
+        out = self.block(x) if self.conv is None else self.conv(x)
         return x + self.stochastic_depth(out) if self.use_residual else out
 
 # --- input-size arithmetic (AlexNet, VGG, All-CNN) ---------------------------------------------

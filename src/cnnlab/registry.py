@@ -129,17 +129,32 @@ def get_entry(name: str) -> ModelEntry:
 _UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
 
-def create_model(name: str, weights=None, sha256: str | None = None, **kwargs) -> nn.Module:
+def create_model(name: str, weights=None, sha256: str | None = None, *,
+                 features_only: bool = False, out_indices=None, **kwargs) -> nn.Module:
     """Build the registered model ``name``; keyword arguments override its defaults.
 
     Arguments given as ``None`` are dropped, so callers can pass optional settings through.
     An argument the model does not take raises ``TypeError`` naming the model and argument.
     ``weights`` (a safetensors/PyTorch file or a cnnlab run folder) loads existing weights,
     ``sha256`` checks the file's hash first; see :mod:`cnnlab.pretrained`.
+
+    ``features_only=True`` returns the multi-scale feature extractor instead (timm's
+    contract, :mod:`cnnlab.features`): its forward gives a list of feature maps, the ones
+    ``out_indices`` selects (default: all; negative indices count from the deepest), and its
+    ``feature_info`` gives their channels, reductions and modules. With ``weights`` it holds
+    the loaded weights.
     """
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices selects feature maps; it needs features_only=True")
     if weights is not None:
         from .pretrained import create_pretrained
-        return create_pretrained(name, weights, sha256=sha256, **kwargs)
+
+        model = create_pretrained(name, weights, sha256=sha256, **kwargs)
+        if features_only:
+            from .features import features_model
+
+            return features_model(model, out_indices)
+        return model
     if sha256 is not None:
         raise ValueError("sha256= checks a weights file: give weights=PATH too")
     entry = get_entry(name)
@@ -160,6 +175,10 @@ def create_model(name: str, weights=None, sha256: str | None = None, **kwargs) -
                                      "variant); it cannot be given") from None
         raise
     model.model_name = name
+    if features_only:
+        from .features import features_model
+
+        return features_model(model, out_indices)
     return model
 
 

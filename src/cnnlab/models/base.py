@@ -33,7 +33,7 @@ training mode. It carries the auxiliary logits *and their loss weights*, so the 
 the analysis tools handle every such model through this one type, never by its name.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in this file: TorchScript reads its annotations.
 
 from typing import NamedTuple
 
@@ -47,20 +47,49 @@ class AuxOutput(NamedTuple):
     """Training-mode output of a model with auxiliary classifiers.
 
     The training loss is ``CE(logits) + sum(w * CE(a) for a, w in zip(aux_logits, aux_weights))``.
+    The two sequences are lists (TorchScript has no variable-length tuples).
     """
 
     logits: torch.Tensor
-    aux_logits: tuple[torch.Tensor, ...]
-    aux_weights: tuple[float, ...]
+    aux_logits: list[torch.Tensor]
+    aux_weights: list[float]
+
+
+@torch.fx.wrap
+def check_image_batch(x: torch.Tensor, name: str, in_chans: int, min_h: int, min_w: int) -> None:
+    """Raise :class:`InputShapeError` unless ``x`` is N x ``in_chans`` x H x W with H >= ``min_h``
+    and W >= ``min_w``; the message names the model, what it needs and what it got.
+
+    One function for every way a model runs: called eagerly it checks the tensor; TorchScript
+    compiles it (a scripted model raises the same message); ``torch.fx`` keeps it as one call
+    in the graph (``torch.fx.wrap``), so a traced model checks its inputs too; ``torch.export``
+    runs it on the example input's shapes while tracing and records nothing.
+    """
+    if x.dim() != 4:
+        shape = ", ".join([str(s) for s in x.shape])
+        raise InputShapeError(
+            f"{name} expects a batch of images N x C x H x W, got a tensor of shape "
+            f"({shape}); add a batch dimension with x.unsqueeze(0)")
+    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    if c != in_chans:
+        raise InputShapeError(
+            f"{name} was built for {in_chans}-channel input, got {c} channels; "
+            f"build it with in_chans={c} or convert the images")
+    if h < min_h or w < min_w:
+        raise InputShapeError(
+            f"{name} needs inputs of at least {min_h}x{min_w}, got {h}x{w}; resize the images")
 
 
 def main_logits(output: torch.Tensor | AuxOutput) -> torch.Tensor:
-    """The main classifier's logits, whatever the model returned."""
-    return output.logits if isinstance(output, AuxOutput) else output
+    """The main classifier's logits, whatever the model returned (also the named tuple a
+    scripted model returns, which TorchScript rebuilds as its own class)."""
+    return output if isinstance(output, torch.Tensor) else output.logits
 
 
 class ImageClassifier(nn.Module):
     """Base class: input checking and the features/head split. Subclasses build the layers."""
+
+    __jit_unused_properties__ = ["display_name"]  # noqa: RUF012  (TorchScript reads this name)
 
     def __init__(self, num_classes: int, in_chans: int, min_input_size: int | tuple[int, int]):
         super().__init__()
@@ -73,6 +102,8 @@ class ImageClassifier(nn.Module):
         if isinstance(min_input_size, int):
             min_input_size = (min_input_size, min_input_size)
         self.min_input_size = tuple(min_input_size)
+        # The name in error messages; create_model sets the registered name.
+        self.model_name = type(self).__name__.lower()
 
     #: Dotted module path of the final classifier; see :meth:`get_classifier`.
     classifier_name: str = "fc"
@@ -82,27 +113,12 @@ class ImageClassifier(nn.Module):
 
     @property
     def display_name(self) -> str:
-        return getattr(self, "model_name", type(self).__name__.lower())
+        return self.model_name
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise :class:`InputShapeError` when ``x`` cannot go through this model."""
-        name = self.display_name
-        if x.dim() != 4:
-            raise InputShapeError(
-                f"{name} expects a batch of images N x C x H x W, got a tensor of shape "
-                f"{tuple(x.shape)}; add a batch dimension with x.unsqueeze(0)"
-            )
-        c, h, w = x.shape[1:]
-        if c != self.in_chans:
-            raise InputShapeError(
-                f"{name} was built for {self.in_chans}-channel input, got {c} channels; "
-                f"build it with in_chans={c} or convert the images"
-            )
         mh, mw = self.min_input_size
-        if h < mh or w < mw:
-            raise InputShapeError(
-                f"{name} needs inputs of at least {mh}x{mw}, got {h}x{w}; resize the images"
-            )
+        check_image_batch(x, self.model_name, self.in_chans, mh, mw)
 
     # --- head API ---------------------------------------------------------------------
 
@@ -151,8 +167,9 @@ class ImageClassifier(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor):
-        self.check_input(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, self.model_name, self.in_chans, self.min_input_size[0],
+                          self.min_input_size[1])
         return self.forward_head(self.forward_features(x))
 
 
@@ -166,6 +183,7 @@ class AuxClassifier(ImageClassifier):
     """
 
     aux_weights: tuple[float, ...] = ()
+    __constants__ = ["aux_weights"]  # noqa: RUF012  (TorchScript reads the class attribute)
 
     def forward_trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         raise NotImplementedError
@@ -174,7 +192,13 @@ class AuxClassifier(ImageClassifier):
         return self.forward_trunk(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutput:
-        self.check_input(x)
+        check_image_batch(x, self.model_name, self.in_chans, self.min_input_size[0],
+                          self.min_input_size[1])
         feats, aux = self.forward_trunk(x)
         logits = self.forward_head(feats)
-        return AuxOutput(logits, tuple(aux), tuple(self.aux_weights)) if aux else logits
+        if len(aux) > 0:
+            weights: list[float] = []
+            for w in self.aux_weights:
+                weights.append(w)
+            return AuxOutput(logits, aux, weights)
+        return logits

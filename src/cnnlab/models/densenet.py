@@ -34,7 +34,7 @@ Smallest input: the stem takes ``h`` to ``ceil(h / 4)`` and the three 2x2 averag
 padding) need at least 8 pixels there, so ``h >= 29``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in this file: TorchScript reads its annotations.
 
 from collections import OrderedDict
 
@@ -64,6 +64,7 @@ class DenseLayer(nn.Module):
     def bottleneck(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.conv1(self.relu1(self.norm1(torch.cat(features, 1))))
 
+    @torch.jit.unused
     def checkpointed_bottleneck(self, features: list[torch.Tensor]) -> torch.Tensor:
         """The bottleneck, its inputs kept but its activations recomputed during backward."""
         calls = 0
@@ -82,10 +83,18 @@ class DenseLayer(nn.Module):
 
         return checkpoint(run, *features, use_reentrant=False)
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        needs_grad = torch.is_grad_enabled() and any(
+    @torch.jit.unused
+    def needs_grad(self, features: list[torch.Tensor]) -> bool:
+        """Whether autograd will need this layer's activations (then checkpointing pays)."""
+        return torch.is_grad_enabled() and any(
             t.requires_grad for t in (*features, *self.parameters()))
-        if self.memory_efficient and needs_grad:
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        # Only the memory-efficient form looks at requires_grad: the default form has no
+        # Python branch on the data and traces (fx) and scripts (TorchScript) like
+        # torchvision's. The checkpointed form runs eagerly only; a scripted model computes
+        # the same bottleneck without checkpointing.
+        if self.memory_efficient and not torch.jit.is_scripting() and self.needs_grad(features):
             x = self.checkpointed_bottleneck(features)
         else:
             x = self.bottleneck(features)
@@ -107,7 +116,7 @@ class DenseBlock(nn.ModuleDict):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
-        for layer in self.values():
+        for _, layer in self.items():
             features.append(layer(features))
         return torch.cat(features, 1)
 

@@ -57,7 +57,7 @@ Caffe), so 224x224 gives 112, 56, 28, 14 and 7 pixel maps. Both keep torchvision
 ``aux_logits=False`` for the 6.6M-parameter inference network.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in this file: TorchScript reads its annotations.
 
 from functools import partial
 
@@ -98,8 +98,8 @@ def to_google_range(x: torch.Tensor) -> torch.Tensor:
     ``x * std / 0.5 + (mean - 0.5) / 0.5`` per RGB channel, the input range of the weights
     Google trained (torchvision's ``transform_input`` of GoogLeNet and Inception v3).
     """
-    std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return x * (std / 0.5) + (mean - 0.5) / 0.5
 
 
@@ -222,7 +222,6 @@ class GoogLeNet(AuxClassifier):
 
     def forward_trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         aux: list[torch.Tensor] = []
-        want_aux = self.aux_logits and self.training
         if self.transform_input:
             x = to_google_range(x)
         x = self.maxpool1(self.conv1(x))
@@ -231,10 +230,10 @@ class GoogLeNet(AuxClassifier):
         x = self.maxpool2(x)
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
         x = self.inception4a(x)
-        if want_aux:
+        if self.aux1 is not None and self.training:
             aux.append(self.aux1(x))
         x = self.inception4d(self.inception4c(self.inception4b(x)))
-        if want_aux:
+        if self.aux2 is not None and self.training:
             aux.append(self.aux2(x))
         x = self.maxpool4(self.inception4e(x))
         x = self.inception5b(self.inception5a(x))

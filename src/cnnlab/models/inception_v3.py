@@ -44,8 +44,7 @@ of failing (same parameters and keys; at 299x299 it computes exactly torchvision
 the model takes 75x75 inputs in training mode as well.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in this file: TorchScript reads its annotations.
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -123,9 +122,8 @@ class InceptionC(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        bd = x
-        for i in range(1, 6):
-            bd = getattr(self, f"branch7x7dbl_{i}")(bd)
+        bd = self.branch7x7dbl_3(self.branch7x7dbl_2(self.branch7x7dbl_1(x)))
+        bd = self.branch7x7dbl_5(self.branch7x7dbl_4(bd))
         bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
         return torch.cat([b1, b7, bd, bp], 1)
 
@@ -175,6 +173,16 @@ class InceptionE(nn.Module):
         return torch.cat([b1, b3, bd, bp], 1)
 
 
+@torch.fx.wrap
+def aux_pool(x: torch.Tensor) -> torch.Tensor:
+    """The auxiliary head's pooling: 5x5/3 average pool on maps of at least 17x17, otherwise an
+    adaptive average pool to 5x5. It branches on the map size, so ``torch.fx`` keeps it as one
+    call in the graph (``torch.fx.wrap``); TorchScript compiles it as it is."""
+    if x.shape[-2] >= 17 and x.shape[-1] >= 17:
+        return F.avg_pool2d(x, kernel_size=5, stride=3)
+    return F.adaptive_avg_pool2d(x, (5, 5))
+
+
 class InceptionAux(nn.Module):
     """Auxiliary head on the 17x17 map: avg pool 5x5/3, conv 1x1 (128), conv 5x5 (768), linear.
 
@@ -191,11 +199,7 @@ class InceptionAux(nn.Module):
         self.fc.stddev = 0.001
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if min(x.shape[-2:]) >= 17:
-            x = F.avg_pool2d(x, kernel_size=5, stride=3)
-        else:
-            x = F.adaptive_avg_pool2d(x, (5, 5))
-        x = self.conv1(self.conv0(x))
+        x = self.conv1(self.conv0(aux_pool(x)))
         x = torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
         return self.fc(x)
 
@@ -255,7 +259,9 @@ class InceptionV3(AuxClassifier):
         x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))
         x = self.Mixed_6a(x)
         x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
-        aux = [self.AuxLogits(x)] if self.AuxLogits is not None and self.training else []
+        aux: list[torch.Tensor] = []
+        if self.AuxLogits is not None and self.training:
+            aux.append(self.AuxLogits(x))
         x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
         return x, aux
 

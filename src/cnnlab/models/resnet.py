@@ -158,7 +158,9 @@ def make_stage(block: Block, in_chs: int, planes: int, depth: int, stride: int,
     ])
 
 
-def _check_layers(layers, widths) -> None:
+def _check_layers(layers, widths, stages: tuple[int, ...] | None = None) -> None:
+    if stages is not None and len(widths) not in stages:
+        raise ValueError(f"need {' or '.join(map(str, stages))} stage widths, got {tuple(widths)}")
     if len(layers) != len(widths) or any(not isinstance(d, int) or d < 1 for d in layers):
         raise ValueError(f"need one positive block count per stage width {tuple(widths)}, "
                          f"got {tuple(layers)}")
@@ -174,7 +176,7 @@ class ResNet(ImageClassifier):
                  **block_kwargs):
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
-        _check_layers(layers, widths)
+        _check_layers(layers, widths, stages=(3, 4))  # layer1 ... layer3 or layer4
         super().__init__(num_classes, in_chans, min_input_size=1)
         if stem == "imagenet":
             add_flat(self, ConvNormAct(in_chans, widths[0], 7, 2, names=("conv1", "bn1", "relu")))
@@ -183,13 +185,12 @@ class ResNet(ImageClassifier):
             add_flat(self, ConvNormAct(in_chans, widths[0], 3, 1, names=("conv1", "bn1", "relu")))
             self.maxpool = nn.Identity()
         chs = widths[0]
-        self.stage_names = []
         for i, (planes, depth) in enumerate(zip(widths, layers, strict=True)):
-            name = f"layer{i + 1}"
-            self.add_module(name, make_stage(block, chs, planes, depth, 1 if i == 0 else 2,
-                                             **block_kwargs))
-            self.stage_names.append(name)
+            self.add_module(f"layer{i + 1}", make_stage(block, chs, planes, depth,
+                                                        1 if i == 0 else 2, **block_kwargs))
             chs = planes * block.expansion
+        if len(layers) == 3:  # the CIFAR models: layer1 ... layer3 only
+            self.layer4 = None
         self.num_features = self.head_hidden_size = chs
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(chs, num_classes) if num_classes else nn.Identity()
@@ -201,9 +202,8 @@ class ResNet(ImageClassifier):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return x
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return x if self.layer4 is None else self.layer4(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.avgpool(x).flatten(1)

@@ -228,6 +228,7 @@ class ShuffleV2Unit(nn.Module):
             raise ValueError(f"a stride-1 unit keeps its width: in_chs {in_chs} != "
                              f"out_chs {out_chs}")
         self.stride = stride
+        self.branch1: nn.Module | None = None  # stride 1: the kept half needs no branch
         if stride == 2:
             self.branch1 = nn.Sequential(
                 nn.Conv2d(in_chs, in_chs, 3, stride, 1, groups=in_chs, bias=False),
@@ -250,7 +251,7 @@ class ShuffleV2Unit(nn.Module):
         self.shuffle = ChannelShuffle(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
+        if self.branch1 is None:
             kept, x2 = x.chunk(2, dim=1)
             out = torch.cat((kept, self.branch2(x2)), dim=1)
         else:

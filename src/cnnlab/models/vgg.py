@@ -116,8 +116,10 @@ class VGG(ImageClassifier):
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[:-1](self.avgpool(x).flatten(1))
-        return x if pre_logits else self.classifier[-1](x)
+        c = self.classifier  # fc6, relu, dropout, fc7, relu, dropout | fc8 (torchvision's order)
+        x = c[2](c[1](c[0](self.avgpool(x).flatten(1))))
+        x = c[5](c[4](c[3](x)))
+        return x if pre_logits else c[6](x)
 
 
 def _vgg(cfg: str, batch_norm: bool, kwargs: dict) -> VGG:

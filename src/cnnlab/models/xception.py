@@ -115,22 +115,16 @@ class Xception(ImageClassifier):
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         init_weights(self, linear_std=None)
 
-    def _blocks(self, first: int, count: int) -> list[nn.Module]:
-        return [getattr(self, f"block{i}") for i in range(first, first + count)]
-
     def forward_entry(self, x: torch.Tensor) -> torch.Tensor:
         """Entry flow: the stem and blocks 1-3 (728 x 19 x 19 at 299x299)."""
         x = self.act1(self.bn1(self.conv1(x)))
         x = self.act2(self.bn2(self.conv2(x)))
-        for block in self._blocks(1, len(ENTRY_FLOW)):
-            x = block(x)
-        return x
+        return self.block3(self.block2(self.block1(x)))
 
     def forward_middle(self, x: torch.Tensor) -> torch.Tensor:
         """Middle flow: blocks 4-11, eight residual blocks at constant size."""
-        for block in self._blocks(1 + len(ENTRY_FLOW), len(MIDDLE_FLOW)):
-            x = block(x)
-        return x
+        x = self.block7(self.block6(self.block5(self.block4(x))))
+        return self.block11(self.block10(self.block9(self.block8(x))))
 
     def forward_exit(self, x: torch.Tensor) -> torch.Tensor:
         """Exit flow up to the global pool: block12, conv3, conv4 (2048 x 10 x 10 at 299)."""
