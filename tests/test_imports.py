@@ -102,3 +102,14 @@ def test_a_lookup_imports_only_the_family_it_needs():
     assert res["stdout"].strip() == "LeNet5"
     res = loaded_after("import cnnlab\nprint(len(cnnlab.list_models()))")
     assert "cnnlab.models.resnet" in res["modules"]  # a listing registers every family
+
+
+def test_analysis_functions_survive_their_submodule_import():
+    """``cnnlab.analysis.summary`` is the function even after ``cnnlab.analysis.summary``
+    (the module) was imported: Python's submodule import would otherwise replace it."""
+    code = ("import importlib, cnnlab.analysis as a\n"
+            "importlib.import_module('cnnlab.analysis.receptive_field')\n"
+            "importlib.import_module('cnnlab.analysis.summary')\n"
+            "assert callable(a.receptive_field) and callable(a.summary), (a.summary,)\n"
+            "assert a.summary.__module__ == 'cnnlab.analysis.summary'\n")
+    loaded_after(code)

@@ -145,7 +145,9 @@ def test_unknown_configuration_is_named():
 def test_cli_lists_every_vgg_with_its_count(cli):
     res = cli("list", "vgg*")
     assert res.returncode == 0, res.stderr
-    lines = {line.split()[0]: line for line in res.stdout.splitlines()}
+    header, *rows = res.stdout.splitlines()
+    assert header.split()[:2] == ["model", "parameters"]
+    lines = {line.split()[0]: line for line in rows}
     assert "133,638,952" in lines["vgg16_c"] and "138,357,544" in lines["vgg16"]
     assert "133,647,400" in lines["vgg16_c_bn"] and "132,863,336" in lines["vgg11_lrn"]
     assert len(lines) == 11

@@ -7,6 +7,8 @@ arithmetic) can be imported without torch.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 _LAZY = {
     "ConvCost": ".cost",
@@ -33,3 +35,18 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """Two public functions share their module's name (``summary``, ``receptive_field``).
+    Importing such a submodule makes Python set the package attribute to the *module*, which
+    would hide the function from ``__getattr__`` above; this keeps the function there, as the
+    eager ``from .summary import summary`` did."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == f".{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
