@@ -132,6 +132,24 @@ def test_fx_feature_extraction_gives_the_stage_outputs():
     assert not any(n.target == "fc" for n in extractor.graph.nodes)
 
 
+@pytest.mark.parametrize("kind", ["fx", "script", "export"])
+def test_small_densenet_traces_scripts_and_exports(kind):
+    """DenseNet's code (dense layers reading a list of maps, blocks, transitions) in a small
+    configuration; the registered DenseNets run with -m slow (tests/test_models.py)."""
+    torch.manual_seed(0)
+    model = DenseNet(growth_rate=8, block_config=(2, 3), num_init_features=16,
+                     num_classes=4).eval()
+    x = torch.randn(2, 3, 16, 16)
+    if kind == "fx":
+        other = torch.fx.symbolic_trace(model)
+    elif kind == "script":
+        other = torch.jit.script(model)
+    else:
+        other = torch.export.export(model, (x,)).module()
+    with torch.no_grad():
+        torch.testing.assert_close(other(x), model(x), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("layout", ["block", "conv"])
 def test_inverted_residual_scripts_in_both_layouts(layout):
     torch.manual_seed(0)

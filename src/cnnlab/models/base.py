@@ -10,7 +10,12 @@
 * ``forward(x)`` checks the input, then runs the two;
 * ``min_input_size`` (H, W) is the smallest input the architecture takes; smaller inputs,
   and inputs with the wrong number of channels, raise :class:`~cnnlab.errors.InputShapeError`
-  with a message that names the model, what it needs and what it got.
+  with a message that names the model, what it needs and what it got. One function,
+  :func:`check_image_batch`, does that check however the model runs: eagerly, traced by
+  ``torch.fx`` (it stays in the graph as one call), scripted (TorchScript compiles it) or
+  exported (it runs on the example input's shapes). No ``forward`` in cnnlab branches in
+  Python on a tensor's shape or builds module names at run time, so every model traces,
+  scripts and exports (docs/interop.md).
 
 The head API (timm's names):
 
