@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from cnnlab.commands.scratch import load_split, percent
+from cnnlab.commands.scratch import load_split
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -68,12 +68,6 @@ def test_image_folder_in_colour_becomes_grey(tmp_path):
     x, y = data["train"]
     # class b is brighter than class a after grey conversion
     assert x[y == 1].mean() > x[y == 0].mean()
-
-
-def test_percent_rewrites_fractions():
-    line = "epoch   1  lr 0.0500  train loss 0.5000 acc 0.9777  val loss 0.1 acc 1.0000  2.0s"
-    assert percent(line) == ("epoch   1  lr 0.0500  train loss 0.5000 acc 97.77 %  val loss 0.1 "
-                             "acc 100.00 %  2.0s")
 
 
 def test_cli_scratch_train_on_idx_files(cli, idx_folder, tmp_path):

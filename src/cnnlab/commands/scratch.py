@@ -97,7 +97,7 @@ def run_train(args) -> int:
           f"batch {args.batch_size}, {args.threads} thread(s)", flush=True)
     start = time.perf_counter()
     net, hist = train(cfg, data=data, progress=not args.no_progress and sys.stderr.isatty(),
-                      log=lambda line: print(percent(line), flush=True))
+                      log=lambda line: print(line, flush=True))
     total = time.perf_counter() - start
     print(f"test loss {hist.test_loss:.4f}  test accuracy {100 * hist.test_acc:.2f} %  "
           f"({total:.1f}s in all, {hist.seconds:.1f}s training)")
@@ -114,13 +114,6 @@ def run_train(args) -> int:
                 print(f"saved {path}")
     return 0
 
-
-def percent(line: str) -> str:
-    """The engine logs accuracies as fractions ("acc 0.9777"); print them as percentages
-    ("acc 97.77 %"), like the rest of the tool."""
-    import re
-
-    return re.sub(r"\bacc (\d+\.\d+)", lambda m: f"acc {100 * float(m.group(1)):.2f} %", line)
 
 
 def load_split(spec: str, size: int, limit: int | None = None) -> dict:

@@ -155,7 +155,8 @@ def _train(cfg: TrainConfig, data, progress: bool, log):
                "seconds": time.perf_counter() - start}
         hist.epochs.append(row)
         log(f"epoch {row['epoch']:3d}  lr {lr:.4f}  train loss {row['train_loss']:.4f} "
-            f"acc {row['train_acc']:.4f}  val loss {val_loss:.4f} acc {val_acc:.4f}  "
+            f"acc {100 * row['train_acc']:.2f} %  val loss {val_loss:.4f} "
+            f"acc {100 * val_acc:.2f} %  "
             f"{row['seconds']:.1f}s")
     hist.seconds = time.perf_counter() - start
     hist.test_loss, hist.test_acc = evaluate(net, *data["test"])
