@@ -333,7 +333,7 @@ def main() -> None:
         out()
         r2 = training_phase("resnet20",
                             "synthetic:classes=10,size=3x32x32,train=384,val=0,test=8", 128,
-                            max(3, ARGS.repeats // 2), ARGS.threads, out)
+                            ARGS.repeats, ARGS.threads, out)
         out()
         summary.append(
             "training-phase throughput of the hand loop's (target >= 0.95), median of pairs "
