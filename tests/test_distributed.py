@@ -40,3 +40,16 @@ def test_torchrun_two_processes_gloo(tmp_path):
     # owner file goes when the run ends)
     assert [p.name for p in tmp_path.iterdir()] == ["ddp"]
     assert [p.name for p in (tmp_path / "ddp").iterdir() if p.name.startswith(".")] == [".lock"]
+
+
+def test_under_torchrun_a_user_error_is_printed_once(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+           "-m", "cnnlab", "train", "lenet5", "--runs-dir", str(tmp_path / "afile")]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode != 0
+    lines = [x for x in res.stderr.splitlines() if "cnnlab train: error:" in x]
+    assert len(lines) == 1, res.stderr[-3000:]
+    assert "is a file, not a folder" in lines[0]

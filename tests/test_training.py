@@ -225,7 +225,7 @@ def test_a_training_step_uses_the_configured_label_smoothing():
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     learner = Learner(c, model, model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1),
                       torch.amp.GradScaler("cuda", enabled=False), torch.device("cpu"))
-    loss, _ = learner.step(x, y, "test")
+    loss, _, _ = learner.step(x, y, "test")
     assert loss == pytest.approx(expected, rel=1e-6)
     assert loss != pytest.approx(F.cross_entropy(model(x), y).item(), rel=1e-3)
 

@@ -31,10 +31,12 @@ CONFIG_FILE = "config.json"
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike):
+def atomic_write(path: str | os.PathLike, durable: bool = True):
     """Open a temporary file next to ``path`` for binary writing; on success fsync it and
     rename it to ``path``, so that a reader (or a crash) never sees a half-written file. The
-    caller streams into the file: nothing is built in memory first."""
+    caller streams into the file: nothing is built in memory first. ``durable=False`` skips
+    the fsync (the rename is still atomic for readers; after a power cut the file may be
+    older or empty): for files that something else can restore."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -42,7 +44,8 @@ def atomic_write(path: str | os.PathLike):
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -84,11 +87,12 @@ def write_safetensors(f, tensors: dict[str, torch.Tensor]) -> None:
             f.write(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
-    """Save the model's state_dict as safetensors, atomically, streamed to the file."""
+def save_weights(model: nn.Module, path: str | os.PathLike, durable: bool = True) -> None:
+    """Save the model's state_dict as safetensors, atomically, streamed to the file
+    (``durable``: see :func:`atomic_write`)."""
     state = model.state_dict()
     if all(str(v.dtype).removeprefix("torch.") in _ST_DTYPES for v in state.values()):
-        with atomic_write(path) as f:
+        with atomic_write(path, durable) as f:
             write_safetensors(f, state)
         return
     from safetensors.torch import save

@@ -164,8 +164,9 @@ def iterate_batches(ds, batches: list[list[int]], num_workers: int = 0, seed: in
 class EpochSums:
     """Sums over the steps of the epoch in progress (checkpointed mid-epoch).
 
-    Top-1/top-5 are accumulated as a histogram of the target's rank on the device (no sync per
-    step) and folded into ``top1``/``top5`` by :meth:`snapshot`.
+    Top-1/top-5 cost nothing per step: the detached logits and targets of the steps are kept
+    (a list append) and counted together by :meth:`fold` (one rank computation over all of
+    them) when about a million logits are pending, and when the sums are read.
     """
 
     loss: float = 0.0
@@ -174,22 +175,35 @@ class EpochSums:
     n: int = 0
     time: float = 0.0
     lr: float | None = None            # the learning rate of the epoch's first step
-    hist: torch.Tensor | None = field(default=None, repr=False)
+    pending: list = field(default_factory=list, repr=False)
+    pending_size: int = field(default=0, repr=False)
+
+    FOLD_AT = 2**20                    # pending logits (rows x classes) before counting
 
     def add(self, loss: float, logits: torch.Tensor, target: torch.Tensor) -> None:
         self.loss += loss * len(target)
         self.n += len(target)
+        self.pending.append((logits.detach(), target))
+        self.pending_size += logits.numel()
+        if self.pending_size >= self.FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        """Count the pending steps' top-1/top-5 into ``top1``/``top5``."""
+        if not self.pending:
+            return
         with torch.no_grad():
-            h = rank_histogram(logits.detach().float(), target)
-        self.hist = h if self.hist is None else self.hist.add_(h)
+            logits = torch.cat([lg for lg, _ in self.pending]).float()
+            target = torch.cat([t for _, t in self.pending])
+            c1, c5 = topk_from_histogram(rank_histogram(logits, target))
+        self.top1 += c1
+        self.top5 += c5
+        self.pending, self.pending_size = [], 0
 
     def snapshot(self, elapsed: float = 0.0) -> dict:
         """JSON-able sums (for the checkpoint), with ``elapsed`` seconds added to the time."""
-        top1, top5 = self.top1, self.top5
-        if self.hist is not None:
-            c1, c5 = topk_from_histogram(self.hist)
-            top1, top5 = top1 + c1, top5 + c5
-        return {"loss": self.loss, "top1": top1, "top5": top5, "n": self.n,
+        self.fold()
+        return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "n": self.n,
                 "time": self.time + elapsed, "lr": self.lr}
 
     @classmethod
@@ -241,9 +255,10 @@ class Learner:
     info: DistInfo = field(default_factory=DistInfo)
     amp_ctx: object = field(default_factory=nullcontext)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, where: str) -> tuple[float, object]:
-        """Forward, loss, backward, (clip), optimizer and schedule step. Returns the loss and
-        the model's output. A loss that is not finite raises :class:`DivergedError`."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, where: str):
+        """Forward, loss, backward, (clip), optimizer and schedule step. Returns the loss, the
+        model's output and the targets on the device. A loss that is not finite raises
+        :class:`DivergedError` (``where`` says which epoch and step)."""
         cfg = self.cfg
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if cfg.channels_last:
@@ -263,7 +278,7 @@ class Learner:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return value, out
+        return value, out, y
 
 
 def train_one_epoch(learner: Learner, ds, state: TrainState, epoch: int, callbacks=()) -> dict:
@@ -287,10 +302,10 @@ def train_one_epoch(learner: Learner, ds, state: TrainState, epoch: int, callbac
     for x, y in iterate_batches(ds, batches[state.batch:], cfg.num_workers, cfg.seed + epoch):
         if sums.lr is None:
             sums.lr = learner.optimizer.param_groups[0]["lr"]
-        loss, out = learner.step(x, y, f"epoch {epoch + 1}, step {state.step}")
+        loss, out, y = learner.step(x, y, f"epoch {epoch + 1}, step {state.step}")
         state.step += 1
         state.batch += 1
-        sums.add(loss, main_logits(out), y.to(learner.device))
+        sums.add(loss, main_logits(out), y)
         state.elapsed = time.perf_counter() - t0
         for cb in callbacks:
             cb.on_step_end(state, epoch, len(y))

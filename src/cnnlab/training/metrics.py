@@ -74,11 +74,12 @@ class MetricsWriter:
     """``metrics.jsonl`` and ``metrics.csv`` of a run folder.
 
     :meth:`rewrite` replaces both files atomically (temporary file, fsync, rename) with a whole
-    history; the trainer calls it once when a run starts or resumes, so the files hold each
-    epoch of the checkpoint exactly once. :meth:`append` then adds one epoch per call (one
-    ``write`` of the whole line on a file opened for appending, then fsync) instead of
-    rewriting the file every epoch. A crash in the middle of an append leaves at most a partial
-    last line, which the rewrite at the next resume removes.
+    history; the trainer calls it when a run starts or resumes, so the files hold each epoch
+    of the checkpoint exactly once. :meth:`append` then adds one epoch per call (one ``write``
+    of the whole line on a file opened for appending) instead of rewriting the files every
+    epoch; :meth:`sync` fsyncs them (the trainer does at the end of a run, not every epoch: the
+    checkpoint, which is fsync'ed, holds the same history, and a resume rewrites the files from
+    it, so a line lost or cut short by a crash is restored).
     """
 
     def __init__(self, run_dir):
@@ -90,12 +91,19 @@ class MetricsWriter:
         head = ",".join(METRIC_KEYS) + "\n"
         atomic_write_bytes(self.csv, (head + "".join(_csv_row(r) for r in history)).encode())
 
-    def append(self, row: dict) -> None:
+    def append(self, row: dict, fsync: bool = False) -> None:
         for path, text in ((self.jsonl, json.dumps(row) + "\n"), (self.csv, _csv_row(row))):
             with open(path, "ab") as f:
                 f.write(text.encode())
-                f.flush()
-                os.fsync(f.fileno())
+                if fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+
+    def sync(self) -> None:
+        for path in (self.jsonl, self.csv):
+            if path.exists():
+                with open(path, "rb+") as f:
+                    os.fsync(f.fileno())
 
 
 def write_metrics(run_dir, history: list[dict]) -> None:

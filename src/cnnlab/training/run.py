@@ -4,9 +4,9 @@
 
     config.json          the run's settings (schema: training.schema), written atomically
     checkpoint.pt        everything --resume needs (training.checkpoint), streamed atomically
-    model.safetensors    the weights, streamed atomically
-    metrics.jsonl/.csv   one row per epoch, appended and fsync'ed (rewritten atomically from the
-                         checkpoint's history when a run starts or resumes)
+    model.safetensors    the weights, streamed atomically (fsync'ed at the end of the run)
+    metrics.jsonl/.csv   one row per epoch, appended (rewritten atomically from the checkpoint's
+                         history when a run starts or resumes; fsync'ed at the end)
     results.json         the final results, atomically
     loss.png, accuracy.png, confusion.png
     .lock, .lock.owner   the writer's lock (filelock) and who holds it (PID, host, command)
@@ -122,12 +122,17 @@ class RunFolder:
             ckpt.save_checkpoint(self.checkpoint_path, state)
         self.last_saved = (state["epoch"], state["batch"])
 
-    def save_weights(self, model) -> None:
+    def save_weights(self, model, durable: bool = True) -> None:
+        """``model.safetensors``, atomically. The trainer writes it after every epoch with
+        ``durable=False`` (no fsync: the fsync'ed checkpoint holds the same weights) and at
+        the end with an fsync."""
         if self.writer:
-            save_weights(model, self.path / WEIGHTS_FILE)
+            save_weights(model, self.path / WEIGHTS_FILE, durable=durable)
 
     def write_results(self, results: dict) -> None:
+        """``results.json`` (atomically), after an fsync of the metric files."""
         if self.writer:
+            self.metrics.sync()
             atomic_write_bytes(self.path / RESULTS_FILE, json.dumps(results, indent=2).encode())
 
     def reset_metrics(self, history: list[dict]) -> None:

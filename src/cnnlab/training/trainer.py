@@ -495,7 +495,8 @@ class Trainer:
         cbs = [ProgressBar(cfg.epochs, self.info.world_size, self.show),
                MetricsLogger(cfg.epochs, run, self.say),
                EarlyStopping(cfg.patience, self.say),
-               Checkpointing(run, self.checkpoint, lambda: run.save_weights(self.model),
+               Checkpointing(run, self.checkpoint,
+                             lambda: run.save_weights(self.model, durable=False),
                              cfg.checkpoint_every)]
         delay = float(os.environ.get("CNNLAB_DEBUG_STEP_DELAY", "0") or 0)
         if delay:
@@ -530,6 +531,8 @@ class Trainer:
         run.reset_metrics(self.state.history)
         if not self.config.get("resumed"):
             self._announce()
+        if self.cfg.plots and run.writer:
+            _import_in_background("cnnlab.training.plots")  # matplotlib: ~1 s, needed at the end
         callbacks = self.callbacks()
         try:
             stopped_early = self.train_epochs(callbacks)
@@ -628,6 +631,16 @@ def _on_main(info: DistInfo, on_main, elsewhere):
 
 class _RemoteError(CnnlabError, RuntimeError):
     """An error raised on rank 0 that ends the other ranks too (printed by rank 0 only)."""
+
+
+def _import_in_background(module: str) -> None:
+    """Start importing ``module`` in a daemon thread (while the epochs run: torch releases the
+    GIL in its kernels); a later ``import`` of it waits for this one to finish."""
+    import importlib
+    import threading
+
+    threading.Thread(target=importlib.import_module, args=(module,), daemon=True,
+                     name=f"import {module}").start()
 
 
 def _fmt(v, pct=False):
