@@ -44,4 +44,6 @@ class ModelArgumentError(CnnlabError, TypeError):
 
 
 class TrainingDivergedError(CnnlabError, FloatingPointError):
-    """The loss became NaN or infinite (a learning rate too high, most often)."""
+    """The loss became NaN or infinite (a learning rate too high, most often): the one class
+    for the PyTorch trainer (``cnnlab.training.loop`` names it ``DivergedError``) and the NumPy
+    engine."""

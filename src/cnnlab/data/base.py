@@ -122,6 +122,22 @@ class Prepared(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
+    @property
+    def in_memory(self) -> bool:
+        """Are the prepared images held as one tensor (so :meth:`batch` indexes it)?"""
+        return self._cache is not None
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and labels of ``indices``, the same tensors as ``default_collate`` of the
+        items. In memory, one indexing of the cached tensor (augmentation, seeded per image,
+        still runs per image)."""
+        if self._cache is None or self.augment is not None:
+            items = [self[i] for i in indices]
+            return (torch.stack([x for x, _ in items]),
+                    torch.tensor([y for _, y in items], dtype=torch.long))
+        idx = torch.tensor(indices, dtype=torch.long)
+        return self._cache[idx], torch.as_tensor(self.base.labels)[idx]
+
     def __getitem__(self, i: int):
         if self._cache is not None:
             x, y = self._cache[i], int(self.base.labels[i])

@@ -28,16 +28,11 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data import Prepared
-from ..errors import CnnlabError
+from ..errors import TrainingDivergedError as DivergedError
 from ..models.base import AuxOutput, main_logits
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum
 from .metrics import confusion_matrix, rank_histogram, topk_correct, topk_from_histogram
-
-
-class DivergedError(CnnlabError, FloatingPointError):
-    """The loss became NaN or infinite (a user error: the learning rate is too high...)."""
-
 
 # --------------------------------------------------------------------------- the pieces
 
@@ -130,7 +125,7 @@ def epoch_batches(n: int, cfg: TrainConfig, epoch: int, info: DistInfo) -> list[
 
 def in_memory(ds) -> bool:
     """Is ``ds`` a :class:`~cnnlab.data.Prepared` whose prepared images are one tensor?"""
-    return isinstance(ds, Prepared) and getattr(ds, "_cache", None) is not None
+    return isinstance(ds, Prepared) and ds.in_memory
 
 
 def iterate_batches(ds, batches: list[list[int]], num_workers: int = 0, seed: int = 0):
@@ -143,14 +138,8 @@ def iterate_batches(ds, batches: list[list[int]], num_workers: int = 0, seed: in
     ``num_workers > 0``, go through a ``DataLoader``.
     """
     if num_workers == 0 and in_memory(ds):
-        images, labels = ds._cache, ds.base.labels
         for b in batches:
-            idx = torch.tensor(b, dtype=torch.long)
-            if ds.augment is None:
-                x = images[idx]
-            else:
-                x = torch.stack([ds[i][0] for i in b])
-            yield x, labels[idx]
+            yield ds.batch(b)
         return
     loader = DataLoader(ds, batch_sampler=batches, num_workers=num_workers,
                         generator=torch.Generator().manual_seed(seed),
