@@ -125,12 +125,9 @@ def ran_modules(model: torch.nn.Module, t) -> set[str]:
     return ran
 
 
-def analyse(name: str, *, no_aux: bool = False) -> CompareRow:
-    """Size, parameters, depth and MACs of ``name`` at its native input (meta device).
-
-    ``no_aux``: leave out the parameters of layers that inference never runs (GoogLeNet's and
-    Inception v3's auxiliary classifiers).
-    """
+def build_and_trace(name: str):
+    """``(model, input_size, trace)`` of ``name`` at its native input: built on the meta device
+    (no weights, no initialisation), or for real (seed 0) where an operator has no meta kernel."""
     from ..registry import create_model, get_entry
 
     size = tuple(get_entry(name).input_size)
@@ -142,6 +139,16 @@ def analyse(name: str, *, no_aux: bool = False) -> CompareRow:
         torch.manual_seed(0)
         model = create_model(name)
         t = trace(model, size)
+    return model, size, t
+
+
+def analyse(name: str, *, no_aux: bool = False) -> CompareRow:
+    """Size, parameters, depth and MACs of ``name`` at its native input (meta device).
+
+    ``no_aux``: leave out the parameters of layers that inference never runs (GoogLeNet's and
+    Inception v3's auxiliary classifiers).
+    """
+    model, size, t = build_and_trace(name)
     if no_aux:
         ran = ran_modules(model, t)
         params = list({id(p): p for n, m in model.named_modules() if n in ran

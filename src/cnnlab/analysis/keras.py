@@ -251,24 +251,11 @@ def analyse_keras(name: str, *, keep_aux: bool = False) -> KerasRow:
     Layers that an inference pass does not run (auxiliary heads) are left out unless
     ``keep_aux``.
     """
-    from ..registry import create_model, get_entry
-    from .macs import trace
+    from .compare import build_and_trace, ran_modules
 
-    size = tuple(get_entry(name).input_size)
-    try:
-        with torch.device("meta"):
-            model = create_model(name)
-        t = trace(model, size)
-    except (NotImplementedError, RuntimeError):
-        torch.manual_seed(0)
-        model = create_model(name)
-        t = trace(model, size)
-    ran = {n for n, rec in t.modules.items() if rec.calls} | {""}
-    # a module reached only through a slice of its parent (``classifier[:-1]``) runs inside it
+    model, size, t = build_and_trace(name)
+    ran = ran_modules(model, t)
     named = dict(model.named_modules())
-    for n in list(named):
-        if n and n not in ran and any(k.startswith(n + ".") for k in ran):
-            ran.add(n)
     if keep_aux:
         ran = set(named)
     params = _params_of(model, ran)

@@ -43,9 +43,10 @@ def _warn(message: str) -> None:
     print(f"cnnlab: warning: {message}", file=sys.stderr)
 
 
-def _image_files(folder: str) -> list[str]:
-    """Every visible image file under ``folder`` (any depth, hidden names skipped), sorted."""
-    found, stack = [], [folder]
+def _walk_images(folder: str):
+    """Yield every visible image file under ``folder`` (any depth, hidden names skipped), in
+    ``os.scandir`` order: one pass, no ``stat`` per file beyond what the directory holds."""
+    stack = [folder]
     while stack:
         with os.scandir(stack.pop()) as it:
             for e in it:
@@ -53,9 +54,13 @@ def _image_files(folder: str) -> list[str]:
                     continue
                 if e.is_dir():
                     stack.append(e.path)
-                elif (os.path.splitext(e.name)[1].lower() in EXTENSIONS and e.is_file()):
-                    found.append(e.path)
-    return sorted(found)
+                elif os.path.splitext(e.name)[1].lower() in EXTENSIONS and e.is_file():
+                    yield e.path
+
+
+def _image_files(folder: str) -> list[str]:
+    """Every visible image file under ``folder``, sorted."""
+    return sorted(_walk_images(folder))
 
 
 def _class_dirs(root: Path) -> list[os.DirEntry]:
@@ -83,18 +88,7 @@ def is_image_folder(root: Path) -> bool:
     base = root / "train" if (root / "train").is_dir() else root
     if not base.is_dir():
         return False
-    for d in _class_dirs(base):
-        stack = [d.path]
-        while stack:
-            with os.scandir(stack.pop()) as it:
-                for e in it:
-                    if e.name.startswith("."):
-                        continue
-                    if e.is_dir():
-                        stack.append(e.path)
-                    elif os.path.splitext(e.name)[1].lower() in EXTENSIONS:
-                        return True
-    return False
+    return any(next(_walk_images(d.path), None) is not None for d in _class_dirs(base))
 
 
 def check_files(files: list[Path], root: Path, skip_bad: bool = False
