@@ -11,9 +11,8 @@ the first time it is touched; ``from cnnlab import summary`` works as before.
 
 from __future__ import annotations
 
-import importlib
-
 from . import catalog as _catalog  # noqa: F401  (installs the registry's model loader; no torch)
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -52,14 +51,4 @@ __all__ = [
     "conv_cost",
 ]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value  # the next access is a plain module attribute
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

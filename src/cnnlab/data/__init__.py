@@ -7,10 +7,10 @@ read by ``cnnlab ... --help`` without importing torch.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from ..errors import DataError
 
 if TYPE_CHECKING:
@@ -19,13 +19,7 @@ if TYPE_CHECKING:
 _LAZY = {"DataSplits": ".base", "Prepared": ".base", "TensorImages": ".base",
          "labels_of": ".base", "Augment": ".transforms", "Preprocess": ".transforms"}
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 FORMATS = ("auto", "digits", "synthetic", "mnist", "fashion-mnist", "cifar10", "cifar100",

@@ -7,15 +7,11 @@ settings, needed by ``cnnlab train --help``) can be read without importing torch
 
 from __future__ import annotations
 
-_EXPORTS = {"TrainConfig": "config", "compute_loss": "loop", "evaluate": "loop",
-            "train": "trainer"}
+from .._lazy import lazy_exports
+
+_EXPORTS = {"TrainConfig": ".config", "compute_loss": ".loop", "evaluate": ".loop",
+            "train": ".trainer"}
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
