@@ -40,6 +40,16 @@ def reference_record(ref: str) -> dict:
             "macs": rec.get("macs"), "input": (c, h, w), "record": rec}
 
 
+def converted(model, kind: str, x: torch.Tensor):
+    """``model`` through ``torch.fx.symbolic_trace`` ("fx"), ``torch.jit.script`` ("script")
+    or ``torch.export.export`` with the example input ``x`` ("export")."""
+    if kind == "fx":
+        return torch.fx.symbolic_trace(model)
+    if kind == "script":
+        return torch.jit.script(model)
+    return torch.export.export(model, (x,)).module()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

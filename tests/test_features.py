@@ -17,31 +17,9 @@ from cnnlab.errors import InputShapeError
 from cnnlab.features import FeatureListNet, expand_paths, features_model, spec_for
 from cnnlab.registry import get_entry, list_models
 from tests.conftest import REFERENCE_DIR
+from tests.seeded_fill import seeded_fill_
 
 FEATURES = json.loads((REFERENCE_DIR / "outputs" / "features.json").read_text())
-
-
-def seeded_fill(model: nn.Module, seed: int = 0) -> nn.Module:
-    """The weight fill of tests/reference/outputs/README.md (sorted keys, one generator)."""
-    g = torch.Generator().manual_seed(seed)
-    state = model.state_dict()
-    with torch.no_grad():
-        for key in sorted(state):
-            t = state[key]
-            if not t.is_floating_point():
-                continue
-            if key.endswith("running_var"):
-                v = 0.75 + 0.5 * torch.rand(t.shape, generator=g)
-            elif key.endswith("running_mean"):
-                v = 0.1 * torch.randn(t.shape, generator=g)
-            elif t.dim() > 1:
-                v = torch.randn(t.shape, generator=g) * (2 / t[0].numel()) ** 0.5
-            elif key.endswith("weight"):
-                v = 1 + 0.1 * torch.randn(t.shape, generator=g)
-            else:
-                v = 0.1 * torch.randn(t.shape, generator=g)
-            t.copy_(v)
-    return model
 
 
 @cache
@@ -74,7 +52,7 @@ SEEDED = [n for n in sorted(FEATURES) if "seeded_sums" in FEATURES[n]]
 def test_seeded_feature_maps_equal_timm(name):
     """Sum and largest |value| of every map, model filled as in the reference README."""
     ref = FEATURES[name]
-    model = seeded_fill(create_model(name)).eval()
+    model = seeded_fill_(create_model(name)).eval()
     net = features_model(model)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -148,7 +126,7 @@ def trunk_model(name: str) -> nn.Module:
     spec = spec_for(model)
     model.to_empty(device="cpu")
     for path in expand_paths(model, spec.trunk) + expand_paths(model, spec.rest):
-        seeded_fill(model.get_submodule(path))
+        seeded_fill_(model.get_submodule(path))
     return model
 
 

@@ -19,6 +19,8 @@ from cnnlab.layers import ChannelShuffle, InvertedResidual
 from cnnlab.models.base import check_image_batch, main_logits
 from cnnlab.models.densenet import DenseNet
 
+from .conftest import converted
+
 
 def outputs(out) -> list[torch.Tensor]:
     return [main_logits(out), *out.aux_logits]
@@ -140,12 +142,7 @@ def test_small_densenet_traces_scripts_and_exports(kind):
     model = DenseNet(growth_rate=8, block_config=(2, 3), num_init_features=16,
                      num_classes=4).eval()
     x = torch.randn(2, 3, 16, 16)
-    if kind == "fx":
-        other = torch.fx.symbolic_trace(model)
-    elif kind == "script":
-        other = torch.jit.script(model)
-    else:
-        other = torch.export.export(model, (x,)).module()
+    other = converted(model, kind, x)
     with torch.no_grad():
         torch.testing.assert_close(other(x), model(x), rtol=1e-5, atol=1e-6)
 

@@ -19,7 +19,7 @@ from cnnlab.layers import StochasticDepth
 from cnnlab.models.base import ImageClassifier, main_logits
 from cnnlab.registry import get_entry
 
-from .conftest import reference_record
+from .conftest import converted, reference_record
 from .seeded_fill import (
     logits_index,
     reference_input,
@@ -280,12 +280,7 @@ def assert_same_as_eager(model: ImageClassifier, kind: str) -> None:
     """Trace / script / export ``model`` (eval mode) and compare with eager, batch 2."""
     h, w = small_size(model)
     x = torch.randn(2, model.in_chans, h, w)
-    if kind == "fx":
-        other = torch.fx.symbolic_trace(model)
-    elif kind == "script":
-        other = torch.jit.script(model)
-    else:
-        other = torch.export.export(model, (x,)).module()
+    other = converted(model, kind, x)
     with torch.no_grad():
         ref, out = model(x), other(x)
     assert out.shape == ref.shape == (2, 7)
