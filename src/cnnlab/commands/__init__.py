@@ -8,13 +8,18 @@ from collections.abc import Sequence
 
 
 def new_command(subparsers, name: str, *, help: str, examples: Sequence[str] = (),
-                description: str | None = None) -> argparse.ArgumentParser:
-    """Add the sub-command ``name`` with a help text, examples and the common ``--debug``."""
+                description: str | None = None, torch: bool = True) -> argparse.ArgumentParser:
+    """Add the sub-command ``name`` with a help text, examples and the common ``--debug``.
+
+    ``torch=False`` declares a command that runs without importing torch (tests/test_imports
+    checks it); the ``cnnlab`` process imports torch up front for the others (see
+    ``cli._one_command_collector``)."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
     parser = subparsers.add_parser(
         name, help=help, description=description or help, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.set_defaults(imports_torch=torch)
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback when something goes wrong")
     return parser

@@ -11,7 +11,7 @@ from . import new_command
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "cost",
+        sub, "cost", torch=False,
         help="weights and multiplications of a standard vs a depthwise-separable convolution",
         examples=["cnnlab cost                       # the slide's example, with its errors",
                   "cnnlab cost --input 112x112x32 --maps 64 --kernel 3",

@@ -10,7 +10,8 @@ from . import new_command
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "filter", help="apply classical filters (Sobel, Prewitt, lines, blur...) to an image",
+        sub, "filter", torch=False,
+        help="apply classical filters (Sobel, Prewitt, lines, blur...) to an image",
         description="Convolve a grayscale version of IMAGE with named masks and write the "
                     "filtered image(s) and a side-by-side PNG figure. Responses are computed "
                     "in float; --normalize says how they become 0..255 pixels.",

@@ -15,7 +15,8 @@ from . import new_command
 
 
 def add_parser(sub) -> None:
-    p = new_command(sub, "list", help="list the registered models and their parameter counts",
+    p = new_command(sub, "list", torch=False,
+                    help="list the registered models and their parameter counts",
                     examples=["cnnlab list", "cnnlab list 'resnet*'", "cnnlab list --json"])
     p.add_argument("pattern", nargs="?", default="*",
                    help="shell-style wildcard on the model name (default: all)")

@@ -14,7 +14,8 @@ CONFIG = "scratch_config.json"
 
 
 def add_parser(sub) -> None:
-    p = new_command(sub, "scratch", help="the CNN from scratch in NumPy: train and show LeNet-5",
+    p = new_command(sub, "scratch", torch=False,
+                    help="the CNN from scratch in NumPy: train and show LeNet-5",
                     examples=["cnnlab scratch train",
                               "cnnlab scratch train --data ~/mnist --limit 5000   # IDX files",
                               "cnnlab scratch train --data lab_digits/  # class sub-folders",
