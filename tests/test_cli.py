@@ -42,3 +42,58 @@ def test_a_closed_pipe_is_not_an_error():
                          shell=True, capture_output=True, text=True, env=env, timeout=300)
     assert len(res.stdout.splitlines()) == 2
     assert "error" not in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_command_process_pauses_the_collector_for_torch_and_freezes_it():
+    """``cnnlab`` (and ``python -m cnnlab``) imports torch with the collector paused, collects
+    normally while the command runs, and freezes everything before it exits; code that calls
+    ``main`` itself keeps its collector as it was."""
+    import gc
+
+    from cnnlab import cli
+
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    seen = {}
+    with cli._one_command_collector(True) as started:
+        seen["paused"] = not gc.isenabled()
+        started()
+        seen["running"] = gc.isenabled()
+        seen["frozen"] = gc.get_freeze_count()
+        junk = []
+        junk.append(junk)  # a cycle made by the command is still collected
+        del junk
+        seen["collected"] = gc.collect() >= 1
+        kept = [["made by the command"]]
+        seen["kept tracked"] = any(o is kept for o in gc.get_objects())
+    try:
+        assert seen == {"paused": True, "running": True, "frozen": seen["frozen"],
+                        "collected": True, "kept tracked": True}
+        assert seen["frozen"] > 1000  # what existed when the command started (this test run)
+        assert gc.isenabled()
+        assert not any(o is kept for o in gc.get_objects())  # frozen at the end: skipped
+    finally:
+        gc.unfreeze()
+    with cli._one_command_collector(False) as started:
+        assert gc.isenabled()
+        started()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_main_leaves_the_callers_collector_alone(capsys):
+    import gc
+
+    from cnnlab.cli import main
+
+    assert main(["cost"]) == 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert "Multiplications" in capsys.readouterr().out
+
+
+def test_the_process_entry_points_are_run_process():
+    import tomllib
+
+    from .conftest import REPO
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"cnnlab": "cnnlab.cli:run_process"}
+    assert "run_process()" in (REPO / "src" / "cnnlab" / "__main__.py").read_text()

@@ -32,9 +32,12 @@ def loaded_after(code: str, cwd=None) -> dict:
 
 
 def cli(*args: str) -> str:
-    """Code that runs ``cnnlab ARGS`` in-process and keeps going after its exit."""
+    """Code that runs ``cnnlab ARGS`` in-process as the ``cnnlab`` process does
+    (``own_process=True``: torch is imported up front unless the command declares it needs
+    none) and keeps going after its exit."""
     return (f"from cnnlab.cli import main\n"
-            f"try:\n    rc = main({list(args)!r})\nexcept SystemExit as e:\n    rc = e.code\n"
+            f"try:\n    rc = main({list(args)!r}, own_process=True)\n"
+            f"except SystemExit as e:\n    rc = e.code\n"
             f"assert rc in (0, None), rc")
 
 
