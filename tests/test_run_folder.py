@@ -24,9 +24,24 @@ ARGS = ["lenet5", "--model-arg", "activation=relu", "--data", SYN, "--batch-size
 
 
 def _start(*args, delay="0.05"):
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), CNNLAB_DEBUG_STEP_DELAY=delay)
+    # PYTHONFAULTHANDLER: a SIGABRT makes the process print where every thread is (see
+    # _communicate), should it ever hang
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), CNNLAB_DEBUG_STEP_DELAY=delay,
+               PYTHONFAULTHANDLER="1")
     return subprocess.Popen([sys.executable, "-m", "cnnlab", "train", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _communicate(proc, timeout=60) -> tuple[str, str]:
+    """``proc.communicate``; a process still running after ``timeout`` seconds fails the test
+    with the traceback of each of its threads (faulthandler, on SIGABRT)."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"the process did not end within {timeout} s; where it was:\n{err[-6000:]}"
+                    f"\nits output ended with:\n{out[-1500:]}")
 
 
 def _wait_for(path: Path, proc, timeout=120):
@@ -57,7 +72,7 @@ def test_second_writer_is_refused_then_ctrl_c_says_how_to_resume(tmp_path):
         assert json.loads((tmp_path / "same" / "config.json").read_text())["train"]["seed"] == 0
         # Ctrl-C: one line that gives the command to resume
         a.send_signal(signal.SIGINT)
-        _, err = a.communicate(timeout=60)
+        _, err = _communicate(a)
     finally:
         if a.poll() is None:
             a.kill()
