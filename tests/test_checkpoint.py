@@ -1,6 +1,7 @@
 """Checkpoints: weights_only loading, refusal of corrupt/foreign files, and a run killed with
 SIGKILL mid-epoch that, resumed, ends exactly where an uninterrupted run ends."""
 
+import contextlib
 import io
 import json
 import os
@@ -49,7 +50,22 @@ class CtrlCWhenPickled:
 def test_ctrl_c_during_a_checkpoint_write_finishes_the_file_then_interrupts(tmp_path):
     """Before: torch's zip writer was left half-way and its clean-up raised "unexpected pos"
     (a traceback, exit 1, instead of the one line that says how to resume)."""
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with python_handles_ctrl_c():
+        _ctrl_c_during_a_checkpoint_write(tmp_path)
+
+
+@contextlib.contextmanager
+def python_handles_ctrl_c():
+    """SIGINT as Python sets it up in a terminal (KeyboardInterrupt): a test process started
+    in the background by a shell inherits SIGINT ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _ctrl_c_during_a_checkpoint_write(tmp_path):
     state = {"config": json.dumps({"model": "lenet5"}), "model": {"w": torch.ones(1000)},
              "optimizer": {}, "epoch": 1, "batch": 0, "step": 5, "rng": {},
              "history": [CtrlCWhenPickled()], "more": {"w": torch.arange(1000.0)}}
@@ -65,12 +81,13 @@ def test_ctrl_c_during_a_checkpoint_write_finishes_the_file_then_interrupts(tmp_
 def test_an_error_during_a_write_is_raised_as_it_is_and_leaves_nothing(tmp_path):
     from cnnlab.weights import atomic_write
 
-    with pytest.raises(ValueError, match="disk says no"):
-        with atomic_write(tmp_path / "f.bin") as f:
-            f.write(b"half")
-            raise ValueError("disk says no")
+    with python_handles_ctrl_c():
+        with pytest.raises(ValueError, match="disk says no"):
+            with atomic_write(tmp_path / "f.bin") as f:
+                f.write(b"half")
+                raise ValueError("disk says no")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert list(tmp_path.iterdir()) == []
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_corrupt_foreign_and_missing_checkpoints_are_refused(tmp_path):

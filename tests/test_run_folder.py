@@ -28,8 +28,12 @@ def _start(*args, delay="0.05"):
     # _communicate), should it ever hang
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), CNNLAB_DEBUG_STEP_DELAY=delay,
                PYTHONFAULTHANDLER="1")
+    # SIGINT back to its default in the child, so that Python turns it into KeyboardInterrupt
+    # as in a terminal: a test run started in the background by a shell (CI) has it ignored,
+    # and a Ctrl-C would then be ignored by the run too
     return subprocess.Popen([sys.executable, "-m", "cnnlab", "train", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _communicate(proc, timeout=60) -> tuple[str, str]:

@@ -180,8 +180,22 @@ def run(args) -> int:
                        + shlex.join(["cnnlab", *sys.argv[1:]]))
             print(f"cnnlab train: interrupted; {how}", file=sys.stderr)
         return 130
-    except (CnnlabError, ValueError, OSError):
+    except (CnnlabError, ValueError, OSError) as err:
         if rank != 0 and not getattr(args, "debug", False):
-            return 2  # under torchrun, rank 0 prints the error once
+            return _leave_the_error_to_rank_0(err, rank)
         raise
     return 0
+
+
+def _leave_the_error_to_rank_0(err: Exception, rank: int, wait: float = 10.0) -> int:
+    """A user error under torchrun: every rank meets it, rank 0 prints it once.
+
+    This rank waits before exiting: exiting at once let torchrun stop rank 0 (SIGTERM) before
+    rank 0 had printed anything. Once rank 0 has failed, torchrun ends this process during the
+    wait; an error that only this rank met is printed after the wait, naming the rank."""
+    import sys
+    import time
+
+    time.sleep(wait)
+    print(f"cnnlab train: error on rank {rank}: {err}", file=sys.stderr)
+    return 2
