@@ -53,3 +53,12 @@ def test_under_torchrun_a_user_error_is_printed_once(tmp_path):
     lines = [x for x in res.stderr.splitlines() if "cnnlab train: error:" in x]
     assert len(lines) == 1, res.stderr[-3000:]
     assert "is a file, not a folder" in lines[0]
+
+
+def test_an_error_only_another_rank_met_is_printed_after_its_wait(capsys):
+    """Ranks other than 0 wait for torchrun to end them (rank 0 prints the shared error); an
+    error that rank 0 did not meet still reaches the user, naming the rank."""
+    from cnnlab.commands.train import _leave_the_error_to_rank_0
+
+    assert _leave_the_error_to_rank_0(ValueError("no GPU 3 on this host"), 3, wait=0.0) == 2
+    assert capsys.readouterr().err == "cnnlab train: error on rank 3: no GPU 3 on this host\n"
