@@ -319,6 +319,34 @@ def test_skip_bad_and_empty_class_through_train(tiny_run):
     assert config["data"]["train"] + config["data"]["val"] + config["data"]["test"] == 16
 
 
+def test_a_skip_bad_run_resumes_with_the_same_files_left_out(tiny_run, tmp_path, capsys):
+    """--skip-bad is a setting of the run: the printed resume command works without it, and
+    it cannot be added when resuming a run that read every file."""
+    import shutil
+
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(tiny_run, run)
+    assert json.loads((run / "config.json").read_text())["train"]["skip_bad"] is True
+    res = run_main(capsys, "train", "lenet5", "--resume", run, "--epochs", "2")
+    assert res.returncode == 0, res.stderr
+    assert "left out 1 of 17 image files that cannot be read" in res.stderr
+    assert "changed on resume: epochs 1 -> 2" in res.stdout
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["skip_bad"] is True and config["classes"] == ["left", "right"]
+    assert json.loads((run / "results.json").read_text())["epochs"] == 2
+
+    good = tmp_path / "good"
+    shutil.copytree(tiny_run.parent.parent / "data", good)
+    (good / "left" / "notes.png").unlink()
+    res = run_main(capsys, "train", "lenet5", "--data", good, "--epochs", "1", "--batch-size",
+                   "4", "--no-plots", "--runs-dir", tmp_path / "runs", "--name", "good")
+    assert res.returncode == 0, res.stderr
+    res = run_main(capsys, "train", "lenet5", "--resume", tmp_path / "runs" / "good",
+                   "--epochs", "2", "--skip-bad")
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
+    assert "--skip-bad True (the run's: False)" in res.stderr
+
+
 def test_16_bit_image_predicts_like_its_8_bit_twin(tiny_run, twin_images, capsys):
     eight, sixteen = twin_images
     res = run_main(capsys, "predict", tiny_run, eight, sixteen, "--json")

@@ -50,9 +50,10 @@ def add_parser(sub) -> None:
     g.add_argument("--augment", choices=AUGMENTS,
                    help="training augmentation (default auto: crop+flip for CIFAR, flip for "
                    "colour image folders, none for digits and MNIST)")
-    g.add_argument("--skip-bad", action="store_true",
+    g.add_argument("--skip-bad", action="store_true", default=None,
                    help="leave out the image files of a folder that cannot be read (they are "
-                   "counted) instead of stopping with their list")
+                   "counted) instead of stopping with their list; recorded in the run, so "
+                   "--resume does the same")
     g.add_argument("--workers", dest="num_workers", type=int, help="DataLoader worker processes "
                    f"(default {d.num_workers})")
     m = p.add_argument_group("model")
@@ -142,20 +143,6 @@ def config_from_args(args):
     return TrainConfig(model=args.model, **recommended, **given)
 
 
-def skip_bad_data(args, cfg):
-    """The data loaded with ``--skip-bad`` (unreadable image files left out), or None: the
-    trainer then loads it itself."""
-    if not getattr(args, "skip_bad", False):
-        return None
-    from ..data import load_data
-    from ..errors import DataError
-
-    if args.resume:
-        raise DataError("--skip-bad cannot be combined with --resume yet; remove the "
-                        "unreadable files from the folder, then resume")
-    return load_data(cfg.data, cfg.data_format, skip_bad=True)
-
-
 def run(args) -> int:
     import os
     import shlex
@@ -167,8 +154,7 @@ def run(args) -> int:
     rank = int(os.environ.get("RANK", "0") or 0)
     try:
         cfg = config_from_args(args)
-        train(cfg, resume=args.resume, data=skip_bad_data(args, cfg),
-              given=set(given_options(args)))
+        train(cfg, resume=args.resume, given=set(given_options(args)))
     except TrainingInterrupted as stop:
         if rank == 0:
             if stop.resumable:

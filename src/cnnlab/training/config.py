@@ -32,6 +32,7 @@ class TrainConfig:
     model: str
     data: str = "digits"
     data_format: str = "auto"
+    skip_bad: bool = False                             # leave out unreadable files of a folder
     model_kwargs: dict = field(default_factory=dict)
     input_size: tuple[int, int, int] | None = None     # C, H, W; default: the registry's
     epochs: int = 60

@@ -160,7 +160,8 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
     ``fresh``: a new run, which loads ``cfg.weights``; a resumed one takes the checkpoint's.
     """
     entry = get_entry(cfg.model)
-    data = data if data is not None else load_data(cfg.data, cfg.data_format)
+    data = data if data is not None else load_data(cfg.data, cfg.data_format,
+                                                   skip_bad=cfg.skip_bad)
     c, h, w = cfg.input_size or entry.input_size
     kwargs = {"num_classes": data.num_classes, "in_chans": c, **cfg.model_kwargs}
     seed_everything(cfg.seed)
