@@ -75,8 +75,9 @@ def _one_command_collector(enabled: bool):
     ``import torch`` creates about 160,000 objects that the collector tracks (280,000 with
     ``torch._dynamo``, which torch's optimizers import), nearly all of them alive until the
     process ends. Each full collection walks all of them: Python runs several during the imports
-    and a last one at exit, and they find next to nothing to free. Measured on a 2-core machine,
-    ``python -c "import torch, torch._dynamo, sklearn.datasets"`` takes 4.3-5.6 s, and 2.7-3.6 s
+    and a last one at exit, and they find next to nothing to free. Measured on a 2-core machine
+    (load below 1, 9 interleaved pairs): ``python -c "import torch, torch._dynamo,
+    sklearn.datasets"`` takes 0.61x the time (median of the pairs; 2.6-3.7 s against 4.3-5.6 s)
     with collection paused during the imports and the objects then frozen (``gc.freeze``: later
     collections skip them); about half of the saving is at exit. So a command-line process
     imports torch with collection paused, freezes what exists once the command starts (its own
