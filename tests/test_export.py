@@ -7,6 +7,8 @@ import json
 import shutil
 import sys
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -164,6 +166,16 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, message):
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("cnnlab export: error: ") and message in err
     assert not (tmp_path / "m.out").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("fmt", ["torchscript", "exported-program"])
+def test_an_output_that_cannot_be_written_is_one_line(capsys, fmt):
+    """/proc refuses new files even to root (a read-only folder would not stop root): torch's
+    own file writers raised a RuntimeError traceback here."""
+    code, _, err = run_main(capsys, "lenet5", "--format", fmt, "-o", "/proc/cnnlab-model.pt")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("cnnlab export: error: ") and "/proc/" in err
 
 
 def test_output_that_is_a_folder_is_refused(capsys, tmp_path):

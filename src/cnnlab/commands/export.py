@@ -14,6 +14,7 @@ normalisation (mean/std of a run) and the class names, what a consumer needs to 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -117,11 +118,14 @@ def export_file(model, x, fmt: str, out: Path, dynamic: bool) -> str:
     """Write ``model`` (traced at input ``x``) to ``out``; returns how it was made."""
     import torch
 
+    from ..weights import atomic_write
+
     dims = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic else None
     with quiet(), torch.no_grad():
         if fmt == "exported-program":
             ep = torch.export.export(model, (x,), dynamic_shapes=dims)
-            torch.export.save(ep, str(out))
+            with atomic_write(out) as f:  # an unwritable -o is an OSError: one line, exit 2
+                torch.export.save(ep, f)
             return "torch.export"
         if fmt == "onnx":
             program = torch.onnx.export(model, (x,), str(out), dynamo=True,
@@ -137,7 +141,8 @@ def export_file(model, x, fmt: str, out: Path, dynamic: bool) -> str:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             module = torch.jit.trace(model, x)
             how = f"torch.jit.trace; torch.jit.script failed: {first[:70]}"
-        module.save(str(out))
+        with atomic_write(out) as f:
+            torch.jit.save(module, f)
         return how
 
 
@@ -183,7 +188,7 @@ def run(args) -> int:
     if args.input is not None:
         try:
             input_size = parse_input_size(args.input)
-        except Exception as err:
+        except argparse.ArgumentTypeError as err:
             raise ValueError(str(err)) from None
     model, info = open_source(args.source)
     if args.input is not None:
