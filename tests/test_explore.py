@@ -177,6 +177,19 @@ def test_scratch_run_page_holds_the_numpy_weights_rotated(pages):
     assert data["source"]["kind"] == "scratch" and "rot180" in data["source"]["note"]
 
 
+def test_scratch_run_page_uses_the_data_the_run_was_trained_on(pages, tmp_path):
+    """Before: a scratch run trained with --data showed a digits image normalised with the
+    digits' statistics, labelled "the engine's training set"."""
+    assert pages["scratch"][1]["source"]["image"].startswith("digits test image 0 (label ")
+    spec = "synthetic:classes=3,size=1x8x8,train=40,val=8,test=8"
+    run = tmp_path / "np-synthetic"
+    assert main(["scratch", "train", "--data", spec, "--epochs", "1", "--out", str(run),
+                 "--no-progress"]) == 0
+    data = write_page(run, tmp_path / "p.html")
+    assert data["source"]["image"].startswith(f"{spec} test image 0 (label ")
+    assert data["source"]["norm"].endswith("(the run's training set)")
+
+
 def test_page_is_offline_and_self_contained(pages):
     for key in ("lenet5", "resnet20", "googlenet", "scratch"):
         text = pages[key][0].read_text(encoding="utf-8")

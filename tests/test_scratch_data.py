@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from cnnlab.commands.scratch import load_split
+from cnnlab.scratch.runs import load_split
 
 
 def write_idx(path, array: np.ndarray) -> None:

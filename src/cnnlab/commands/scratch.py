@@ -9,9 +9,6 @@ from pathlib import Path
 
 from . import new_command
 
-WEIGHTS = "scratch_lenet5.npz"
-CONFIG = "scratch_config.json"
-
 
 def add_parser(sub) -> None:
     p = new_command(sub, "scratch", torch=False,
@@ -78,6 +75,7 @@ def argparse_suppress():
 
 
 def run_train(args) -> int:
+    from ..scratch.runs import CONFIG, WEIGHTS, load_split
     from ..scratch.train import TrainConfig, train
 
     if args.show and args.out is None:
@@ -117,50 +115,6 @@ def run_train(args) -> int:
 
 
 
-def load_split(spec: str, size: int, limit: int | None = None) -> dict:
-    """Any data set ``cnnlab.data`` reads, as the NumPy engine's arrays: ``{"train": (x, y),
-    "val": ..., "test": ...}`` with x (N, 1, size, size) float32, grey (the mean of the
-    colour channels), resized with the engine's bilinear resize and normalised with the
-    training images' mean and standard deviation (as :func:`load_digits_split` does).
-    ``limit`` keeps the first N training images."""
-    import numpy as np
-
-    from ..data import load_data
-    from ..errors import DataError
-    from ..scratch.train import resize_bilinear
-
-    splits = load_data(spec)
-    if splits.num_classes > 10:
-        raise DataError(f"{spec}: {splits.num_classes} classes, but the NumPy LeNet-5 has 10 "
-                        "outputs; use a data set of at most 10 classes")
-    val = splits.val if splits.val is not None else splits.test
-
-    def grey(ds, n=None) -> tuple[np.ndarray, np.ndarray]:
-        n = len(ds) if n is None else min(n, len(ds))
-        if hasattr(ds, "images") and hasattr(ds, "labels"):
-            x = ds.images[:n].double()
-            x = x if ds.images.dtype.is_floating_point else x / 255.0
-            x = x.mean(1).numpy()
-            y = ds.labels[:n].numpy()
-            return resize_bilinear(x, size), y.astype(np.int64)
-        xs, ys = [], []
-        for i in range(n):
-            img, label = ds[i]
-            xs.append(resize_bilinear(img.double().mean(0).numpy()[None], size)[0])
-            ys.append(int(label))
-        return np.stack(xs), np.array(ys, dtype=np.int64)
-
-    parts = {"train": grey(splits.train, limit), "val": grey(val), "test": grey(splits.test)}
-    mean, std = parts["train"][0].mean(), parts["train"][0].std()
-    out = {k: (((x - mean) / max(std, 1e-8))[:, None].astype(np.float32), y)
-           for k, (x, y) in parts.items()}
-    out["mean"], out["std"] = float(mean), float(std)
-    n = {k: len(out[k][1]) for k in ("train", "val", "test")}
-    out["name"] = (f"{splits.source or splits.name} ({n['train']:,} train / {n['val']:,} "
-                   f"validation / {n['test']:,} test images, {splits.num_classes} classes)")
-    return out
-
-
 def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = None
          ) -> list[Path]:
     """Save ``c1_kernels.png`` and ``feature_maps.png`` for one test image (of ``data``, by
@@ -187,17 +141,10 @@ def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = No
 
 
 def run_show(args) -> int:
-    from ..scratch.model import lenet5
+    from ..scratch.runs import open_run, run_data
 
-    cfg_path = args.run / CONFIG
-    if not cfg_path.is_file() or not (args.run / WEIGHTS).is_file():
-        raise FileNotFoundError(f"{args.run} is not a scratch run: it needs {WEIGHTS} and {CONFIG}"
-                                f" (write them with 'cnnlab scratch train --out {args.run}')")
-    cfg = json.loads(cfg_path.read_text())
-    net = lenet5(cfg["input_size"], activation=cfg["activation"], pool=cfg["pool"])
-    net.load(args.run / WEIGHTS)
-    spec = cfg.get("data", "digits")
-    data = None if spec == "digits" else load_split(spec, cfg["input_size"])
-    for path in show(net, cfg["input_size"], args.out or args.run, args.index, data=data):
+    net, cfg = open_run(args.run)
+    for path in show(net, cfg["input_size"], args.out or args.run, args.index,
+                     data=run_data(cfg)):
         print(f"saved {path}")
     return 0

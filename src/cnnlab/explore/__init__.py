@@ -30,11 +30,12 @@ def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
 
 
 def _write_page(target, out, image, depth, input_size, limits) -> dict:
+    from ..scratch.runs import is_run as is_scratch_run
     from ..weights import atomic_write_bytes
     from . import source
 
     path = Path(str(target))
-    if source.is_scratch_run(path):
+    if is_scratch_run(path):
         model, x, shown, classes, src = source.from_scratch(path, image)
         name = "lenet5 (NumPy engine)"
     elif path.exists():

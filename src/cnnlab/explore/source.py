@@ -7,16 +7,12 @@ network input (1 x C x H x W, normalised the way the model expects), the same pi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import CnnlabError
-
-SCRATCH_WEIGHTS = "scratch_lenet5.npz"
-SCRATCH_CONFIG = "scratch_config.json"
 
 
 def _digit(split: str = "test", index: int = 0):
@@ -96,28 +92,17 @@ def from_run(path: Path, image: Path | None = None):
     return model, x, shown, list(config["classes"]), src
 
 
-def is_scratch_run(path: Path) -> bool:
-    return Path(path).is_dir() and (Path(path) / SCRATCH_WEIGHTS).is_file()
-
-
 def from_scratch(path: Path, image: Path | None = None, index: int = 0):
     """A ``cnnlab scratch train --out DIR`` run: the NumPy LeNet-5's weights in the PyTorch
     LeNet-5 (kernels rotated by 180 degrees: the engine convolves, PyTorch correlates), checked
     to give the same logits as the NumPy forward pass."""
     from ..registry import create_model
-    from ..scratch.model import lenet5
+    from ..scratch.runs import open_run, run_data
     from ..scratch.train import load_digits_split, resize_bilinear
 
     path = Path(path)
-    cfg_path = path / SCRATCH_CONFIG
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{path} is not a scratch run: it needs {SCRATCH_WEIGHTS} and "
-                                f"{SCRATCH_CONFIG} (write them with 'cnnlab scratch train "
-                                f"--out {path}')")
-    cfg = json.loads(cfg_path.read_text())
+    net, cfg = open_run(path, dtype=np.float32)
     size = int(cfg["input_size"])
-    net = lenet5(size, activation=cfg["activation"], pool=cfg["pool"], dtype=np.float32)
-    net.load(path / SCRATCH_WEIGHTS)
     kwargs = {"activation": cfg["activation"], "pool": cfg["pool"],
               "c1_padding": 2 if size == 28 else 0}
     model = create_model("lenet5", **kwargs).eval()
@@ -132,7 +117,12 @@ def from_scratch(path: Path, image: Path | None = None, index: int = 0):
         state[f"{theirs}.bias"] = torch.from_numpy(
             np.ascontiguousarray(net[ours].params["b"], dtype=np.float32).reshape(-1))
     model.load_state_dict(state)
-    data = load_digits_split(size)
+    spec = cfg.get("data", "digits")
+    try:
+        data, data_name, norm_of = run_data(cfg), spec, "the run's training set"
+    except (CnnlabError, OSError, ValueError):  # the run's data is not on this machine
+        data, data_name = load_digits_split(size), "digits"
+        norm_of = f"the digits' training set: the run's data {spec} was not found"
     if image is not None:
         img = _image_file(image, 1)[0].double().numpy()
         img = resize_bilinear(img[None], size)[0]
@@ -140,7 +130,7 @@ def from_scratch(path: Path, image: Path | None = None, index: int = 0):
         what = f"image {Path(image).name}"
     else:
         xs, ys = data["test"]
-        x_np, what = xs[index:index + 1], f"digits test image {index} (label {ys[index]})"
+        x_np, what = xs[index:index + 1], f"{data_name} test image {index} (label {ys[index]})"
     x = torch.from_numpy(np.ascontiguousarray(x_np))
     np_logits = net.forward(x_np)
     with torch.no_grad():
@@ -155,8 +145,7 @@ def from_scratch(path: Path, image: Path | None = None, index: int = 0):
     src = {"kind": "scratch", "what": f"NumPy LeNet-5 from 'cnnlab scratch train' in {path.name} "
            f"({cfg['activation']}, {cfg['pool']} pool, {size}x{size}, test accuracy "
            f"{cfg.get('test_acc', float('nan')):.4f})",
-           "image": what, "norm": f"mean {data['mean']:.4f}, std {data['std']:.4f} (the "
-           "engine's training set)",
+           "image": what, "norm": f"mean {data['mean']:.4f}, std {data['std']:.4f} ({norm_of})",
            "note": "The NumPy engine stores each kernel W for a true convolution; the PyTorch "
                    "layer shown here holds rot180(W) and correlates: the same numbers. Its "
                    f"logits equal the NumPy forward pass's to {diff:.1e}.",
