@@ -39,6 +39,10 @@ def test_grid_points_meet_the_budget_by_arithmetic():
         grid(50.0, 0.05)
     with pytest.raises(ValueError, match="above 1"):
         grid(1.0)
+    with pytest.raises(ValueError, match="finite number above 1"):
+        grid(float("inf"))  # would take all 90 points and train every one
+    # a budget near 1 does not list the base (1, 1, 1), which is trained anyway
+    assert (1.0, 1.0, 1.0) not in grid(1.05, 0.5)
 
 
 def test_scaling_rules_depth_width_resolution():

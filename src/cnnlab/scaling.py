@@ -111,13 +111,15 @@ def grid(budget: float = 2.0, tolerance: float = 0.08, axes: dict | None = None
          ) -> list[tuple[float, float, float]]:
     """Every (α, β, γ) of the grid, each ≥ 1, with |α·β²·γ² - budget| ≤ tolerance · budget."""
     axes = axes or DEFAULT_GRID
-    if budget <= 1:
-        raise ValueError(f"--budget must be above 1 (the resources of the base), got {budget}")
+    if not 1 < budget < math.inf:
+        raise ValueError(f"--budget must be a finite number above 1 (the resources of the "
+                         f"base), got {budget}")
     if not 0 < tolerance < 1:
         raise ValueError(f"--tolerance must be between 0 and 1, got {tolerance}")
     out = [(a, b, g) for a, b, g in itertools.product(axes["alpha"], axes["beta"],
                                                       axes["gamma"])
-           if min(a, b, g) >= 1 and abs(a * b * b * g * g - budget) <= tolerance * budget]
+           if min(a, b, g) >= 1 and (a, b, g) != (1, 1, 1)  # the base is trained anyway
+           and abs(a * b * b * g * g - budget) <= tolerance * budget]
     if not out:
         raise ValueError(f"no grid point has alpha*beta^2*gamma^2 within {tolerance:.0%} of "
                          f"{budget}; raise --tolerance or change --budget")
@@ -305,7 +307,7 @@ def search(data: Data, *, budget: float = 2.0, tolerance: float = 0.08,
         phis.append({"phi": phi, "depth_mult": round(d, 4), "width_mult": round(w, 4),
                      "resolution_mult": round(rr, 4), "resolution": r,
                      "repeats": list(net.repeats), "params": p, "macs": m,
-                     "macs_ratio": m / m0, "target": 2.0 ** phi,
+                     "macs_ratio": m / m0, "target": budget ** phi,
                      "compound": (best.alpha * best.beta ** 2 * best.gamma ** 2) ** phi})
     return SearchResult(trials, trials[0], best, phis, recipe, data.name, budget,
                         time.perf_counter() - t_start, base)
@@ -346,10 +348,10 @@ def format_result(res: SearchResult) -> str:
         "Scaling the best further: depth alpha^phi, width beta^phi, resolution gamma^phi",
     ]
     ph = ("phi", "depth x", "width x", "res", "repeats", "params", "MACs", "MACs/base",
-          "2^phi")
+          f"{res.budget:g}^phi")
     pb = [(str(p["phi"]), f"{p['depth_mult']:.3f}", f"{p['width_mult']:.3f}",
            str(p["resolution"]), "-".join(map(str, p["repeats"])), f"{p['params']:,}",
-           f"{p['macs']:,}", f"{p['macs_ratio']:.2f}", f"{p['target']:.0f}") for p in res.phis]
+           f"{p['macs']:,}", f"{p['macs_ratio']:.2f}", f"{p['target']:g}") for p in res.phis]
     pw = [max(len(r[i]) for r in [ph, *pb]) for i in range(len(ph))]
     lines.append("  ".join(c.rjust(w) for c, w in zip(ph, pw, strict=True)))
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, pw, strict=True)) for r in pb]
