@@ -345,6 +345,13 @@ def test_a_skip_bad_run_resumes_with_the_same_files_left_out(tiny_run, tmp_path,
                    "--epochs", "2", "--skip-bad")
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
     assert "--skip-bad True (the run's: False)" in res.stderr
+    # a file that became unreadable since: the advice is not the --skip-bad that is refused
+    (good / "left" / "late.png").write_text("not an image")
+    res = run_main(capsys, "train", "lenet5", "--resume", tmp_path / "runs" / "good",
+                   "--epochs", "2")
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
+    assert "cannot be read: left/late.png" in res.stderr
+    assert "fix or remove them, then resume" in res.stderr and "leave them out" not in res.stderr
 
 
 def test_16_bit_image_predicts_like_its_8_bit_twin(tiny_run, twin_images, capsys):

@@ -91,6 +91,15 @@ def is_image_folder(root: Path) -> bool:
     return any(next(_walk_images(d.path), None) is not None for d in _class_dirs(base))
 
 
+class UnreadableFilesError(DataError):
+    """Image files of a folder that cannot be read; ``listing`` names them (the message adds
+    what to do, which depends on who asks: a resumed run cannot take --skip-bad)."""
+
+    def __init__(self, message: str, listing: str):
+        super().__init__(message)
+        self.listing = listing
+
+
 def check_files(files: list[Path], root: Path, skip_bad: bool = False
                 ) -> tuple[list[Path], list[str]]:
     """Verify every file (see :func:`~cnnlab.data.images.verify_image`); returns the good
@@ -121,9 +130,10 @@ def check_files(files: list[Path], root: Path, skip_bad: bool = False
         if not skip_bad:
             hint = (f" (to accept larger images set {MAX_PIXELS_ENV}, e.g. "
                     f"{MAX_PIXELS_ENV}=0 for no limit)" if too_large else "")
-            raise DataError(f"{root}: {len(bad)} of {len(files)} image files cannot be read: "
-                            f"{shown}; fix or remove them, or leave them out with --skip-bad"
-                            f"{hint}")
+            listing = f"{root}: {len(bad)} of {len(files)} image files cannot be read: {shown}"
+            raise UnreadableFilesError(
+                f"{listing}; fix or remove them, or leave them out with --skip-bad{hint}",
+                listing)
         _warn(f"{root}: left out {len(bad)} of {len(files)} image files that cannot be "
               f"read: {shown}")
     if large:

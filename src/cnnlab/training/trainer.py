@@ -45,6 +45,7 @@ from torch import nn
 
 from .. import __version__
 from ..data import Augment, DataSplits, Prepared, Preprocess, load_data
+from ..data.folder import UnreadableFilesError
 from ..errors import CheckpointError, CnnlabError, DataError, InputShapeError
 from ..models.base import main_logits
 from ..registry import create_model, get_entry
@@ -160,8 +161,15 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
     ``fresh``: a new run, which loads ``cfg.weights``; a resumed one takes the checkpoint's.
     """
     entry = get_entry(cfg.model)
-    data = data if data is not None else load_data(cfg.data, cfg.data_format,
-                                                   skip_bad=cfg.skip_bad)
+    if data is None:
+        try:
+            data = load_data(cfg.data, cfg.data_format, skip_bad=cfg.skip_bad)
+        except UnreadableFilesError as err:
+            if fresh:
+                raise
+            raise DataError(f"{err.listing}; fix or remove them, then resume (the run read "
+                            "every file when it started: --skip-bad now would change its data)"
+                            ) from None
     c, h, w = cfg.input_size or entry.input_size
     kwargs = {"num_classes": data.num_classes, "in_chans": c, **cfg.model_kwargs}
     seed_everything(cfg.seed)
