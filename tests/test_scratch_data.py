@@ -80,3 +80,21 @@ def test_cli_scratch_train_on_idx_files(cli, idx_folder, tmp_path):
     assert 0 <= acc <= 100 and "acc 0." not in res.stdout
     res = cli("scratch", "train", "--data", str(tmp_path / "nothing"))
     assert res.returncode == 2 and "does not exist" in res.stderr
+
+
+def test_a_run_trained_on_a_relative_folder_shows_from_anywhere(cli, idx_folder, tmp_path):
+    """The run records the data folder as an absolute path (as `cnnlab train` does), so
+    `scratch show` from another working directory finds it."""
+    import json
+
+    from .conftest import run_cli
+
+    res = run_cli("scratch", "train", "--data", idx_folder.name, "--epochs", "1", "--out",
+                  str(tmp_path / "run"), cwd=idx_folder.parent)
+    assert res.returncode == 0, res.stderr
+    config = json.loads((tmp_path / "run" / "scratch_config.json").read_text())
+    assert config["data"] == str(idx_folder.resolve())
+    res = run_cli("scratch", "show", str(tmp_path / "run"), "--out", str(tmp_path / "pics"),
+                  cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "pics" / "feature_maps.png").is_file()

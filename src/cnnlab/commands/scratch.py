@@ -77,6 +77,7 @@ def argparse_suppress():
 def run_train(args) -> int:
     from ..scratch.runs import CONFIG, WEIGHTS, load_split
     from ..scratch.train import TrainConfig, train
+    from ..training.config import absolute_data  # show/explore work from any folder
 
     if args.show and args.out is None:
         raise ValueError("--show needs --out FOLDER to write the pictures into")
@@ -104,7 +105,7 @@ def run_train(args) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         net.save(args.out / WEIGHTS)
         config = {"input_size": args.input, "activation": args.activation, "pool": args.pool,
-                  "seed": args.seed, "data": args.data, "test_acc": hist.test_acc,
+                  "seed": args.seed, "data": absolute_data(args.data), "test_acc": hist.test_acc,
                   "test_loss": hist.test_loss, "seconds": total, "epochs": hist.epochs}
         (args.out / CONFIG).write_text(json.dumps(config, indent=2))
         print(f"saved {args.out / WEIGHTS} and {args.out / CONFIG}")
