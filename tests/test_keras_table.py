@@ -145,3 +145,5 @@ def test_cli_keras_json_small_model_is_timed(cli):
 def test_cli_keras_refuses_options_of_the_other_table(cli):
     res = cli("compare", "--keras", "--csv")
     assert res.returncode == 2 and "--keras" in res.stderr
+    res = cli("compare", "--keras", "vgg16", "--no-aux", "--no-timing")
+    assert res.returncode == 2 and "--no-aux" in res.stderr  # was accepted and did nothing

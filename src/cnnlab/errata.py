@@ -61,10 +61,6 @@ def _count(model, cls) -> int:
     return sum(isinstance(m, cls) for m in model.modules())
 
 
-def _fmt_int(n: int) -> str:
-    return f"{n:,}"
-
-
 @cache
 def _vgg() -> dict:
     from torch import nn

@@ -81,9 +81,9 @@ def atomic_write(path: str | os.PathLike, durable: bool = True):
             raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
-    with atomic_write(path) as f:
+    with atomic_write(path, durable) as f:
         f.write(data)
 
 
@@ -127,7 +127,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, durable: bool = True
     from safetensors.torch import save
 
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    atomic_write_bytes(path, save(state))
+    atomic_write_bytes(path, save(state), durable)
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:

@@ -134,9 +134,11 @@ def run_keras(args) -> int:
         keras_table,
     )
 
-    if args.checkpoint or args.plot or args.csv or args.channels_last or args.amp:
-        raise ValueError("--keras prints Keras's table; --checkpoint, --plot, --csv, "
-                         "--channels-last and --amp belong to the ordinary comparison")
+    if (args.checkpoint or args.plot or args.csv or args.channels_last or args.amp
+            or args.no_aux):
+        raise ValueError("--keras prints Keras's table (auxiliary heads always left out); "
+                         "--checkpoint, --plot, --csv, --channels-last, --amp and --no-aux "
+                         "belong to the ordinary comparison")
     names = resolve_models(args.models, args.all) if (args.models or args.all) else None
     timing = not args.no_timing
     rows = keras_table(names, timing=timing, batch=args.batch, device=args.device,

@@ -32,7 +32,7 @@ from ..errors import TrainingDivergedError as DivergedError
 from ..models.base import AuxOutput, main_logits
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum
-from .metrics import confusion_matrix, rank_histogram, topk_correct, topk_from_histogram
+from .metrics import confusion_matrix, topk_correct
 
 # --------------------------------------------------------------------------- the pieces
 
@@ -184,7 +184,7 @@ class EpochSums:
         with torch.no_grad():
             logits = torch.cat([lg for lg, _ in self.pending]).float()
             target = torch.cat([t for _, t in self.pending])
-            c1, c5 = topk_from_histogram(rank_histogram(logits, target))
+            c1, c5 = topk_correct(logits, target)
         self.top1 += c1
         self.top5 += c5
         self.pending, self.pending_size = [], 0

@@ -41,16 +41,6 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int] =
     return [int((hit & (rank <= k)).sum()) for k in ks]
 
 
-def rank_histogram(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``h[r]`` = rows whose target has rank r (r = 0..C; 0: NaN). Summed over the steps of an
-    epoch without a sync: top-k = ``h[1:k+1].sum()``."""
-    return torch.bincount(target_rank(logits, target), minlength=logits.shape[1] + 1)
-
-
-def topk_from_histogram(hist: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
-    return [int(hist[1:k + 1].sum()) for k in ks]
-
-
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``cm[true, predicted]`` counts (int64)."""
     idx = target.long() * num_classes + pred.long()
@@ -91,13 +81,10 @@ class MetricsWriter:
         head = ",".join(METRIC_KEYS) + "\n"
         atomic_write_bytes(self.csv, (head + "".join(_csv_row(r) for r in history)).encode())
 
-    def append(self, row: dict, fsync: bool = False) -> None:
+    def append(self, row: dict) -> None:
         for path, text in ((self.jsonl, json.dumps(row) + "\n"), (self.csv, _csv_row(row))):
             with open(path, "ab") as f:
                 f.write(text.encode())
-                if fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
 
     def sync(self) -> None:
         for path in (self.jsonl, self.csv):
