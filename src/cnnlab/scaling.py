@@ -323,11 +323,7 @@ def format_result(res: SearchResult) -> str:
                      str(t.resolution), "-".join(map(str, t.repeats)), f"{t.params:,}",
                      f"{t.macs:,}", f"{t.macs_ratio:.2f}", f"{t.target:.3f}",
                      f"{t.accuracy:.2f}", f"{t.test_accuracy:.2f}", f"{t.seconds:.1f}"))
-    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-
-    def fmt(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+    from .training.metrics import format_table
 
     rc = res.recipe
     b = res.best
@@ -339,7 +335,7 @@ def format_result(res: SearchResult) -> str:
         f"one-cycle, weight decay {rc.weight_decay}, label smoothing {rc.label_smoothing}, "
         f"seed {rc.seed}" + (f", first {rc.train_limit} training images"
                              if rc.train_limit else ""),
-        "", fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body] + [
+        "", format_table(head, body)] + [
         "",
         f"best: alpha={b.alpha:.2f}, beta={b.beta:.2f}, gamma={b.gamma:.2f} "
         f"(validation {b.accuracy:.2f} %, test {b.test_accuracy:.2f} %; base "

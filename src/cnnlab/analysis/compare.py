@@ -283,24 +283,15 @@ def format_rows(rows: list[CompareRow], style: str = "text", header: list[str] =
                        + ([d["precision"], d["channels_last"], d["max_diff_vs_fp32"]]
                           if variant else []))
         return buf.getvalue().rstrip("\n")
+    from ..training.metrics import format_table, markdown_table
+
     body = [_cells(r, variant) for r in rows]
     if style == "markdown":
-        out = [line for h in header for line in (h, "")]
-        out.append("| " + " | ".join(columns) + " |")
-        out.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(columns) - 2)) + "|")
-        out += ["| " + " | ".join(b) + " |" for b in body]
-        return "\n".join(out)
+        return "\n".join([line for h in header for line in (h, "")]
+                         + [markdown_table(columns, body, left=2)])
     if style != "text":
         raise ValueError(f"style must be text, markdown or csv, got {style!r}")
-    widths = [max(len(x) for x in col) for col in zip(columns, *body, strict=False)]
-
-    def fmt(cells):
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
-
-    out = list(header) + [fmt(columns), "  ".join("-" * w for w in widths)]
-    out += [fmt(b) for b in body]
-    return "\n".join(out)
+    return "\n".join([*header, format_table(columns, body, "ll" + "r" * (len(columns) - 2))])
 
 
 def header_lines(batch: int, device: str, timing: bool, repeats: int, warmup: int,

@@ -316,21 +316,15 @@ def _keras_cells(r: KerasRow) -> list[str]:
 def format_keras(rows: list[KerasRow], style: str = "text", header=()) -> str:
     """The table (``text`` or ``markdown``), then the notes on every difference and the
     conventions."""
+    from ..training.metrics import format_table, markdown_table
+
     body = [_keras_cells(r) for r in rows]
     if style == "markdown":
         out = [line for h in header for line in (h, "")]
-        out.append("| " + " | ".join(KERAS_COLUMNS) + " |")
-        out.append("|" + "|".join(["---"] * 3 + ["---:"] * (len(KERAS_COLUMNS) - 3)) + "|")
-        out += ["| " + " | ".join(b) + " |" for b in body]
+        out += markdown_table(KERAS_COLUMNS, body, left=3).split("\n")
     elif style == "text":
-        widths = [max(len(x) for x in col) for col in zip(KERAS_COLUMNS, *body, strict=False)]
-
-        def fmt(cells):
-            return "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
-
-        out = list(header) + [fmt(KERAS_COLUMNS), "  ".join("-" * w for w in widths)]
-        out += [fmt(b) for b in body]
+        out = [*header, *format_table(KERAS_COLUMNS, body,
+                                      "lll" + "r" * (len(KERAS_COLUMNS) - 3)).split("\n")]
     else:
         raise ValueError(f"style must be text or markdown for --keras, got {style!r}")
     notes = [(r, n) for r in rows for n in r.notes]

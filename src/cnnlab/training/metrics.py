@@ -113,6 +113,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence], align: str | 
     return "\n".join(out)
 
 
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], left: int = 1) -> str:
+    """The same table in Markdown: the first ``left`` columns left-aligned, the rest right."""
+    out = ["| " + " | ".join(str(h) for h in headers) + " |",
+           "|" + "|".join(["---"] * left + ["---:"] * (len(headers) - left)) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
 def format_confusion(cm: torch.Tensor, classes: Sequence[str]) -> str:
     """The confusion matrix as text: rows are true classes, columns predicted."""
     names = [c[:10] for c in classes]
