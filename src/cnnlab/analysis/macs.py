@@ -302,19 +302,20 @@ def count_macs(model: nn.Module, input_size, *, training: bool = False) -> MacCo
     """Multiply-accumulates of ``model`` for one ``(C, H, W)`` input (batch 1).
 
     Conv (grouped, depthwise, transposed) and linear/matmul operators only; FLOPs = 2 x MACs.
-    ``per_layer`` gives the MACs of every node of the traced graph (:mod:`cnnlab.graph`): a
-    leaf module (its calls summed) or an operator a block runs in its own ``forward``
-    (``"<block>.<operator>"``, e.g. ``"layer1.0.add"``), in execution order; other operations
-    are in ``other_ops`` / ``other_per_layer``, never mixed in.
+    ``per_layer`` gives the MACs of every leaf module (its calls summed) and, under
+    ``"<name> (own)"``, of the operators a container runs in its own ``forward``, in execution
+    order, read off the traced graph (:mod:`cnnlab.graph`, which has them one by one); other
+    operations are in ``other_ops`` / ``other_per_layer``, never mixed in.
     """
     from ..graph import trace_graph
 
     g = trace_graph(model, input_size, training=training)
     per_layer: dict[str, int] = {}
     other_per_layer: dict[str, int] = {}
-    for n in g.nodes:  # every call of a layer or operator, summed per name
+    for n in g.nodes:  # every call of a layer, summed; a block's own operators together
+        key = n.name if n.kind == "module" else f"{n.module or '(model)'} (own)"
         if n.macs:
-            per_layer[n.name] = per_layer.get(n.name, 0) + n.macs
+            per_layer[key] = per_layer.get(key, 0) + n.macs
         if n.other_ops:
-            other_per_layer[n.name] = other_per_layer.get(n.name, 0) + n.other_ops
+            other_per_layer[key] = other_per_layer.get(key, 0) + n.other_ops
     return MacCount(g.macs, g.other_ops, per_layer, other_per_layer, g.macs_by_op, g.input_size)

@@ -312,7 +312,8 @@ def _add_uncalled(rows: list[SummaryRow], graph: Graph, model: nn.Module) -> Non
         if any(n.startswith(a + ".") for a in leaf_calls):
             continue  # part of a layer that computes with its children's weights itself
         at = len(rows)
-        if previous:
+        if previous:  # after the whole block (and its operators) registered before it
+            previous = ".".join(previous.split(".")[:n.count(".") + 1])
             pre = previous + "."
             hits = [i for i, r in enumerate(rows) if r.name == previous or r.name.startswith(pre)]
             at = (hits[-1] + 1) if hits else at
