@@ -204,3 +204,17 @@ def test_tiny_residual_graph_by_hand():
     assert by["fc"].depth == g.depth == 6 and by["layer2.down"].depth == 4
     assert by["layer2.down"].rf.size == (7, 7) and by["layer2.conv2"].rf.size == (13, 13)
     assert g.outputs == (by["fc"].id,)
+
+
+def test_cli_json_rows_carry_kind_call_and_role(cli):
+    res = cli("summary", "mobilenet_v2", "--json")
+    assert res.returncode == 0, res.stderr
+    layers = json.loads(res.stdout)["layers"]
+    by = {r["key"]: r for r in layers}
+    assert by["features.2"]["kind"] == "group"
+    assert by["features.2"]["label"].startswith("inverted residual: expansion 1x1 (x6)")
+    assert by["features.3.add"]["kind"] == "function"
+    assert by["features.3.add"]["label"] == "residual add (identity shortcut)"
+    assert by["features.0.1"]["type"] == "BatchNorm2d+ReLU6"
+    text = cli("summary", "mobilenet_v2").stdout
+    assert "depthwise 3x3, stride 2" in text and "pointwise 1x1" in text and "Role" in text

@@ -1,11 +1,16 @@
-"""A Keras-style summary of a model: one row per layer, totals in the footer.
+"""A Keras-style summary of a model: one row per call, totals in the footer.
 
-Rows: every module that holds parameters or changes the shape of what flows through it,
-nested modules indented, down to the depth the caller picks (the depth changes only what is
-shown, never the totals). Columns: name, type, output shape (batch dimension left out),
-parameters (the module's own and its children's), MACs (every operator that ran inside the
-module, see :mod:`cnnlab.analysis.macs`). Modules that the traced pass did not run (auxiliary
-classifiers in eval mode) are listed with their parameters and the shape ``(not run)``.
+Rows are read off the traced forward graph (:mod:`cnnlab.graph`): every block (container
+call), every call of a layer (a module called three times: three rows, its parameters counted
+at the first) and every operator a block runs in its own ``forward`` (``layer1.0.add``,
+``inception3a.cat``), nested rows indented down to the depth the caller picks (the depth changes
+only what is shown, never the totals). An activation applied to the output of the layer right
+before it is shown in that layer's row (``BatchNorm2d+ReLU``). Columns: name, type, output
+shape (batch dimension left out), parameters (the module's own and its children's), MACs
+(every operator that ran inside it, see :mod:`cnnlab.analysis.macs`) and the role a student
+finds on the slides (depthwise, pointwise, expansion, squeeze-excite, bottleneck, transition,
+residual add ..., derived in :mod:`cnnlab.graph`). Modules that the traced pass did not run
+(auxiliary classifiers in eval mode) are listed with their parameters and ``(not run)``.
 
 Footer: total, trainable and non-trainable parameters (shared parameters counted once),
 buffer elements (BN running statistics: state, not parameters), parameter size in MB
