@@ -657,7 +657,7 @@ def _node_label(n: Node, walk: _Walk) -> str:
                                           i["in_channels"] and not _activated(n, walk) else "")
             if nxt is not None and _is_depthwise(nxt) and i["out_channels"] > i["in_channels"]:
                 ratio = i["out_channels"] / i["in_channels"]
-                return f"expansion 1x1 (x{ratio:g})"
+                return f"expansion 1x1 (x{ratio:.3g})"
             return f"1x1{st}"
         return f"{k} conv{st}"
     if "in_features" in i or n.op == "linear":
@@ -788,10 +788,11 @@ def _label_block(g: Group, walk: _Walk) -> None:
         else:
             a.label, shortcut = "residual add (projection shortcut)", "projection shortcut"
     down = [c for c in g.children if (isinstance(c, Group) or c.kind == "module")
-            and any(x in c.name.rsplit(".", 1)[-1] for x in ("down", "shortcut", "proj"))]
+            and any(x in c.name.rsplit(".", 1)[-1] for x in ("down", "shortcut", "proj", "skip"))]
     for d in down:
-        chain = _chain(d, walk) if isinstance(d, Group) else [d.label]
-        d.label = "projection shortcut: " + " -> ".join(chain) if chain else "shortcut"
+        chain = _chain(d, walk) if isinstance(d, Group) else [d.label] if d.label else []
+        if chain:
+            d.label = "projection shortcut: " + " -> ".join(chain)
     cats = [n for n in _direct_nodes(g) if n.op == "cat"]
     starts = [c for c in g.children if set(_first_inputs(c)) and set(_first_inputs(c)) <= ins
               and c not in cats]
