@@ -794,8 +794,7 @@ def _label_block(g: Group, walk: _Walk) -> None:
         if chain:
             d.label = "projection shortcut: " + " -> ".join(chain)
     cats = [n for n in _direct_nodes(g) if n.op == "cat"]
-    starts = [c for c in g.children if set(_first_inputs(c)) and set(_first_inputs(c)) <= ins
-              and c not in cats]
+    starts = [c for c in g.children if c.inputs and set(c.inputs) <= ins and c not in cats]
     t = g.type.lower()
     if cats and len(starts) >= 2:
         branches = []
@@ -838,8 +837,3 @@ def _label_block(g: Group, walk: _Walk) -> None:
         text += f", + {shortcut}"
     g.label = text
 
-
-def _first_inputs(c) -> tuple[int, ...]:
-    if isinstance(c, Group):
-        return c.inputs
-    return c.inputs
