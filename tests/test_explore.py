@@ -120,11 +120,11 @@ def test_a_branch_that_starts_with_a_functional_pooling_is_its_own_column():
     a, e = ({n["name"]: n for n in data["nodes"]}[k] for k in ("0", "1"))
     assert [[c.split(".")[1] for c in col] for col in a["cols"]] == [
         ["branch1x1"], ["branch5x5_1", "branch5x5_2"],
-        ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"], ["branch_pool"]]
+        ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"], ["avg_pool2d", "branch_pool"]]
     assert [[c.split(".")[1] for c in col] for col in e["cols"]] == [
         ["branch1x1"], ["branch3x3_1", "branch3x3_2a"], ["branch3x3_2b"],
         ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3a"], ["branch3x3dbl_3b"],
-        ["branch_pool"]]
+        ["avg_pool2d", "branch_pool"]]  # the functional pooling is a box of its own
     assert a["merge"] == e["merge"] == "cat"
 
 

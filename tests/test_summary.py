@@ -172,12 +172,33 @@ def test_vgg11_lrn_shows_its_lrn_layer():
     assert rows[rows.index(lrn[0]) - 1].name == "features.0"
 
 
-def test_own_parameters_and_operators_get_their_own_row():
+def test_operators_a_block_runs_itself_get_their_own_rows():
+    # TinyInception's forward: cat, mean and a matmul with a Parameter it holds itself; each
+    # operator is a row, the matmul's row carries that parameter and its 14*5 MACs.
     s = summary(TinyInception(), (4, 8, 8))
-    own = rows_by_name(s, 1)["(own)"]
-    assert own.params == 14 * 5 and own.macs > 0
+    rows = rows_by_name(s, 1)
+    assert [r.name for r in s.visible_rows(1)] == ["a", "b", "cat", "mean", "mm"]
+    assert (rows["cat"].output_shape, rows["mean"].output_shape) == ("14x8x8", "14")
+    assert rows["mm"].params == 14 * 5 and rows["mm"].macs == 14 * 5
+    assert rows["cat"].kind == rows["mm"].kind == "function"
     assert sum(r.params for r in frontier(s, 1)) == s.total_params
     assert sum(r.macs for r in frontier(s, 1)) == s.macs
+
+
+def test_a_parameter_no_operator_reads_gets_an_own_row():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.unused = nn.Parameter(torch.zeros(7))
+
+        def forward(self, x):
+            return self.conv(x)
+
+    s = summary(Holder(), (1, 5, 5))
+    own = rows_by_name(s)["(own)"]
+    assert own.params == 7 and own.macs == 0 and s.total_params == 20 + 7
+    assert sum(r.params for r in frontier(s, 1)) == s.total_params
 
 
 @pytest.mark.parametrize("name,depth", [pytest.param(n, d, id=n) for n, d in PAPER_DEPTHS.items()

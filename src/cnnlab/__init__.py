@@ -30,6 +30,7 @@ _LAZY = {
     "summary": ".analysis.summary",
     "count_macs": ".analysis.macs",
     "receptive_field": ".analysis.receptive_field",
+    "trace_graph": ".graph",
     "conv_cost": ".analysis.cost",
     "load_pretrained": ".pretrained",
 }
@@ -48,6 +49,7 @@ __all__ = [
     "summary",
     "count_macs",
     "receptive_field",
+    "trace_graph",
     "conv_cost",
 ]
 

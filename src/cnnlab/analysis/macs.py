@@ -25,14 +25,10 @@ the ``meta`` device, which allocates nothing: build the model under ``torch.devi
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
-from torch.utils.weak import WeakIdKeyDictionary
 
 aten = torch.ops.aten
 
@@ -218,61 +214,6 @@ class Trace:
     training: bool
 
 
-class _Tracer(TorchDispatchMode):
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # TorchDispatchMode wraps __torch_dispatch__ in torch._disable_dynamo, whose first
-        # call imports torch._dynamo (about 1 s). The tracer only runs eager forwards, never
-        # under torch.compile, so it opts out of the wrapper (torch's documented switch).
-        return False
-
-    def __init__(self):
-        super().__init__()
-        self.stack: list[str] = []
-        self.state = WeakIdKeyDictionary()  # tensor -> (depth, RF | None)
-        self.macs = 0
-        self.other = 0
-        self.macs_by_op: dict[str, int] = defaultdict(int)
-        self.other_by_op: dict[str, int] = defaultdict(int)
-        self.records: dict[str, ModuleRecord] = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        packet = func._overloadpacket
-        flat_in = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
-        outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
-        if packet in _CONV_OPS:
-            macs, weighted = _conv_macs(args, outs[0]), True
-        elif packet in _MM_OPS:
-            macs, weighted = _mm_macs(packet, args), True
-        else:
-            macs, weighted = 0, False
-        other = 0 if weighted else _other_ops(packet, args, outs)
-        if macs:
-            self.macs += macs
-            self.macs_by_op[str(packet)] += macs
-        if other:
-            self.other += other
-            self.other_by_op[str(packet)] += other
-        if macs or other:
-            for name in set(self.stack):
-                rec = self.records[name]
-                rec.macs += macs
-                rec.other_ops += other
-        states = [self.state[t] for t in flat_in if t in self.state]
-        if states and outs:
-            depth = max(s[0] for s in states) + int(weighted)
-            rf = _rf_update(packet, args, [s[1] for s in states if s[1] is not None], outs[0])
-            for o in outs:
-                self.state[o] = (depth, rf)
-        return out
-
-
-def _tensors(obj) -> list[torch.Tensor]:
-    return [t for t in tree_flatten(obj)[0] if isinstance(t, torch.Tensor)]
-
-
 def check_input_size(input_size) -> tuple[int, int, int]:
     """Validate a (C, H, W) input size; raises ``ValueError`` naming the bad value."""
     try:
@@ -287,80 +228,53 @@ def check_input_size(input_size) -> tuple[int, int, int]:
     return size
 
 
-def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    for t in list(model.parameters()) + list(model.buffers()):
-        if t.is_floating_point():
-            return t.device, t.dtype
-    return torch.device("cpu"), torch.float32
-
-
 def trace(model: nn.Module, input_size, *, training: bool = False) -> Trace:
     """Run one forward pass of ``model`` on a zeros input of ``(1, *input_size)`` and record
     MACs, other ops, depth, receptive fields and output shapes per module.
 
-    The model keeps its mode, buffers, ``requires_grad`` flags, and the caller's RNG state is
-    untouched. ``training=True`` traces the training-mode graph (auxiliary heads active);
-    the buffers it would update are restored afterwards.
+    A per-module view of the traced graph (:func:`cnnlab.graph.trace_graph`): a module's
+    record sums its calls (MACs inclusive of its children), its depth and field are those of
+    its last call's output. The model keeps its mode, buffers, ``requires_grad`` flags, and
+    the caller's RNG state is untouched.
     """
-    size = check_input_size(input_size)
-    device, dtype = _model_device_dtype(model)
-    modes = {m: m.training for m in model.modules()}
-    buffers = ({k: b.detach().clone() for k, b in model.named_buffers()} if training else {})
-    tracer = _Tracer()
-    names = {}
-    for _i, (name, m) in enumerate(model.named_modules()):
-        if m not in names:
-            names[m] = name
-            tracer.records[name] = ModuleRecord(name or "(model)", type(m).__name__)
-    order = [0]
+    from ..graph import trace_graph
 
-    def pre(mod, inputs):
-        name = names[mod]
-        rec = tracer.records[name]
-        if rec.order < 0:
-            rec.order = order[0]
-            order[0] += 1
-        rec.calls += 1
-        rec.input_shapes.append(tuple(_tensors(inputs)[0].shape) if _tensors(inputs) else ())
-        tracer.stack.append(name)
+    g = trace_graph(model, input_size, training=training)
+    records: dict[str, ModuleRecord] = {}
+    for name, m in model.named_modules():
+        records.setdefault(name, ModuleRecord(name or "(model)", type(m).__name__))
+    order = 0
 
-    def post(mod, inputs, output):
-        name = tracer.stack.pop()
-        rec = tracer.records[name]
-        outs = _tensors(output)
-        rec.output_shapes.append(tuple(outs[0].shape) if outs else ())
-        if len(outs) > 1:
-            rec.output_shapes[-1] = tuple(tuple(o.shape) for o in outs)  # type: ignore[assignment]
-        if outs and outs[0] in tracer.state:
-            depth, rf = tracer.state[outs[0]]
-            rec.depth = depth if rec.depth is None else max(rec.depth, depth)
-            rec.rf = rf
+    def rec(name, shape, in_shape, macs, other, depth, rf):
+        nonlocal order
+        r = records[name]
+        if r.order < 0:
+            r.order, order = order, order + 1
+        r.calls += 1
+        r.input_shapes.append(in_shape)
+        r.output_shapes.append(shape[0] if shape and isinstance(shape[0], tuple)
+                               and len(shape) == 1 else shape)
+        r.macs += macs
+        r.other_ops += other
+        r.depth = depth if r.depth is None else max(r.depth, depth)
+        r.rf = rf
 
-    handles = []
-    try:
-        for m in names:
-            handles.append(m.register_forward_pre_hook(pre))
-            handles.append(m.register_forward_hook(post))
-        model.train(training)
-        x = torch.zeros(1, *size, device=device, dtype=dtype)
-        tracer.state[x] = (0, RF((1, 1), (1, 1), (0.0, 0.0), (size[1], size[2])))
-        fork = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork), torch.no_grad(), tracer:
-            output = model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        for m, was_training in modes.items():
-            m.training = was_training
-        if buffers:
-            with torch.no_grad():
-                for k, b in model.named_buffers():
-                    b.copy_(buffers[k])
-    outs = _tensors(output)
-    depth = max((tracer.state[o][0] for o in outs if o in tracer.state), default=0)
-    return Trace(size, tracer.macs, tracer.other, depth, tracer.records,
-                 dict(tracer.macs_by_op), dict(tracer.other_by_op),
-                 [tuple(o.shape) for o in outs], training)
+    def walk(grp):
+        for c in grp.children:
+            if hasattr(c, "op"):
+                if c.kind == "module":
+                    ins = [g.node(i).shape for i in c.inputs if i >= 0]
+                    rec(c.name, c.shape, ins[0] if ins and -1 not in c.inputs
+                        else (1, *g.input_size), c.macs, c.other_ops, c.depth, c.rf)
+            else:
+                rec(c.name, c.shape, c.in_shape, c.macs, c.other_ops, c.depth, c.rf)
+                walk(c)
+
+    root = g.root
+    rec("", root.shape, (1, *g.input_size), g.macs, g.other_ops, g.depth, root.rf)
+    walk(root)
+    return Trace(g.input_size, g.macs, g.other_ops, g.depth, records, g.macs_by_op,
+                 g.other_by_op, g.output_shapes, training)
 
 
 # --- public API --------------------------------------------------------------------------
@@ -388,29 +302,20 @@ def count_macs(model: nn.Module, input_size, *, training: bool = False) -> MacCo
     """Multiply-accumulates of ``model`` for one ``(C, H, W)`` input (batch 1).
 
     Conv (grouped, depthwise, transposed) and linear/matmul operators only; FLOPs = 2 x MACs.
-    ``per_layer`` gives the MACs of every leaf module (and, under ``"<name> (own)"``, the
-    operators a container runs in its own ``forward``), in execution order; other operations
-    are in ``other_ops`` / ``other_per_layer``, never mixed in.
+    ``per_layer`` gives the MACs of every leaf module (its calls summed) and, under
+    ``"<name> (own)"``, of the operators a container runs in its own ``forward``, in execution
+    order, read off the traced graph (:mod:`cnnlab.graph`, which has them one by one); other
+    operations are in ``other_ops`` / ``other_per_layer``, never mixed in.
     """
-    t = trace(model, input_size, training=training)
-    per_layer, other_per_layer = _own_counts(t)
-    return MacCount(t.macs, t.other_ops, per_layer, other_per_layer, t.macs_by_op, t.input_size)
+    from ..graph import trace_graph
 
-
-def _own_counts(t: Trace) -> tuple[dict[str, int], dict[str, int]]:
-    """Per module, the operators that ran while it was the innermost running module."""
-    recs = sorted((r for r in t.modules.values() if r.calls), key=lambda r: r.order)
-    macs, other = {}, {}
-    for r in recs:
-        prefix = "" if r.name == "(model)" else r.name + "."
-        kids = [c for c in recs if c is not r and (r.name == "(model)" or
-                                                    c.name.startswith(prefix))
-                and "." not in c.name[len(prefix):]]
-        own_m = r.macs - sum(c.macs for c in kids)
-        own_o = r.other_ops - sum(c.other_ops for c in kids)
-        key = r.name if not kids else f"{r.name} (own)"
-        if own_m or (not kids and r.macs):
-            macs[key] = own_m
-        if own_o or (not kids and r.other_ops):
-            other[key] = own_o
-    return macs, other
+    g = trace_graph(model, input_size, training=training)
+    per_layer: dict[str, int] = {}
+    other_per_layer: dict[str, int] = {}
+    for n in g.nodes:  # every call of a layer, summed; a block's own operators together
+        key = n.name if n.kind == "module" else f"{n.module or '(model)'} (own)"
+        if n.macs:
+            per_layer[key] = per_layer.get(key, 0) + n.macs
+        if n.other_ops:
+            other_per_layer[key] = other_per_layer.get(key, 0) + n.other_ops
+    return MacCount(g.macs, g.other_ops, per_layer, other_per_layer, g.macs_by_op, g.input_size)

@@ -72,7 +72,7 @@ def run(args) -> int:
         if args.json:
             print(json.dumps([f.to_dict() for f in fields.values()], indent=2))
         else:
-            print(format_fields(fields))
+            print(format_fields(fields, size))
         return 0
     result = build_for_analysis(
         args.model, size, lambda m, s: summary(m, s, depth=args.depth, training=args.train))

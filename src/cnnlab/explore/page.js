@@ -163,6 +163,8 @@
     title.appendChild(el("span", "type", " " + n.type));
     txt.appendChild(title);
     txt.appendChild(stats(n));
+    if (n.label) txt.appendChild(el("div", "role", n.label));
+    if (n.rf_note) txt.appendChild(el("div", "badge", "RF: " + n.rf_note));
     if (n.aux) txt.appendChild(el("div", "badge aux", "auxiliary head: used in training only" + (n.notrun ? ", not run here" : "")));
     else if (n.notrun) txt.appendChild(el("div", "badge", "not run in eval mode"));
     b.appendChild(thumbs(n));

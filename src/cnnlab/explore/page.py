@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..analysis.receptive_field import receptive_field
+from ..analysis.receptive_field import receptive_field, whole_input_note
 from ..analysis.summary import summary
 from .build import (
     ACTIVATIONS,
@@ -33,38 +33,55 @@ def _parent(name: str, visible: set[str]) -> str:
     return ""
 
 
-def _columns(name: str, cap, children: list[str]) -> list[list[str]]:
-    """Split a container's direct children (in execution order) into parallel columns: a child
-    that takes the container's own input while another column already exists opens a new
-    column (an Inception branch, a projection shortcut), and so does one that takes the output
-    of a module in the middle of a column (a branch that forks, Inception v3's 7b/7c); a child
-    that takes the output of a column's last module continues that column."""
-    prefix = name + "." if name else ""
-    ran = [c for c in cap.order if c.startswith(prefix) and "." not in c[len(prefix):] and c]
-    ran = [c for c in ran if c in children]
-    cin = cap.in_token.get(name, -2)
-    cols: list[list[str]] = []
-    for c in ran:
-        t = cap.in_token.get(c)
+def _columns(group) -> list[list[str]]:
+    """Split a group's direct children (in execution order, from the traced graph) into
+    parallel columns: a child that takes the group's own input while another column already
+    exists opens a new column (an Inception branch, a projection shortcut), and so does one
+    that takes the output of a child in the middle of a column (a branch that forks,
+    Inception v3's 7b/7c); a child that takes the output of a column's last child continues
+    that column. Operators that join columns (``cat``, a residual ``add``) and what follows
+    them stay out of the columns: the page draws them below."""
+    from ..graph import Group
+
+    cin = set(group.inputs)
+    cols: list[list] = []
+    out_of: dict[str, set[int]] = {}
+    joined: set[int] = set()
+    for c in group.children:
+        ids = [n.id for n in c.nodes()] if isinstance(c, Group) else [c.id]
+        t = set(c.inputs)
+        if not isinstance(c, Group) and (c.op in ("cat", "stack") or (
+                c.op == "add" and c.info.get("tensors", 0) >= 2)) or t & joined:
+            joined.update(ids)
+            continue
+        out_of[c.key] = {ids[-1]} if ids else set()
         target, fork = None, False
         for col in cols:
             for i, m in enumerate(col):
-                if cap.out_token.get(m) == t:
+                if out_of[m] & t:
                     target, fork = col, i < len(col) - 1
         if target is not None and not fork:
-            target.append(c)
-        elif fork or not cols or t == cin:
-            cols.append([c])  # a new branch: from the block input, or forking a branch
+            target.append(c.key)
+        elif fork or not cols or (t and t <= cin):
+            cols.append([c.key])
         else:
-            cols[-1].append(c)
+            cols[-1].append(c.key)
     return cols
 
 
-def _rf_text(rf) -> str | None:
-    if rf is None or rf.size is None:
+def _merge(group) -> str | None:
+    from ..graph import Node
+
+    ops = {c.op for c in group.children if isinstance(c, Node)
+           and (c.op == "cat" or c.info.get("tensors", 0) >= 2)}
+    return next((m for m in ("cat", "add", "mul") if m in ops), None)
+
+
+def _rf_text(row) -> str | None:
+    if row.rf is None:
         return None
-    s = f"{rf.size[0]}x{rf.size[1]}"
-    return s + " (whole map)" if rf.whole_map else s
+    s = f"{row.rf[0]}x{row.rf[1]}"
+    return s + " (whole map)" if row.rf_whole_map else s
 
 
 def _next_activation(name: str, cap, model_modules: dict) -> dict | None:
@@ -105,11 +122,26 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
     summ = summary(amodel, size, depth=depth)
     if model_name:
         summ.model_name = model_name
-    fields = receptive_field(amodel, size, leaves_only=False)
+    graph = summ.graph
+    fields = receptive_field(amodel, size, graph=graph)
+    note = whole_input_note(fields, size)
     cap = capture(model, x)
     mods = dict(model.named_modules())
     rows = summ.visible_rows(depth)
-    visible = {r.name for r in rows}
+    visible = {r.key for r in rows}
+    groups = {g.id: g for g in graph.groups()}
+    # where each graph node is drawn: its own box, the box it is folded into, or the nearest
+    # visible block around it
+    box_of: dict[int, str] = {}
+    for r in summ.rows:
+        if r.node is None or r.kind not in ("module", "function"):
+            continue
+        key = r.folded_into or r.key
+        name = key
+        while key not in visible and "." in name:
+            name = name.rsplit(".", 1)[0]
+            key = name
+        box_of[r.node] = key if key in visible else ""
     first_conv = next((n for n, m in mods.items()
                        if isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight")), None)
 
@@ -128,27 +160,27 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
         return seen[key]
 
     for r in rows:
-        m = mods[r.name]
-        node = {"name": r.name, "type": r.type, "level": r.level, "shape": r.output_shape,
+        m = mods.get(r.name) if r.kind in ("module", "group", "not run") else None
+        node = {"name": r.key, "type": r.type, "level": r.level, "shape": r.output_shape,
                 "params": r.params, "macs": r.macs, "calls": r.calls,
-                "parent": _parent(r.name, visible),
-                "rf": _rf_text(fields.get(r.name)),
+                "parent": _parent(r.key, visible), "label": r.role,
+                "rf": _rf_text(r), "rf_note": note[1] if note and note[0] == r.key else None,
                 "aux": "aux" in r.name.rsplit(".", 1)[-1].lower(),
-                "notrun": r.calls == 0}
-        own = cap.own_ops.get(r.name, set())
-        node["merge"] = ("cat" if "cat" in own else "add" if "add" in own
-                         else "mul" if "mul" in own else None)
-        kids = [n for n, _ in m.named_children()]
-        if kids and r.calls:
-            full = [f"{r.name}.{k}" if r.name else k for k in kids]
-            node["cols"] = _columns(r.name, cap, full)
-        out = cap.outputs.get(r.name)
+                "notrun": r.calls == 0 and r.kind == "not run"}
+        grp = groups.get(r.node) if r.kind == "group" else None
+        if grp is not None:
+            node["merge"] = _merge(grp)
+            node["cols"] = _columns(grp)
+        else:
+            node["merge"] = None
+        if r.kind in ("module", "function") and r.node is not None:
+            ins = graph.node(r.node).inputs
+            src = [box_of.get(i, "") for i in ins if i >= 0]
+            node["input_from"] = ("(input)" if -1 in ins else
+                                  next((k for k in src if k and k != r.key), None))
+        out = cap.outputs.get(r.name) if m is not None and r.call == 1 else None
         if out is not None:
             node["map"] = add_map(map_record(out, lim))
-            inp = cap.in_token.get(r.name)
-            prod = [n for n in cap.order[:cap.order.index(r.name)] if cap.out_token.get(n) == inp
-                    and n in visible and not r.name.startswith(n + ".")]
-            node["input_from"] = prod[-1] if prod else ("(input)" if inp == 0 else None)
             if r.name in cap.inputs:  # what the layer really received (after hidden ops)
                 node["in_map"] = add_map(map_record(cap.inputs[r.name], lim))
             if isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight"):
@@ -177,6 +209,7 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
         "logits": b64_f32(logits), "probs": b64_f32(probs), "classes": names,
         "source": source or {}, "limits": lim.__dict__,
         "conventions": summ.conventions,
+        "rf_note": note[1] if note else None,
     }
 
 
