@@ -32,6 +32,8 @@ _LAZY = {
     "receptive_field": ".analysis.receptive_field",
     "conv_cost": ".analysis.cost",
     "load_pretrained": ".pretrained",
+    "DataConfig": ".data.config",
+    "data_config": ".data.config",
 }
 
 __all__ = [
@@ -49,6 +51,8 @@ __all__ = [
     "count_macs",
     "receptive_field",
     "conv_cost",
+    "DataConfig",
+    "data_config",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
