@@ -157,6 +157,17 @@ def default_config(input_size: tuple[int, int, int]) -> DataConfig:
                       "default (no published weights; crop fraction 0.875)")
 
 
+def from_run_config(config: dict) -> DataConfig:
+    """The data configuration a cnnlab run's ``config.json`` records: ``input_size``, ``mean``,
+    ``std``, and its ``data_config`` (``resize``, ``interpolation``) where it has one (runs on
+    digits, MNIST, CIFAR have none: resized straight to the input size)."""
+    dc = config.get("data_config") or {}
+    return DataConfig(tuple(config["input_size"]), dc.get("resize"),
+                      dc.get("interpolation", "bilinear"), tuple(config["mean"]),
+                      tuple(config["std"]), len(config.get("classes") or []) or None,
+                      "cnnlab run (config.json)")
+
+
 def data_config(name: str) -> DataConfig:
     """The evaluation data configuration of the registered model ``name``: its published
     weights' (declared in its family file) or :func:`default_config` of its native size."""
@@ -167,5 +178,5 @@ def data_config(name: str) -> DataConfig:
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "DataConfig", "DataConfigError",
-           "check_transform", "data_config", "default_config", "timm_weights",
-           "torchvision_weights"]
+           "check_transform", "data_config", "default_config", "from_run_config",
+           "timm_weights", "torchvision_weights"]
