@@ -104,7 +104,8 @@ def test_prediction_streams_batch_by_batch(setup):
             taken.append(i)
             yield paths[i % len(paths)]
 
-    stream = predict_batches(model, Preprocess(3, (32, 32), IMAGENET_MEAN, IMAGENET_STD), files(), 4, "cpu")
+    pre = Preprocess(3, (32, 32), IMAGENET_MEAN, IMAGENET_STD)
+    stream = predict_batches(model, pre, files(), 4, "cpu")
     got, probs = next(stream)
     assert len(got) == 4 and len(taken) == 4   # nothing read beyond the first batch
     torch.testing.assert_close(probs, expected_probs(model, paths[:4]))

@@ -168,6 +168,18 @@ def from_run_config(config: dict) -> DataConfig:
                       "cnnlab run (config.json)")
 
 
+def photo_transform(name: str, data, size: tuple[int, int]) -> dict:
+    """``Preprocess`` arguments for training or fine-tuning model ``name`` on ``data`` at
+    ``size``: for a folder of photos (sizes vary) at a photo-sized input, the evaluation
+    transform of the model's weights scaled to ``size`` (same crop fraction and
+    interpolation); else ``{}`` (resize straight to ``size``)."""
+    if getattr(data, "image_size", None) is not None or min(size) <= SMALL_INPUT:
+        return {}
+    dc = data_config(name)
+    pct = dc.crop_pct or DEFAULT_CROP_PCT
+    return {"resize": math.floor(min(size) / pct), "interpolation": dc.interpolation}
+
+
 def data_config(name: str) -> DataConfig:
     """The evaluation data configuration of the registered model ``name``: its published
     weights' (declared in its family file) or :func:`default_config` of its native size."""
@@ -179,4 +191,4 @@ def data_config(name: str) -> DataConfig:
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "DataConfig", "DataConfigError",
            "check_transform", "data_config", "default_config", "from_run_config",
-           "timm_weights", "torchvision_weights"]
+           "photo_transform", "timm_weights", "torchvision_weights"]
