@@ -132,6 +132,10 @@ def test_run_folder_exports_its_trained_weights_and_preprocessing(trained_run, c
     assert meta["input_size"] == config["input_size"]
     assert meta["mean"] == config["mean"] and meta["std"] == config["std"]
     assert meta["classes"] == config["classes"]
+    # digits are resized straight to the input size: no resize-then-crop recorded
+    assert meta["data_config"]["resize"] is None
+    assert meta["data_config"]["input_size"] == config["input_size"]
+    assert meta["preprocess"].startswith("pixels scaled to [0, 1], resize to 32x32 (bilinear)")
     model, _ = load_run_model(trained_run)
     with open(out, "rb") as f:
         loaded = torch.export.load(f).module()

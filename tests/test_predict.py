@@ -12,6 +12,7 @@ from PIL import Image
 
 import cnnlab
 from cnnlab.cli import main
+from cnnlab.data.config import IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +33,14 @@ def setup(tmp_path_factory):
 
 
 def expected_probs(model, paths):
-    """By hand: pixels / 255, (x - 0.5) / 0.5 (resnet20 is not an ImageNet model), softmax."""
+    """By hand: pixels / 255, ImageNet normalisation (resnet20 has no published weights: its
+    default data configuration, no resize for 32x32 images), softmax."""
     x = torch.stack([torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255)
                      .permute(2, 0, 1) for p in paths])
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        return torch.softmax(model((x - 0.5) / 0.5), dim=1)
+        return torch.softmax(model((x - mean) / std), dim=1)
 
 
 def test_folder_in_batches_without_a_run(setup, capsys):
@@ -53,7 +57,8 @@ def test_folder_in_batches_without_a_run(setup, capsys):
         assert [t["class"] for t in it["top"]] == [str(i) for i in top.indices.tolist()]
         assert [t["probability"] for t in it["top"]] == pytest.approx(top.values.tolist(),
                                                                        abs=1e-5)
-    assert "normalisation mean 0.5, std 0.5" in out.err
+    assert "resnet20: evaluation transform of default (no published weights" in out.err
+    assert "resize to 32x32 (bilinear), mean [0.485, 0.456, 0.406]" in out.err
 
 
 def test_class_names_file(setup, capsys, tmp_path):
@@ -99,7 +104,8 @@ def test_prediction_streams_batch_by_batch(setup):
             taken.append(i)
             yield paths[i % len(paths)]
 
-    stream = predict_batches(model, Preprocess(3, (32, 32), (0.5,), (0.5,)), files(), 4, "cpu")
+    pre = Preprocess(3, (32, 32), IMAGENET_MEAN, IMAGENET_STD)
+    stream = predict_batches(model, pre, files(), 4, "cpu")
     got, probs = next(stream)
     assert len(got) == 4 and len(taken) == 4   # nothing read beyond the first batch
     torch.testing.assert_close(probs, expected_probs(model, paths[:4]))
@@ -111,7 +117,7 @@ def test_channels_last_and_bf16_against_fp32_eager(setup):
     from cnnlab.data import Preprocess
 
     root, model, paths = setup
-    pre = Preprocess(3, (32, 32), (0.5,), (0.5,))
+    pre = Preprocess(3, (32, 32), IMAGENET_MEAN, IMAGENET_STD)
     ref = expected_probs(model, paths)
     m = cnnlab.create_model("resnet20", weights=root / "r20.pth", log=None).eval()
     (_, cl), = predict_batches(m, pre, paths, 8, "cpu", channels_last=True)

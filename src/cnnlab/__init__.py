@@ -33,6 +33,8 @@ _LAZY = {
     "trace_graph": ".graph",
     "conv_cost": ".analysis.cost",
     "load_pretrained": ".pretrained",
+    "DataConfig": ".data.config",
+    "data_config": ".data.config",
 }
 
 __all__ = [
@@ -51,6 +53,8 @@ __all__ = [
     "receptive_field",
     "trace_graph",
     "conv_cost",
+    "DataConfig",
+    "data_config",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -699,5 +699,6 @@ def inspect_weights(path: str | Path, sha256: str | None = None) -> dict:
             info["notes"].append(hint)
     if wf.run_config:
         info["run"] = {k: wf.run_config.get(k) for k in ("model", "model_kwargs", "input_size",
-                                                         "mean", "std") if k in wf.run_config}
+                                                         "mean", "std", "data_config")
+                       if k in wf.run_config}
     return info

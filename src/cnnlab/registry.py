@@ -42,7 +42,9 @@ class ModelEntry:
     same), ``"keras:<key>"`` (trainable weights). The registry-wide tests check every pair
     against ``tests/reference/``; models without one are checked by arithmetic in their
     family's tests. ``train_defaults`` are training settings (``TrainConfig`` fields) that
-    ``cnnlab train`` uses for this model unless the user gives others.
+    ``cnnlab train`` uses for this model unless the user gives others. ``data_config`` is the
+    evaluation transform of the published weights (a :class:`cnnlab.data.config.DataConfig`,
+    declared in the family file; ``None``: no weights published, see ``data_config(name)``).
     """
 
     name: str
@@ -52,6 +54,7 @@ class ModelEntry:
     references: tuple[tuple[str, dict], ...]
     doc: str
     train_defaults: dict = field(default_factory=dict)
+    data_config: object | None = None
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -63,6 +66,7 @@ def register_model(
     input_size: tuple[int, int, int] = (3, 224, 224),
     reference: str | dict[str, dict] | None = None,
     train_defaults: dict | None = None,
+    data_config=None,
 ):
     """Register ``fn`` under its ``__name__``. Usable bare or with keyword arguments.
 
@@ -83,7 +87,7 @@ def register_model(
         family = f.__module__.rsplit(".", 1)[-1]
         doc = (f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else ""
         _MODELS[name] = ModelEntry(name, f, family, tuple(input_size), refs, doc,
-                                  dict(train_defaults or {}))
+                                  dict(train_defaults or {}), data_config)
         return f
 
     return wrap(fn) if fn is not None else wrap

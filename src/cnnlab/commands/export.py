@@ -78,12 +78,14 @@ def open_source(source: str):
 
     path = Path(source)
     if path.exists():
+        from ..data.config import from_run_config
         from ..training.runs import open_run
 
         model, config, _ = open_run(path)
         return model, {"model": config["model"], "weights": "trained", "run": str(path),
                        "input_size": list(config["input_size"]), "mean": config["mean"],
-                       "std": config["std"], "classes": config["classes"]}
+                       "std": config["std"], "classes": config["classes"],
+                       "data_config": from_run_config(config)}
     if os.sep in source or source.endswith((".pt", ".safetensors", ".json")):
         raise CheckpointError(f"{source} does not exist; give a run folder (runs/NAME) or a "
                               "model name (see 'cnnlab list')")
@@ -92,7 +94,7 @@ def open_source(source: str):
     model = create_model(source).eval()
     return model, {"model": source, "weights": "random", "run": None,
                    "input_size": list(entry.input_size), "mean": None, "std": None,
-                   "classes": None}
+                   "classes": None, "data_config": None}
 
 
 @contextmanager
@@ -240,8 +242,9 @@ def run(args) -> int:
             "input_size": info["input_size"], "dynamic_batch": args.dynamic_batch,
             "batch": None if args.dynamic_batch else batch,
             "mean": info["mean"], "std": info["std"], "classes": info["classes"],
-            "preprocess": ("pixels scaled to [0, 1], resized to the input size, then "
-                           "(x - mean) / std per channel") if info["mean"] else None,
+            "data_config": info["data_config"].to_dict() if info["data_config"] else None,
+            "preprocess": (f"pixels scaled to [0, 1], {info['data_config'].describe()}: "
+                           "(x - mean) / std per channel") if info["data_config"] else None,
             "input_name": "input" if args.fmt == "onnx" else None,
             "output_name": "logits" if args.fmt == "onnx" else None,
             "max_relative_difference": max(d for _, d in diffs)}

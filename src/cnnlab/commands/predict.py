@@ -4,10 +4,12 @@ top-k classes of each image.
 Images (files, or folders searched recursively for image files) are read, classified and
 printed in batches of ``--batch-size`` under ``torch.inference_mode``, so memory does not grow
 with the number of files. With ``--weights`` no run folder is needed: the model is built from
-the file (its class count and input channels), the input size is the model's native one and
-the normalisation ImageNet's for 3-channel images unless ``--input-size``, ``--mean`` and
-``--std`` say otherwise; classes are named by ``--classes names.txt`` (one per line) or shown
-as indices.
+the file (its class count and input channels) and images are prepared with the evaluation
+transform of the architecture's published weights (:func:`cnnlab.data_config`: resize the
+shorter side, centre crop, normalise; ``--resize``, ``--crop``, ``--interpolation``, ``--mean``,
+``--std`` change it); a cnnlab run's file brings its own. Classes are named by ``--classes
+names.txt`` (one per line), the run's names, the ImageNet-1k names for a 1000-class model, or
+shown as indices.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ def add_parser(sub) -> None:
         sub, "predict", help="classify image files with a trained run or a weights file",
         examples=["cnnlab predict runs/lenet5-digits digit.png",
                   "cnnlab predict runs/resnet20-cifar cat.jpg dog.jpg --top-k 3",
-                  "cnnlab predict resnet50 --weights resnet50-0676ba61.pth "
-                  "--classes imagenet_classes.txt photos/",
+                  "cnnlab predict resnet50 --weights resnet50-0676ba61.pth photos/",
+                  "cnnlab predict efficientnet_b0 --weights FILE --resize 256 --crop 224 "
+                  "--interpolation bicubic cat.jpg",
                   "cnnlab predict resnet20 --weights runs/resnet20-digits photos/ --json"])
     p.add_argument("run", metavar="RUN_OR_MODEL",
                    help="run folder (or its model.safetensors / checkpoint.pt); with --weights, "
@@ -38,8 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--classes", metavar="TXT", help="class names, one per line, in index order")
     p.add_argument("--input-size", type=parse_input_size, help="model input CxHxW (with "
                    "--weights; default: the model's native size, the file's channels)")
-    p.add_argument("--mean", type=float, nargs="+", help="normalisation mean per channel")
-    p.add_argument("--std", type=float, nargs="+", help="normalisation std per channel")
+    add_transform_args(p)
     p.add_argument("--top-k", type=int, default=5, help="classes to show per image (default 5)")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     p.add_argument("--device", default="cpu")
@@ -48,6 +50,29 @@ def add_parser(sub) -> None:
                    help="autocast to bf16 or fp16 (default none)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
+
+
+def add_transform_args(p) -> None:
+    """--mean/--std/--resize/--crop/--interpolation: override the evaluation transform."""
+    p.add_argument("--mean", type=float, nargs="+", help="normalisation mean per channel")
+    p.add_argument("--std", type=float, nargs="+", help="normalisation std per channel")
+    p.add_argument("--resize", type=int, metavar="N", help="resize the shorter side to N "
+                   "before the centre crop (default: the weights' evaluation transform; "
+                   "'cnnlab weights inspect FILE' shows it)")
+    p.add_argument("--crop", type=int, metavar="N", help="centre crop N x N, the model's "
+                   "input (default: the weights'; a new crop alone keeps the crop fraction)")
+    p.add_argument("--interpolation", metavar="NAME",
+                   help="bilinear, bicubic or nearest (default: the weights')")
+
+
+def apply_transform_args(dc, args, channels: int | None = None):
+    """``(DataConfig, Preprocess)``: ``dc`` with the user's --resize/--crop/--interpolation/
+    --mean/--std/--input-size, and the transform it describes."""
+    from ..data import Preprocess
+
+    dc = dc.override(**{k: getattr(args, k, None) for k in ("resize", "crop", "interpolation",
+                                                             "mean", "std", "input_size")})
+    return dc, Preprocess.from_config(dc, channels=channels)
 
 
 def _read_classes(path: str, n: int) -> list[str]:
@@ -62,65 +87,56 @@ def _read_classes(path: str, n: int) -> list[str]:
 
 
 def open_model(args):
-    """(model in eval mode, class names, Preprocess, notes to print) for RUN, or MODEL with
-    --weights."""
+    """(model in eval mode, class names, Preprocess, notes to print, the DataConfig used) for
+    RUN, or MODEL with --weights. Reads ``args.run``, ``weights``, ``weights_sha256``,
+    ``device``, and the optional ``classes``, ``input_size``, ``mean``, ``std``, ``resize``,
+    ``crop``, ``interpolation``."""
+    from dataclasses import replace
 
-    from ..data import Preprocess
+    from ..data.config import data_config, from_run_config
+    from ..data.imagenet import names_for
     from ..errors import CheckpointError
-    from ..pretrained import (
-        IMAGENET_MEAN,
-        IMAGENET_STD,
-        create_pretrained,
-        is_imagenet_architecture,
-        read_weights,
-    )
-    from ..registry import get_entry, list_models
+    from ..pretrained import create_pretrained, read_weights
+    from ..registry import list_models
     from ..training.runs import open_run
 
     notes: list[str] = []  # printed once everything is known to be right
     say = notes.append
+    opt = {k: getattr(args, k, None) for k in ("classes", "input_size", "mean", "std",
+                                                "resize", "crop", "interpolation")}
 
     if args.weights is None:
         if args.run in list_models() and not Path(args.run).exists():
             raise CheckpointError(f"{args.run} is a model name: give its weights with "
                                   "--weights FILE (or give a run folder instead)")
-        if args.weights_sha256:
+        if getattr(args, "weights_sha256", None):
             raise ValueError("--weights-sha256 checks the file given with --weights")
-        model, config, pre = open_run(args.run, args.device)
+        model, config, _ = open_run(args.run, args.device)
         classes = list(config["classes"])
-        if args.mean or args.std or args.input_size:
-            c, h, w = args.input_size or (pre.channels, *pre.size)
-            pre = Preprocess(c, (h, w), args.mean or pre.mean, args.std or pre.std)
+        dc = from_run_config(config)
     else:
-        entry = get_entry(args.run)
-        wf = read_weights(args.weights, args.weights_sha256)
+        wf = read_weights(args.weights, getattr(args, "weights_sha256", None))
         cfg = wf.run_config if wf.run_config and wf.run_config.get("model") == args.run else {}
-        c = args.input_size[0] if args.input_size else None
+        c = opt["input_size"][0] if opt["input_size"] else None
         model = create_pretrained(args.run, wf, in_chans=c, log=say)
         model = model.to(args.device).eval()
         c = model.in_chans
-        if args.input_size:
-            h, w = args.input_size[1:]
-        elif cfg.get("input_size"):
-            h, w = cfg["input_size"][1:]
-        else:
-            h, w = entry.input_size[1:]
-        mean, std = args.mean or cfg.get("mean"), args.std or cfg.get("std")
-        if mean is None or std is None:
-            if c == 3 and is_imagenet_architecture(args.run):
-                mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
-                say(f"{args.run}: ImageNet normalisation (mean {list(IMAGENET_MEAN)}, std "
-                    f"{list(IMAGENET_STD)}); --mean/--std to change it")
-            else:
-                mean, std = mean or (0.5,) * c, std or (0.5,) * c
-                say(f"{args.run}: normalisation mean 0.5, std 0.5 (the file does not say); "
-                    "--mean/--std to change it")
-        pre = Preprocess(c, (h, w), mean, std)
         n = getattr(model, "num_classes", 0)
-        classes = list(cfg.get("classes") or [str(i) for i in range(n)])
-    if args.classes:
-        classes = _read_classes(args.classes, len(classes))
-    return model, classes, pre, notes
+        if cfg:
+            dc = from_run_config(cfg)
+            classes = list(cfg.get("classes") or [str(i) for i in range(n)])
+        else:
+            dc = data_config(args.run)
+            dc = replace(dc, input_size=(c, *dc.input_size[1:]))
+            classes = names_for(n) or [str(i) for i in range(n)]
+            if not any(opt[k] for k in ("resize", "crop", "interpolation", "input_size",
+                                        "mean", "std")):
+                say(f"{args.run}: evaluation transform of {dc.source}: {dc.describe()}; "
+                    "--resize/--crop/--interpolation/--mean/--std to change it")
+    dc, pre = apply_transform_args(dc, args, getattr(model, "in_chans", None))
+    if opt["classes"]:
+        classes = _read_classes(opt["classes"], len(classes))
+    return model, classes, pre, notes, dc
 
 
 def image_files(inputs: list[str]):
@@ -185,7 +201,7 @@ def run(args) -> int:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    model, classes, pre, notes = open_model(args)
+    model, classes, pre, notes, _ = open_model(args)
     files = image_files(args.images)
     first = next(files)  # raises before any output when an input is missing
     for line in notes:

@@ -13,7 +13,9 @@ def add_parser(sub) -> None:
         description="Work with weights files. 'inspect' reads a safetensors or PyTorch file "
                     "(weights_only, never arbitrary unpickling) or a cnnlab run folder and "
                     "prints its tensors, parameters, dtypes, container, SHA-256 and the "
-                    "registered architectures whose state_dict it fits.",
+                    "registered architectures whose state_dict it fits, with the evaluation "
+                    "transform each takes (the published weights' resize, crop, "
+                    "interpolation, mean and std).",
         examples=["cnnlab weights inspect resnet50-0676ba61.pth",
                   "cnnlab weights inspect runs/resnet20-digits --json",
                   "cnnlab weights inspect model.safetensors --weights-sha256 0676ba61"])
@@ -32,10 +34,23 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n:,} bytes"
 
 
+def data_configs(info: dict) -> dict:
+    """The evaluation data configuration the file takes: a cnnlab run's own (its config.json),
+    else that of each architecture it fits (torchvision's or timm's published transform)."""
+    from ..data.config import data_config, from_run_config
+
+    run = info.get("run")
+    if run and {"input_size", "mean", "std"} <= set(run):
+        return {run.get("model") or "run": from_run_config(run)}
+    return {m["model"]: data_config(m["model"]) for m in info["matches"]}
+
+
 def run(args) -> int:
     from ..pretrained import inspect_weights
 
     info = inspect_weights(args.file, args.weights_sha256)
+    configs = data_configs(info)
+    info["data_config"] = {k: v.to_dict() for k, v in configs.items()}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -63,6 +78,9 @@ def run(args) -> int:
         r = info["run"]
         rows.append(("cnnlab run", f"{r.get('model')} at {r.get('input_size')}, mean "
                                    f"{r.get('mean')}, std {r.get('std')}"))
+    for n, (model, dc) in enumerate(configs.items()):
+        rows.append(("evaluation" if n == 0 else "",
+                     f"{model}: {dc.describe()} ({dc.source})"))
     for note in info["notes"]:
         rows.append(("note", note))
     w = max(len(k) for k, _ in rows)

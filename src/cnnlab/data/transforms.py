@@ -3,10 +3,15 @@
 Images are float tensors in [0, 1], ``C x H x W`` (or a batch ``N x C x H x W``). Two stages:
 
 * :class:`Preprocess` is deterministic and turns any data set's images into what a model
-  takes: channel conversion (grayscale <-> RGB), resizing to the model's input size,
-  normalisation. It is the same in training, evaluation and prediction, and the run's
-  ``config.json`` records it (``input_size``, ``mean``, ``std``, ``resize``), so that any tool
-  can rebuild it.
+  takes: channel conversion (grayscale <-> RGB), resizing, normalisation. It is the same in
+  training, evaluation and prediction, and the run's ``config.json`` records it
+  (``input_size``, ``mean``, ``std``, ``resize``, ``data_config``), so that any tool can
+  rebuild it. With ``resize=N`` it is the evaluation transform of published ImageNet weights
+  (:mod:`cnnlab.data.config`): the shorter side resized to N (antialiased), the centre cropped
+  to the input size, then normalised, equal to torchvision's ``ImageClassification`` preset
+  (tensor path) to within 1/255 per pixel before normalisation
+  (``tests/test_eval_transform.py``). Without it (digits, MNIST, CIFAR: images already about
+  the model's size) the image is resized straight to the input size.
 * :class:`Augment` is random (training only): a random crop with zero padding (the padding is
   black in the original image, so it is ``-mean/std`` after normalisation) and a horizontal
   flip. Its randomness comes from a generator the caller seeds, never from the global RNG.
@@ -52,24 +57,51 @@ def stats_for_channels(mean: Sequence[float], std: Sequence[float], channels: in
     raise ValueError(f"cannot convert statistics of {len(mean)} channels to {channels}")
 
 
-def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize to ``size`` (H, W), antialiased when shrinking."""
+def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear",
+           antialias: bool | None = None) -> torch.Tensor:
+    """Resize to ``size`` (H, W); ``antialias`` (default: when shrinking) filters first, as
+    PIL and torchvision's ``antialias=True`` do. Bicubic results are clamped to [0, 1]."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     batched = x.dim() == 4
     xb = x if batched else x.unsqueeze(0)
-    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
-    out = F.interpolate(xb, size=tuple(size), mode="bilinear", align_corners=False,
-                        antialias=shrink)
+    if antialias is None:
+        antialias = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    if interpolation == "nearest":
+        out = F.interpolate(xb, size=tuple(size), mode="nearest")
+    else:
+        out = F.interpolate(xb, size=tuple(size), mode=interpolation, align_corners=False,
+                            antialias=antialias)
+        if interpolation == "bicubic":
+            out = out.clamp(0.0, 1.0)
     return out if batched else out.squeeze(0)
 
 
+def shorter_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """(H, W) with the shorter side ``size`` and the aspect ratio kept: the longer side is
+    ``int(size * long / short)`` (truncated, as torchvision's ``Resize(int)`` computes it)."""
+    if h <= w:
+        return size, int(size * w / h)
+    return int(size * h / w), size
+
+
+def resize_shorter(x: torch.Tensor, size: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """Resize so that the shorter side is ``size`` (antialiased), keeping the aspect ratio."""
+    return resize(x, shorter_side_size(*x.shape[-2:], size), interpolation, antialias=True)
+
+
 def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The centre ``size`` (H, W) of ``x``, with torchvision's offsets
+    (``round((h - crop_h) / 2)``, Python's rounding); an image smaller than the crop is first
+    padded with zeros (half on each side, the odd pixel after), as torchvision does."""
     h, w = x.shape[-2:]
     th, tw = size
     if th > h or tw > w:
-        raise ValueError(f"crop {th}x{tw} is larger than the image {h}x{w}")
-    top, left = (h - th) // 2, (w - tw) // 2
+        top, left = max(th - h, 0) // 2, max(tw - w, 0) // 2
+        out = x.new_zeros(*x.shape[:-2], max(h, th), max(w, tw))
+        out[..., top:top + h, left:left + w] = x
+        x, (h, w) = out, out.shape[-2:]
+    top, left = int(round((h - th) / 2.0)), int(round((w - tw) / 2.0))
     return x[..., top:top + th, left:left + tw]
 
 
@@ -107,22 +139,49 @@ def hflip(x: torch.Tensor) -> torch.Tensor:
 
 
 class Preprocess:
-    """Channels, size and normalisation: what a model needs from any data set's images."""
+    """Channels, size and normalisation: what a model needs from any data set's images.
+
+    ``resize=None``: resize straight to ``size`` (bilinear, antialiased when shrinking).
+    ``resize=N``: the evaluation transform: shorter side to N with ``interpolation``
+    (antialiased), centre crop ``size``; a crop larger than N is refused.
+    """
 
     def __init__(self, channels: int, size: tuple[int, int], mean: Sequence[float],
-                 std: Sequence[float]):
+                 std: Sequence[float], resize: int | None = None,
+                 interpolation: str = "bilinear"):
+        from .config import check_transform
+
         self.channels, self.size = int(channels), (int(size[0]), int(size[1]))
         self.mean, self.std = stats_for_channels(mean, std, self.channels)
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std must be positive, got {self.std}")
+        self.resize = None if resize is None else int(resize)
+        self.interpolation = interpolation
+        check_transform(self.resize, self.size, interpolation)
+
+    @classmethod
+    def from_config(cls, config, channels: int | None = None) -> Preprocess:
+        """The transform a :class:`~cnnlab.data.config.DataConfig` describes (its channels,
+        or ``channels``)."""
+        c, h, w = config.input_size
+        return cls(channels or c, (h, w), config.mean, config.std, config.resize,
+                   config.interpolation)
+
+    def geometry(self, x: torch.Tensor) -> torch.Tensor:
+        """Channels and size only, values still in [0, 1] (what the model sees, for display)."""
+        x = convert_channels(x.float(), self.channels)
+        if self.resize is None:
+            return resize(x, self.size, self.interpolation)
+        return center_crop(resize_shorter(x, self.resize, self.interpolation), self.size)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = convert_channels(x.float(), self.channels)
-        return normalize(resize(x, self.size), self.mean, self.std)
+        return normalize(self.geometry(x), self.mean, self.std)
 
     def __repr__(self) -> str:
+        extra = (f", resize={self.resize}, interpolation={self.interpolation!r}"
+                 if self.resize is not None else "")
         return (f"Preprocess(channels={self.channels}, size={self.size}, mean={self.mean}, "
-                f"std={self.std})")
+                f"std={self.std}{extra})")
 
 
 class Augment:

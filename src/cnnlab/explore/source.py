@@ -23,13 +23,12 @@ def _digit(split: str = "test", index: int = 0):
     return d, img, label
 
 
-def _prepare(img: torch.Tensor, c: int, h: int, w: int, mean, std):
+def _prepare(img: torch.Tensor, c: int, h: int, w: int, mean, std, resize=None,
+             interpolation="bilinear"):
     from ..data import Preprocess
-    from ..data.transforms import convert_channels, resize
 
-    pre = Preprocess(c, (h, w), mean, std)
-    shown = resize(convert_channels(img.float(), c), (h, w)).clamp(0, 1)
-    return pre(img)[None], shown
+    pre = Preprocess(c, (h, w), mean, std, resize, interpolation)
+    return pre(img)[None], pre.geometry(img).clamp(0, 1)
 
 
 def _image_file(path: Path, c: int):
@@ -50,18 +49,23 @@ def from_model(name: str, image: Path | None = None, input_size=None, seed: int 
     model = create_model(name, in_chans=c).eval()
     if hasattr(model, "check_input"):
         model.check_input(torch.zeros(1, c, h, w))
-    if image is not None:
+    if image is not None:  # the evaluation transform of the model's weights, at this size
+        from ..data.config import data_config
+
+        dc = data_config(name).override(input_size=(c, h, w))
         img, what = _image_file(image, c), f"image {Path(image).name}"
-        mean, std = [0.5] * c, [0.25] * c
+        x, shown = _prepare(img, c, h, w, dc.mean, dc.std, dc.resize, dc.interpolation)
+        norm = f"{dc.describe()} ({dc.source})"
     else:
         d, img, label = _digit()
         what = f"digits test image 0 (label {label})"
-        mean, std = d.mean, d.std
-    x, shown = _prepare(img, c, h, w, mean, std)
+        x, shown = _prepare(img, c, h, w, d.mean, d.std)
+        norm = "mean/std of the digits"
+    from ..data.imagenet import names_for
+
     src = {"kind": "model", "what": f"{name}: untrained (initial weights, seed {seed})",
-           "image": what, "norm": "mean/std of the digits" if image is None else
-           "mean 0.5, std 0.25 per channel", "arch": name, "arch_kwargs": {"in_chans": c}}
-    return model, x, shown, None, src
+           "image": what, "norm": norm, "arch": name, "arch_kwargs": {"in_chans": c}}
+    return model, x, shown, names_for(getattr(model, "num_classes", 0)), src
 
 
 def from_run(path: Path, image: Path | None = None):
@@ -83,9 +87,7 @@ def from_run(path: Path, image: Path | None = None):
             _, img, label = _digit()
             what = f"digits test image 0 (label {label}); the run's data {spec} was not found"
     x = pre(img)[None]
-    from ..data.transforms import convert_channels, resize
-
-    shown = resize(convert_channels(img.float(), c), (h, w)).clamp(0, 1)
+    shown = pre.geometry(img).clamp(0, 1)
     src = {"kind": "run", "what": f"{config['model']} trained run {Path(path).name}",
            "image": what, "norm": f"mean {_fmt(pre.mean)}, std {_fmt(pre.std)} (the run's)",
            "arch": config["model"], "arch_kwargs": config.get("model_kwargs", {})}

@@ -47,6 +47,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ..data.config import torchvision_weights
 from ..layers import LocalResponseNorm, smallest_input_side
 from ..registry import register_model
 from .base import ImageClassifier
@@ -162,7 +163,8 @@ class AlexNetOriginal(ImageClassifier):
         return x if pre_logits else self.fc8(x)
 
 
-@register_model(reference="torchvision:alexnet")
+@register_model(reference="torchvision:alexnet",
+                data_config=torchvision_weights(256, 224))
 def alexnet(**kwargs) -> AlexNet:
     """AlexNet as torchvision builds it (64-192-384-256-256, adaptive 6x6 pool), 224 input."""
     return AlexNet(**kwargs)

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..data.config import torchvision_weights
 from ..layers import ConvNormAct, NormActConv, add_flat
 from ..registry import register_model
 from .base import ImageClassifier
@@ -182,28 +183,32 @@ class DenseNet(ImageClassifier):
         return x if pre_logits else self.classifier(x)
 
 
-@register_model(reference="torchvision:densenet121")
+@register_model(reference="torchvision:densenet121",
+                data_config=torchvision_weights(256, 224))
 def densenet121(**kwargs) -> DenseNet:
     """DenseNet-121 (Huang et al. 2017): k=32, blocks (6, 12, 24, 16), torchvision layout."""
     return DenseNet(**{"growth_rate": 32, "block_config": (6, 12, 24, 16),
                        "num_init_features": 64, **kwargs})
 
 
-@register_model(reference="torchvision:densenet169")
+@register_model(reference="torchvision:densenet169",
+                data_config=torchvision_weights(256, 224))
 def densenet169(**kwargs) -> DenseNet:
     """DenseNet-169 (Huang et al. 2017): k=32, blocks (6, 12, 32, 32), torchvision layout."""
     return DenseNet(**{"growth_rate": 32, "block_config": (6, 12, 32, 32),
                        "num_init_features": 64, **kwargs})
 
 
-@register_model(reference="torchvision:densenet201")
+@register_model(reference="torchvision:densenet201",
+                data_config=torchvision_weights(256, 224))
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-201 (Huang et al. 2017): k=32, blocks (6, 12, 48, 32), torchvision layout."""
     return DenseNet(**{"growth_rate": 32, "block_config": (6, 12, 48, 32),
                        "num_init_features": 64, **kwargs})
 
 
-@register_model(reference="torchvision:densenet161")
+@register_model(reference="torchvision:densenet161",
+                data_config=torchvision_weights(256, 224))
 def densenet161(**kwargs) -> DenseNet:
     """DenseNet-161 (Huang et al. 2017): k=48, blocks (6, 12, 36, 24), 96 stem maps, torchvision."""
     return DenseNet(**{"growth_rate": 48, "block_config": (6, 12, 36, 24),

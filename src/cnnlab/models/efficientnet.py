@@ -73,6 +73,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..data.config import torchvision_weights
 from ..layers import ConvNormAct, InvertedResidual, init_weights, make_divisible
 from ..registry import register_model
 from .base import ImageClassifier
@@ -224,49 +225,57 @@ def _efficientnet_bx(variant: str, **kwargs) -> EfficientNet:
     return EfficientNet(width, depth, **kwargs)
 
 
-@register_model(reference="torchvision:efficientnet_b0")
+@register_model(reference="torchvision:efficientnet_b0",
+                data_config=torchvision_weights(256, 224, "bicubic"))
 def efficientnet_b0(**kwargs) -> EfficientNet:
     """EfficientNet-B0 (Tan & Le 2019, Table 1), 224 px, torchvision-compatible."""
     return _efficientnet_bx("b0", **kwargs)
 
 
-@register_model(input_size=(3, 240, 240), reference="torchvision:efficientnet_b1")
+@register_model(input_size=(3, 240, 240), reference="torchvision:efficientnet_b1",
+                data_config=torchvision_weights(256, 240, "bicubic"))
 def efficientnet_b1(**kwargs) -> EfficientNet:
     """EfficientNet-B1: width 1.0, depth 1.1, 240 px, dropout 0.2, torchvision-compatible."""
     return _efficientnet_bx("b1", **kwargs)
 
 
-@register_model(input_size=(3, 260, 260), reference="torchvision:efficientnet_b2")
+@register_model(input_size=(3, 260, 260), reference="torchvision:efficientnet_b2",
+                data_config=torchvision_weights(288, 288, "bicubic"))
 def efficientnet_b2(**kwargs) -> EfficientNet:
     """EfficientNet-B2: width 1.1, depth 1.2, 260 px (paper), dropout 0.3, torchvision keys."""
     return _efficientnet_bx("b2", **kwargs)
 
 
-@register_model(input_size=(3, 300, 300), reference="torchvision:efficientnet_b3")
+@register_model(input_size=(3, 300, 300), reference="torchvision:efficientnet_b3",
+                data_config=torchvision_weights(320, 300, "bicubic"))
 def efficientnet_b3(**kwargs) -> EfficientNet:
     """EfficientNet-B3: width 1.2, depth 1.4, 300 px, dropout 0.3, torchvision-compatible."""
     return _efficientnet_bx("b3", **kwargs)
 
 
-@register_model(input_size=(3, 380, 380), reference="torchvision:efficientnet_b4")
+@register_model(input_size=(3, 380, 380), reference="torchvision:efficientnet_b4",
+                data_config=torchvision_weights(384, 380, "bicubic"))
 def efficientnet_b4(**kwargs) -> EfficientNet:
     """EfficientNet-B4: width 1.4, depth 1.8, 380 px, dropout 0.4, torchvision-compatible."""
     return _efficientnet_bx("b4", **kwargs)
 
 
-@register_model(input_size=(3, 456, 456), reference="torchvision:efficientnet_b5")
+@register_model(input_size=(3, 456, 456), reference="torchvision:efficientnet_b5",
+                data_config=torchvision_weights(456, 456, "bicubic"))
 def efficientnet_b5(**kwargs) -> EfficientNet:
     """EfficientNet-B5: width 1.6, depth 2.2, 456 px, dropout 0.4, torchvision-compatible."""
     return _efficientnet_bx("b5", **kwargs)
 
 
-@register_model(input_size=(3, 528, 528), reference="torchvision:efficientnet_b6")
+@register_model(input_size=(3, 528, 528), reference="torchvision:efficientnet_b6",
+                data_config=torchvision_weights(528, 528, "bicubic"))
 def efficientnet_b6(**kwargs) -> EfficientNet:
     """EfficientNet-B6: width 1.8, depth 2.6, 528 px, dropout 0.5, torchvision-compatible."""
     return _efficientnet_bx("b6", **kwargs)
 
 
-@register_model(input_size=(3, 600, 600), reference="torchvision:efficientnet_b7")
+@register_model(input_size=(3, 600, 600), reference="torchvision:efficientnet_b7",
+                data_config=torchvision_weights(600, 600, "bicubic"))
 def efficientnet_b7(**kwargs) -> EfficientNet:
     """EfficientNet-B7: width 2.0, depth 3.1, 600 px, dropout 0.5, torchvision-compatible."""
     return _efficientnet_bx("b7", **kwargs)

@@ -65,6 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.config import torchvision_weights
 from ..layers import ConvNormAct, LocalResponseNorm
 from ..registry import register_model
 from .base import AuxClassifier
@@ -246,7 +247,8 @@ class GoogLeNet(AuxClassifier):
 
 @register_model(input_size=(3, 224, 224),
                 reference={"torchvision:googlenet": {"aux_logits": False},
-                           "torchvision:googlenet_aux": {"aux_logits": True}})
+                           "torchvision:googlenet_aux": {"aux_logits": True}},
+                data_config=torchvision_weights(256, 224))
 def googlenet(**kwargs) -> GoogLeNet:
     """GoogLeNet, torchvision form (BN, 3x3 in the "5x5" branch), aux heads weighted 0.3."""
     return GoogLeNet(**kwargs)

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.config import torchvision_weights
 from ..registry import register_model
 from .base import AuxClassifier
 from .googlenet import BasicConv2d, to_google_range
@@ -272,7 +273,8 @@ class InceptionV3(AuxClassifier):
 
 @register_model(input_size=(3, 299, 299),
                 reference={"torchvision:inception_v3": {"aux_logits": False},
-                           "torchvision:inception_v3_aux": {"aux_logits": True}})
+                           "torchvision:inception_v3_aux": {"aux_logits": True}},
+                data_config=torchvision_weights(342, 299))
 def inception_v3(**kwargs) -> InceptionV3:
     """Inception v3 (torchvision-compatible), 299x299, auxiliary head on Mixed_6e weighted 0.4."""
     return InceptionV3(**kwargs)

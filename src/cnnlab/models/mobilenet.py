@@ -51,6 +51,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from ..data.config import INCEPTION_MEAN, INCEPTION_STD, timm_weights, torchvision_weights
 from ..layers import (
     ConvNormAct,
     DepthwiseSeparable,
@@ -116,7 +117,8 @@ class MobileNetV1(ImageClassifier):
     "keras:MobileNet_alpha0.75": {"width_mult": 0.75},
     "keras:MobileNet_alpha0.5": {"width_mult": 0.5},
     "keras:MobileNet_alpha0.25": {"width_mult": 0.25},
-})
+}, data_config=timm_weights("mobilenetv1_100.ra4_e3600_r224_in1k", 224, 0.875,
+                                mean=INCEPTION_MEAN, std=INCEPTION_STD))
 def mobilenet_v1(**kwargs) -> MobileNetV1:
     """MobileNet v1 (Howard et al. 2017), width multiplier width_mult (alpha), default 1.0."""
     return MobileNetV1(**kwargs)
@@ -175,7 +177,8 @@ class MobileNetV2(ImageClassifier):
         return x if pre_logits else self.classifier(x)
 
 
-@register_model(reference="torchvision:mobilenet_v2")
+@register_model(reference="torchvision:mobilenet_v2",
+                data_config=torchvision_weights(256, 224))
 def mobilenet_v2(**kwargs) -> MobileNetV2:
     """MobileNet v2 (Sandler et al. 2018), torchvision-compatible, width_mult 1.0."""
     return MobileNetV2(**kwargs)
@@ -275,13 +278,15 @@ class MobileNetV3(ImageClassifier):
         return self.classifier(x)
 
 
-@register_model(reference="torchvision:mobilenet_v3_large")
+@register_model(reference="torchvision:mobilenet_v3_large",
+                data_config=torchvision_weights(256, 224))
 def mobilenet_v3_large(**kwargs) -> MobileNetV3:
     """MobileNet v3 large (Howard et al. 2019, Table 1), torchvision-compatible."""
     return MobileNetV3("large", **kwargs)
 
 
-@register_model(reference="torchvision:mobilenet_v3_small")
+@register_model(reference="torchvision:mobilenet_v3_small",
+                data_config=torchvision_weights(256, 224))
 def mobilenet_v3_small(**kwargs) -> MobileNetV3:
     """MobileNet v3 small (Howard et al. 2019, Table 2), torchvision-compatible."""
     return MobileNetV3("small", **kwargs)

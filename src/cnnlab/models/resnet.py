@@ -63,6 +63,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ..data.config import INCEPTION_MEAN, INCEPTION_STD, timm_weights, torchvision_weights
 from ..layers import ConvNormAct, NormActConv, add_flat, init_weights, residual_shortcut
 from ..registry import register_model
 from .base import ImageClassifier
@@ -262,31 +263,36 @@ class ResNetV2(ImageClassifier):
 
 # ResNet v1, ImageNet (Table 1 of the paper).
 
-@register_model(reference="torchvision:resnet18")
+@register_model(reference="torchvision:resnet18",
+                data_config=torchvision_weights(256, 224))
 def resnet18(**kwargs) -> ResNet:
     """ResNet-18 (He et al. 2015): basic blocks [2, 2, 2, 2], torchvision layout."""
     return ResNet(BasicBlock, (2, 2, 2, 2), **kwargs)
 
 
-@register_model(reference="torchvision:resnet34")
+@register_model(reference="torchvision:resnet34",
+                data_config=torchvision_weights(256, 224))
 def resnet34(**kwargs) -> ResNet:
     """ResNet-34 (He et al. 2015): basic blocks [3, 4, 6, 3], torchvision layout."""
     return ResNet(BasicBlock, (3, 4, 6, 3), **kwargs)
 
 
-@register_model(reference="torchvision:resnet50")
+@register_model(reference="torchvision:resnet50",
+                data_config=torchvision_weights(256, 224))
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50 (He et al. 2015): bottlenecks [3, 4, 6, 3]; stride_in_1x1=True: paper's v1."""
     return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)
 
 
-@register_model(reference="torchvision:resnet101")
+@register_model(reference="torchvision:resnet101",
+                data_config=torchvision_weights(256, 224))
 def resnet101(**kwargs) -> ResNet:
     """ResNet-101 (He et al. 2015): bottlenecks [3, 4, 23, 3]; stride_in_1x1=True: paper's v1."""
     return ResNet(Bottleneck, (3, 4, 23, 3), **kwargs)
 
 
-@register_model(reference="torchvision:resnet152")
+@register_model(reference="torchvision:resnet152",
+                data_config=torchvision_weights(256, 224))
 def resnet152(**kwargs) -> ResNet:
     """ResNet-152 (He et al. 2015): bottlenecks [3, 8, 36, 3]; stride_in_1x1=True: paper's v1."""
     return ResNet(Bottleneck, (3, 8, 36, 3), **kwargs)
@@ -334,13 +340,17 @@ def resnet110(**kwargs) -> ResNet:
 
 # ResNet v2, pre-activation (He et al. 2016), timm's resnetv2_* layout.
 
-@register_model(reference="timm:resnetv2_50")
+@register_model(reference="timm:resnetv2_50",
+                data_config=timm_weights("resnetv2_50.a1h_in1k", 224, 0.95,
+                                         mean=INCEPTION_MEAN, std=INCEPTION_STD))
 def resnet50_v2(**kwargs) -> ResNetV2:
     """Pre-activation ResNet-50 v2 (He et al. 2016): [3, 4, 6, 3], timm resnetv2_50 layout."""
     return ResNetV2((3, 4, 6, 3), **kwargs)
 
 
-@register_model(reference="timm:resnetv2_101")
+@register_model(reference="timm:resnetv2_101",
+                data_config=timm_weights("resnetv2_101.a1h_in1k", 224, 0.95,
+                                         mean=INCEPTION_MEAN, std=INCEPTION_STD))
 def resnet101_v2(**kwargs) -> ResNetV2:
     """Pre-activation ResNet-101 v2 (He et al. 2016): [3, 4, 23, 3], timm resnetv2_101 layout."""
     return ResNetV2((3, 4, 23, 3), **kwargs)

@@ -74,6 +74,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.config import torchvision_weights
 from ..layers import ChannelShuffle, ConvNormAct, init_weights, make_divisible
 from ..registry import register_model
 from .base import ImageClassifier
@@ -332,25 +333,29 @@ def shufflenet_v1_g8(**kwargs) -> ShuffleNetV1:
     return _v1(8, kwargs)
 
 
-@register_model(reference="torchvision:shufflenet_v2_x0_5")
+@register_model(reference="torchvision:shufflenet_v2_x0_5",
+                data_config=torchvision_weights(256, 224))
 def shufflenet_v2_x0_5(**kwargs) -> ShuffleNetV2:
     """ShuffleNet v2 0.5x (Ma et al. 2018), torchvision-compatible."""
     return ShuffleNetV2(width="0.5", **kwargs)
 
 
-@register_model(reference="torchvision:shufflenet_v2_x1_0")
+@register_model(reference="torchvision:shufflenet_v2_x1_0",
+                data_config=torchvision_weights(256, 224))
 def shufflenet_v2_x1_0(**kwargs) -> ShuffleNetV2:
     """ShuffleNet v2 1x (Ma et al. 2018), torchvision-compatible."""
     return ShuffleNetV2(width="1.0", **kwargs)
 
 
-@register_model(reference="torchvision:shufflenet_v2_x1_5")
+@register_model(reference="torchvision:shufflenet_v2_x1_5",
+                data_config=torchvision_weights(232, 224))
 def shufflenet_v2_x1_5(**kwargs) -> ShuffleNetV2:
     """ShuffleNet v2 1.5x (Ma et al. 2018), torchvision-compatible."""
     return ShuffleNetV2(width="1.5", **kwargs)
 
 
-@register_model(reference="torchvision:shufflenet_v2_x2_0")
+@register_model(reference="torchvision:shufflenet_v2_x2_0",
+                data_config=torchvision_weights(232, 224))
 def shufflenet_v2_x2_0(**kwargs) -> ShuffleNetV2:
     """ShuffleNet v2 2x (Ma et al. 2018), torchvision-compatible."""
     return ShuffleNetV2(width="2.0", **kwargs)

@@ -42,6 +42,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..data.config import torchvision_weights
 from ..layers import LocalResponseNorm, init_weights
 from ..registry import register_model
 from .base import ImageClassifier
@@ -126,7 +127,8 @@ def _vgg(cfg: str, batch_norm: bool, kwargs: dict) -> VGG:
     return VGG(**dict(dict(cfg=cfg, batch_norm=batch_norm), **kwargs))
 
 
-@register_model(reference="torchvision:vgg11")
+@register_model(reference="torchvision:vgg11",
+                data_config=torchvision_weights(256, 224))
 def vgg11(**kwargs) -> VGG:
     """VGG configuration A: 8 conv + 3 FC layers (VGG-11)."""
     return _vgg("A", False, kwargs)
@@ -138,7 +140,8 @@ def vgg11_lrn(**kwargs) -> VGG:
     return _vgg("A-LRN", False, kwargs)
 
 
-@register_model(reference="torchvision:vgg13")
+@register_model(reference="torchvision:vgg13",
+                data_config=torchvision_weights(256, 224))
 def vgg13(**kwargs) -> VGG:
     """VGG configuration B: 10 conv + 3 FC layers (VGG-13)."""
     return _vgg("B", False, kwargs)
@@ -150,25 +153,29 @@ def vgg16_c(**kwargs) -> VGG:
     return _vgg("C", False, kwargs)
 
 
-@register_model(reference="torchvision:vgg16")
+@register_model(reference="torchvision:vgg16",
+                data_config=torchvision_weights(256, 224))
 def vgg16(**kwargs) -> VGG:
     """VGG configuration D: 13 conv + 3 FC layers (VGG-16)."""
     return _vgg("D", False, kwargs)
 
 
-@register_model(reference="torchvision:vgg19")
+@register_model(reference="torchvision:vgg19",
+                data_config=torchvision_weights(256, 224))
 def vgg19(**kwargs) -> VGG:
     """VGG configuration E: 16 conv + 3 FC layers (VGG-19)."""
     return _vgg("E", False, kwargs)
 
 
-@register_model(reference="torchvision:vgg11_bn")
+@register_model(reference="torchvision:vgg11_bn",
+                data_config=torchvision_weights(256, 224))
 def vgg11_bn(**kwargs) -> VGG:
     """VGG-11 (A) with batch norm after every conv (torchvision)."""
     return _vgg("A", True, kwargs)
 
 
-@register_model(reference="torchvision:vgg13_bn")
+@register_model(reference="torchvision:vgg13_bn",
+                data_config=torchvision_weights(256, 224))
 def vgg13_bn(**kwargs) -> VGG:
     """VGG-13 (B) with batch norm after every conv (torchvision)."""
     return _vgg("B", True, kwargs)
@@ -180,13 +187,15 @@ def vgg16_c_bn(**kwargs) -> VGG:
     return _vgg("C", True, kwargs)
 
 
-@register_model(reference="torchvision:vgg16_bn")
+@register_model(reference="torchvision:vgg16_bn",
+                data_config=torchvision_weights(256, 224))
 def vgg16_bn(**kwargs) -> VGG:
     """VGG-16 (D) with batch norm after every conv (torchvision)."""
     return _vgg("D", True, kwargs)
 
 
-@register_model(reference="torchvision:vgg19_bn")
+@register_model(reference="torchvision:vgg19_bn",
+                data_config=torchvision_weights(256, 224))
 def vgg19_bn(**kwargs) -> VGG:
     """VGG-19 (E) with batch norm after every conv (torchvision)."""
     return _vgg("E", True, kwargs)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.config import INCEPTION_MEAN, INCEPTION_STD, timm_weights
 from ..layers import SeparableConv2d, init_weights
 from ..registry import register_model
 from .base import ImageClassifier
@@ -140,7 +141,9 @@ class Xception(ImageClassifier):
         return x if pre_logits else self.fc(x)
 
 
-@register_model(input_size=(3, 299, 299), reference={"timm:legacy_xception": {}})
+@register_model(input_size=(3, 299, 299), reference={"timm:legacy_xception": {}},
+                data_config=timm_weights("legacy_xception.tf_in1k", 299, 0.8975,
+                                         mean=INCEPTION_MEAN, std=INCEPTION_STD))
 def xception(**kwargs) -> Xception:
     """Xception (Chollet 2017): entry, 8x middle and exit flows of separable convs, 299x299."""
     return Xception(**kwargs)

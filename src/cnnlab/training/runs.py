@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..data import Preprocess
+from ..data.config import from_run_config
 from ..errors import CheckpointError
 from ..registry import create_model
 from ..weights import CONFIG_FILE, WEIGHTS_FILE, load_run_model, read_run_config
@@ -54,5 +55,4 @@ def open_run(path: str | Path, device: str | torch.device = "cpu"):
                                   f"{str(err).splitlines()[0][:200]}") from None
         model = model.to(device).eval()
     check_model_outputs(model, config, path)
-    c, h, w = config["input_size"]
-    return model, config, Preprocess(c, (h, w), config["mean"], config["std"])
+    return model, config, Preprocess.from_config(from_run_config(config))

@@ -42,6 +42,11 @@ RUN_CONFIG_SCHEMA = {
             lambda v, c: isinstance(v, list) and all(_is_num(x) and x > 0 for x in v)
             and len(v) == _channels(c)),
     "data": (False, "an object", lambda v, c: isinstance(v, dict)),
+    "data_config": (False, "an object with resize (a positive integer or null) and "
+                    "interpolation (bilinear, bicubic, nearest)",
+                    lambda v, c: isinstance(v, dict) and (v.get("resize") is None or (
+                        _is_int(v["resize"]) and v["resize"] > 0))
+                    and v.get("interpolation", "bilinear") in ("bilinear", "bicubic", "nearest")),
     "train": (False, "an object of training settings", lambda v, c: isinstance(v, dict)),
 }
 

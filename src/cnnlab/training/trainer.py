@@ -45,6 +45,7 @@ from torch import nn
 
 from .. import __version__
 from ..data import Augment, DataSplits, Prepared, Preprocess, load_data
+from ..data.config import DataConfig, photo_transform
 from ..data.folder import UnreadableFilesError
 from ..errors import CheckpointError, CnnlabError, DataError, InputShapeError
 from ..models.base import main_logits
@@ -184,7 +185,8 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
     fin = start_from_weights(cfg, model, c, (data.mean, data.std), load=fresh)
     if fresh and fin["record"] is not None:  # a resume uses the normalisation decided here
         cfg.mean, cfg.std = list(fin["mean"]), list(fin["std"])
-    pre = Preprocess(c, (h, w), fin["mean"], fin["std"])
+    pre = Preprocess(c, (h, w), fin["mean"], fin["std"],
+                     **photo_transform(cfg.model, data, (h, w)))  # photos: resize, centre crop
     try:
         x = pre(data.train[0][0]).unsqueeze(0).repeat(2, 1, 1, 1)
     except ValueError as err:
@@ -230,6 +232,8 @@ def run_config(cfg: TrainConfig, kwargs: dict, p: RunData, threads: dict | None 
         "resize": {"from": native, "to": size,
                    "channels": f"{d.channels}->{pre.channels}" if d.channels != pre.channels
                    else "unchanged", "mode": "bilinear (antialiased when shrinking)"},
+        "data_config": DataConfig((pre.channels, *pre.size), pre.resize, pre.interpolation,
+                                  pre.mean, pre.std, len(d.classes), "cnnlab train").to_dict(),
         "augment": {"crop_padding": p.train.augment.crop_padding if p.train.augment else 0,
                     "hflip": bool(p.train.augment and p.train.augment.hflip)},
         "train": cfg.to_json(),
