@@ -229,3 +229,13 @@ def test_own_layout_passes_through_the_filters_untouched(name):
     model = on_meta(name)
     state = model.state_dict()
     assert convert_layout(state, model) == (state, [])
+
+
+def test_inspect_names_the_match_and_the_conversion(tmp_path):
+    from cnnlab.pretrained import inspect_weights
+
+    torch.save(timm_state("mobilenetv3_small_100"), tmp_path / "m.pth")
+    info = inspect_weights(tmp_path / "m.pth")
+    assert [m["model"] for m in info["matches"]] == ["mobilenet_v3_small"]
+    assert info["notes"] == ["244 keys converted from timm's MobileNet v3 layout (conv_stem, "
+                             "blocks, conv_head, classifier -> features, classifier)"]

@@ -575,13 +575,13 @@ def match_architectures(state: dict, names: list[str] | None = None) -> list[Mat
     return out
 
 
-def layout_notes(state: dict) -> list[str]:
-    """What each family that converts layouts says of ``state`` (its first line: converted,
-    or not converted and why); nothing for a file in the registry's own layouts."""
+def layout_notes(state: dict, names: list[str] | None = None) -> list[str]:
+    """What each family that converts layouts (among ``names``, default all) says of ``state``:
+    its first line, converted or not converted and why; nothing for the registry's layouts."""
     from .registry import list_models
 
     out, seen = [], set()
-    for name in list_models():
+    for name in names or list_models():
         sig = _signature(name, ())
         fn = getattr(sig.model, "checkpoint_filter", None) if sig else None
         if fn is None or fn in seen:
@@ -816,7 +816,7 @@ def inspect_weights(path: str | Path, sha256: str | None = None) -> dict:
                      "in_chans": m.in_chans} for m in matches],
         "classifier_width": widths[0] if len(widths) == 1 else (widths or None),
         "in_chans": chans[0] if len(chans) == 1 else (chans or None),
-        "notes": list(wf.notes) + layout_notes(wf.state),
+        "notes": list(wf.notes) + layout_notes(wf.state, [m.model for m in matches]),
     }
     if wf.run_config:
         info["run"] = {k: wf.run_config.get(k) for k in ("model", "model_kwargs", "input_size",
