@@ -14,11 +14,13 @@ not part of the project::
 
     python -m venv /tmp/timmenv        # python 3.11
     # torch 2.13.0+cpu from the project's environment, through a .pth file
-    echo /path/to/.venv/lib/python3.11/site-packages > /tmp/timmenv/lib/python3.11/site-packages/main.pth
+    SITE=/tmp/timmenv/lib/python3.11/site-packages
+    echo /path/to/.venv/lib/python3.11/site-packages > $SITE/main.pth
     /tmp/timmenv/bin/pip install --no-deps timm==1.0.31 torchvision==0.28.0 pyyaml huggingface_hub
-    # torchvision 0.28.0's wheel from PyPI is built for CUDA torch: its C ops do not load on the
-    # CPU build, and torchvision/_meta_registrations.py then fails on register_fake("torchvision::nms")
-    # and ("...::qnms"); those two decorators were made conditional on extension._has_ops().
+    # torchvision 0.28.0's wheel from PyPI is built for CUDA torch: its C ops do not load on
+    # the CPU build, and torchvision/_meta_registrations.py then fails on
+    # register_fake("torchvision::nms") and ("...::qnms"); those two decorators were made
+    # conditional on extension._has_ops() in $SITE/torchvision/_meta_registrations.py.
     # timm's models use none of torchvision's ops.
     /tmp/timmenv/bin/python tests/reference/timm_layouts/make_timm_layouts.py
 """
