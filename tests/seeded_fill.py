@@ -20,25 +20,32 @@ OUTPUTS_DIR = Path(__file__).parent / "reference" / "outputs"
 
 def seeded_fill_(model: nn.Module, seed: int = 0) -> nn.Module:
     """Overwrite every floating state_dict entry of ``model`` in place, in sorted key order."""
-    g = torch.Generator().manual_seed(seed)
     state = model.state_dict()
     with torch.no_grad():
-        for key in sorted(state):
-            t = state[key]
-            if not t.is_floating_point():  # num_batches_tracked
-                continue
-            if key.endswith("running_var"):
-                new = 0.75 + 0.5 * torch.rand(t.shape, generator=g)
-            elif key.endswith("running_mean"):
-                new = 0.1 * torch.randn(t.shape, generator=g)
-            elif t.dim() > 1:  # conv / linear weight
-                new = torch.randn(t.shape, generator=g) * (2 / t[0].numel()) ** 0.5
-            elif key.endswith("weight"):  # norm scale
-                new = 1 + 0.1 * torch.randn(t.shape, generator=g)
-            else:  # biases, norm shifts
-                new = 0.1 * torch.randn(t.shape, generator=g)
-            t.copy_(new)
+        for key, new in seeded_values(state, seed):
+            state[key].copy_(new)
     return model
+
+
+def seeded_values(state: dict, seed: int = 0):
+    """(key, drawn tensor) for each floating entry of ``state`` (tensors, possibly on the meta
+    device), in sorted key order: the README's procedure, step 2."""
+    g = torch.Generator().manual_seed(seed)
+    for key in sorted(state):
+        t = state[key]
+        if not t.is_floating_point():  # num_batches_tracked
+            continue
+        if key.endswith("running_var"):
+            new = 0.75 + 0.5 * torch.rand(t.shape, generator=g)
+        elif key.endswith("running_mean"):
+            new = 0.1 * torch.randn(t.shape, generator=g)
+        elif t.dim() > 1:  # conv / linear weight
+            new = torch.randn(t.shape, generator=g) * (2 / t[0].numel()) ** 0.5
+        elif key.endswith("weight"):  # norm scale
+            new = 1 + 0.1 * torch.randn(t.shape, generator=g)
+        else:  # biases, norm shifts
+            new = 0.1 * torch.randn(t.shape, generator=g)
+        yield key, new
 
 
 def reference_input(shape, seed: int = 1) -> torch.Tensor:

@@ -40,3 +40,24 @@ def test_load_weights_reads_pytorch_files_too(tmp_path):
     loaded = load_weights(cnnlab.create_model("lenet5", num_classes=4).eval(), tmp_path / "w.pth")
     x = torch.randn(2, 1, 32, 32)
     assert torch.equal(model(x), loaded(x))
+
+
+def test_load_weights_converts_a_layout_the_family_knows(tmp_path):
+    """A timm-layout VGG head (pre_logits convolutions, head.fc), here on a VGG-11 whose weights
+    are the model's own: load_weights gives back the same tensors."""
+    torch.manual_seed(0)
+    model = cnnlab.create_model("vgg11", num_classes=3)
+    names = {"classifier.0": "pre_logits.fc1", "classifier.3": "pre_logits.fc2",
+             "classifier.6": "head.fc"}
+    timm = {}
+    for k, v in model.state_dict().items():
+        module, _, leaf = k.rpartition(".")
+        if module in names:
+            k = f"{names[module]}.{leaf}"
+            if leaf == "weight" and module != "classifier.6":  # timm's 7x7 and 1x1 convolutions
+                v = v.reshape(v.shape[0], -1, *((7, 7) if module == "classifier.0" else (1, 1)))
+        timm[k] = v
+    assert tuple(timm["pre_logits.fc1.weight"].shape) == (4096, 512, 7, 7)
+    torch.save(timm, tmp_path / "vgg11_timm.pth")
+    loaded = load_weights(cnnlab.create_model("vgg11", num_classes=3), tmp_path / "vgg11_timm.pth")
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())

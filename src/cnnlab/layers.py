@@ -9,6 +9,7 @@ named sub-modules (``conv``/``bn``).
 from __future__ import annotations
 
 import math
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -303,6 +304,60 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block(x) if self.conv is None else self.conv(x)
         return x + self.stochastic_depth(out) if self.use_residual else out
+
+
+# timm's names for the same blocks (timm/models/_efficientnet_blocks.py), used by the MobileNet
+# and EfficientNet families to convert timm's files: ``blocks.<stage>.<index>.<part>.<leaf>``.
+TIMM_BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(\d+)\.(.+)\.(\w+)$")
+# Parts of timm blocks that have no counterpart here, and what they belong to.
+TIMM_FOREIGN_PARTS = {
+    "conv_exp": "an EdgeResidual (fused MBConv) block, as in timm's efficientnet_es/em/el and "
+                "EfficientNet v2",
+    "conv_dw.0": "a mixed-kernel depthwise convolution (timm's mixnet)",
+    "routing_fn": "a CondConv block (timm's efficientnet_cc)",
+    "dw_start": "a universal inverted bottleneck (timm's MobileNet v4)",
+}
+
+
+def timm_blocks(keys) -> dict[tuple[int, int], set[str]]:
+    """The parts (``conv_pw``, ``bn1``, ``se.conv_reduce`` ...) of each timm block
+    ``(stage, index)`` among ``keys``, in numeric block order."""
+    blocks: dict[tuple[int, int], set[str]] = {}
+    for key in keys:
+        m = TIMM_BLOCK_KEY.match(key)
+        if m:
+            blocks.setdefault((int(m[1]), int(m[2])), set()).add(m[3])
+    return dict(sorted(blocks.items()))
+
+
+def timm_block_names(parts, layout: str = "block") -> dict[str, str]:
+    """timm's part names of one MBConv block -> the module paths of :class:`InvertedResidual`
+    with the same layers (``layout`` as there).
+
+    timm names a block without expansion (``DepthwiseSeparableConv``) ``conv_dw, bn1,
+    [se.conv_reduce, se.conv_expand], conv_pw, bn2`` and one with expansion
+    (``InvertedResidual``) ``conv_pw, bn1, conv_dw, bn2, [se...], conv_pwl, bn3``; the order of
+    the layers is the same as here. Raises ``ValueError`` with the part that has no place here.
+    """
+    parts = set(parts)
+    expand = "conv_pwl" in parts
+    units = [("conv_pw", "bn1"), ("conv_dw", "bn2")] if expand else [("conv_dw", "bn1")]
+    if "se.conv_reduce" in parts:
+        units.append(("se.conv_reduce", "se.conv_expand"))
+    units.append(("conv_pwl", "bn3") if expand else ("conv_pw", "bn2"))
+    names = {}
+    for k, (conv, second) in enumerate(units):
+        if conv.startswith("se."):
+            names[conv], names[second] = f"{layout}.{k}.fc1", f"{layout}.{k}.fc2"
+        elif layout == "conv" and k == len(units) - 1:  # the projection, flat
+            names[conv], names[second] = f"conv.{k}", f"conv.{k + 1}"
+        else:
+            names[conv], names[second] = f"{layout}.{k}.0", f"{layout}.{k}.1"
+    extra = sorted(parts - set(names))
+    if extra:
+        what = TIMM_FOREIGN_PARTS.get(extra[0], "a part an MBConv block here does not have")
+        raise ValueError(f"{extra[0]}: {what}")
+    return names
 
 # --- input-size arithmetic (AlexNet, VGG, All-CNN) ---------------------------------------------
 

@@ -6,7 +6,11 @@ checkpoint, an earlier cnnlab run. :func:`read_weights` reads
 * safetensors files (no code can hide in them), and
 * PyTorch files (``.pth``, ``.pt``, ``.bin``, ``.ckpt``), always with
   ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling (a pickled
-  ``nn.Module``, a hostile ``__reduce__``) is refused, never run;
+  ``nn.Module``, a hostile ``__reduce__``) is refused, never run. The one class allowed beyond
+  torch's own list is ``argparse.Namespace``, for the training checkpoints of timm's
+  ``train.py`` and torchvision's ``references/classification/train.py`` (they save the
+  command line's ``args``), only for the duration of the load (torch's ``safe_globals``), and
+  only holding plain values (numbers, strings, None, and lists, tuples, dicts of them);
 * a cnnlab run folder (its ``model.safetensors``, else its ``checkpoint.pt``).
 
 The format is recognised from the file's first bytes, not its name. The usual containers are
@@ -14,6 +18,14 @@ unwrapped (``{"state_dict": ...}``, ``{"model": ...}``, ``{"model_ema": ...}``,
 ``{"state_dict_ema": ...}``; the non-EMA weights win when a file holds both), ``module.``
 (DataParallel / DDP) and ``_orig_mod.`` (``torch.compile``) prefixes are stripped, and the
 old ``norm.1`` key names of torchvision's DenseNet files are renamed as torchvision does.
+
+Other layouts of the same architecture are converted by the model's family: a model class may
+declare ``checkpoint_filter(state, model) -> (state, notes)`` (timm's ``checkpoint_filter_fn``
+idea): it returns ``state`` in the model's own layout, or unchanged when it is not a layout the
+family knows, and lines that say what was converted and what differs (``model`` may be on the
+meta device). :func:`load_pretrained`, :func:`create_pretrained` and the matching call it for
+every model; nothing here knows a family (timm's MobileNet v2/v3, EfficientNet and VGG files
+are converted in ``models/mobilenet.py``, ``models/efficientnet.py``, ``models/vgg.py``).
 
 :func:`load_pretrained` then loads the state into a model, adapting two things a
 practitioner changes on purpose:
@@ -31,6 +43,7 @@ which registered architectures the file does match.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -42,6 +55,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -157,9 +171,52 @@ def _resolve(path: Path) -> tuple[Path, dict | None]:
     return path, config
 
 
+# What an argparse.Namespace in a training checkpoint may hold.
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _plain(value, depth: int = 0) -> bool:
+    if isinstance(value, _PLAIN):
+        return type(value) in _PLAIN  # not a subclass with behaviour of its own
+    if depth < 8 and type(value) in (list, tuple, set, frozenset):
+        return all(_plain(v, depth + 1) for v in value)
+    if depth < 8 and type(value) is dict:
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _namespaces(obj, where: str = "", depth: int = 0):
+    """(place, Namespace) for each argparse.Namespace in the loaded object."""
+    if type(obj) is argparse.Namespace:
+        yield where or "the file", obj
+    elif depth < 6 and isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(v, torch.Tensor):
+                yield from _namespaces(v, f"{where}[{k!r}]", depth + 1)
+    elif depth < 6 and isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _namespaces(v, f"{where}[{i}]", depth + 1)
+
+
+def _check_namespaces(obj, path: Path) -> None:
+    for where, ns in _namespaces(obj):
+        bad = next(((k, v) for k, v in vars(ns).items() if not _plain(v)), None)
+        if bad is not None:
+            raise CheckpointError(
+                f"{path} was refused: its argparse.Namespace {where} holds {bad[0]}= of type "
+                f"{type(bad[1]).__name__}; cnnlab reads training checkpoints whose args are "
+                "plain values (numbers, strings, lists). If you trust the file, re-save just "
+                "its state_dict with torch.save(...) or as safetensors")
+
+
 def _load_pytorch(path: Path):
+    # argparse.Namespace is allowed for this load only (and not removed afterwards when the
+    # caller had allowed it process-wide).
+    extra = [] if argparse.Namespace in torch.serialization.get_safe_globals() \
+        else [argparse.Namespace]
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(extra):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = " ".join(str(err).split())
         m = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+|"
@@ -174,6 +231,23 @@ def _load_pytorch(path: Path):
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
         raise CheckpointError(f"{path} is not a readable PyTorch file (truncated or corrupt?): "
                               f"{first}") from None
+    _check_namespaces(obj, path)
+    return obj
+
+
+def _training_note(obj) -> str | None:
+    """One line on a reference trainer's checkpoint (a dict with an argparse ``args``)."""
+    if not isinstance(obj, dict) or type(obj.get("args")) is not argparse.Namespace:
+        return None
+    arch = obj.get("arch") or getattr(obj["args"], "model", None)
+    parts = [f"model {arch!r}" if isinstance(arch, str) else None,
+             f"epoch {obj['epoch']}" if isinstance(obj.get("epoch"), int) else None]
+    ignored = [k for k in ("optimizer", "lr_scheduler", "scaler", "amp_scaler", "args")
+               if k in obj]
+    said = ", ".join(p for p in parts if p)
+    return (f"training checkpoint ({said}); only the model weights are read, not its "
+            f"{', '.join(ignored)}" if said else
+            f"training checkpoint; only the model weights are read, not its {', '.join(ignored)}")
 
 
 def _load_safetensors(path: Path) -> dict:
@@ -247,6 +321,7 @@ def read_weights(path: str | Path, sha256: str | None = None) -> WeightsFile:
     digest = sha256_of(src)
     check_sha256(src, digest, sha256)
     keys: list[str] = []
+    trained = None
     if kind == "safetensors":
         state = _load_safetensors(src)
     else:
@@ -257,10 +332,13 @@ def read_weights(path: str | Path, sha256: str | None = None) -> WeightsFile:
             except (TypeError, json.JSONDecodeError):
                 pass
         state, keys = _unwrap(obj, src)
+        trained = _training_note(obj)
     container = "".join(f'{{"{k}": ' for k in keys) + "state_dict" + "}" * len(keys)
     if config is not None:
         container = f"cnnlab run ({src.name}: {container})"
     state, notes = _clean_keys(state)
+    if trained:
+        notes.insert(0, trained)
     return WeightsFile(src, state, kind, container, digest, src.stat().st_size, config, notes)
 
 
@@ -346,12 +424,14 @@ def expected_layout(name: str) -> str:
             f"run of {name}")
 
 
-def _foreign_layout(state: dict) -> str | None:
-    if "conv_stem.weight" in state:
-        return ("the file is in timm's EfficientNet/MobileNet layout (conv_stem, blocks.N), "
-                "which cnnlab does not convert; cnnlab's EfficientNets and MobileNet v2/v3 "
-                "take torchvision's files")
-    return None
+def convert_layout(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
+    """``state`` in ``model``'s layout, by the model's ``checkpoint_filter`` (see the module
+    docstring), and the lines it said; ``(state, [])`` for a model without one."""
+    fn = getattr(model, "checkpoint_filter", None)
+    if fn is None:
+        return state, []
+    out, notes = fn(state, model)
+    return out, list(notes)
 
 
 # --------------------------------------------------------------------------- matching
@@ -386,9 +466,18 @@ def _no_init():
             setattr(torch.Tensor, n, f)
 
 
+class Signature(NamedTuple):
+    """A registered configuration as the matching sees it."""
+
+    shapes: dict            # key -> shape
+    cls: frozenset          # the keys whose first dimension is the class count
+    stem: str | None        # the first convolution's weight
+    model: nn.Module | None  # the meta-device model, kept when it converts layouts
+
+
 @cache
-def _signature(name: str, kwargs_items: tuple) -> tuple[dict, frozenset, str | None] | None:
-    """(key -> shape, class-width keys, stem key) of ``name`` built on the meta device."""
+def _signature(name: str, kwargs_items: tuple) -> Signature | None:
+    """The :class:`Signature` of ``name`` built on the meta device."""
     from .registry import create_model, get_entry
 
     kwargs = dict(kwargs_items)
@@ -410,7 +499,18 @@ def _signature(name: str, kwargs_items: tuple) -> tuple[dict, frozenset, str | N
     c = get_entry(name).input_size[0]
     stem = next((k for k, s in shapes.items() if k.endswith("weight") and len(s) == 4
                  and s[1] == c), None)
-    return shapes, cls, stem
+    return Signature(shapes, cls, stem,
+                     model if getattr(model, "checkpoint_filter", None) else None)
+
+
+def _converted(state: dict, sig: Signature) -> dict:
+    """``state`` in the layout of ``sig``'s model (as it is when that has no conversion)."""
+    if sig.model is None:
+        return state
+    try:
+        return convert_layout(state, sig.model)[0]
+    except Exception:  # noqa: BLE001  (a filter that fails on a foreign file: no match)
+        return state
 
 
 def _variants(name: str) -> list[dict]:
@@ -425,7 +525,7 @@ def _variants(name: str) -> list[dict]:
 
 def _fit(state: dict, sig) -> tuple[int | None, int | None] | None:
     """(classifier width, in_chans) when ``state`` fits the signature, else None."""
-    shapes, cls, stem = sig
+    shapes, cls, stem, _ = sig
     keys = set(state)
     if keys - set(shapes):
         return None
@@ -454,8 +554,9 @@ def _fit(state: dict, sig) -> tuple[int | None, int | None] | None:
 def match_architectures(state: dict, names: list[str] | None = None) -> list[Match]:
     """Registered architectures (and reference configurations) whose state_dict ``state``
     fits: same keys and shapes, the classifier's class count and the stem's input channels
-    aside. Candidates are built once on the meta device (no memory, no initialisation) and
-    compared by their key sets before any shape."""
+    aside, after the conversion the candidate's family makes (a timm file of a family that
+    converts it). Candidates are built once on the meta device (no memory, no
+    initialisation) and compared by their key sets before any shape."""
     from .registry import list_models
 
     out = []
@@ -465,12 +566,32 @@ def match_architectures(state: dict, names: list[str] | None = None) -> list[Mat
             sig = _signature(name, tuple(sorted(kw.items())))
             if sig is None:
                 continue
-            shapes, cls, _ = sig
+            shapes, cls = sig.shapes, sig.cls
             if not (len(shapes) - len(cls) <= n <= len(shapes)):
                 continue          # prefilter: the number of tensors cannot fit
-            fit = _fit(state, sig)
+            fit = _fit(_converted(state, sig), sig)
             if fit is not None:
                 out.append(Match(name, kw, *fit))
+    return out
+
+
+def layout_notes(state: dict, names: list[str] | None = None) -> list[str]:
+    """What each family that converts layouts (among ``names``, default all) says of ``state``:
+    its first line, converted or not converted and why; nothing for the registry's layouts."""
+    from .registry import list_models
+
+    out, seen = [], set()
+    for name in names or list_models():
+        sig = _signature(name, ())
+        fn = getattr(sig.model, "checkpoint_filter", None) if sig else None
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        try:
+            _, lines = convert_layout(state, sig.model)
+        except Exception:  # noqa: BLE001
+            continue
+        out += lines[:1]
     return out
 
 
@@ -499,7 +620,7 @@ def _aux_keys_absent(model: nn.Module) -> set[str]:
     if getattr(model, "aux_logits", None) is not False or not hasattr(model, "model_name"):
         return set()
     sig = _signature(model.model_name, (("aux_logits", True),))
-    return set(sig[0]) - set(model.state_dict()) if sig else set()
+    return set(sig.shapes) - set(model.state_dict()) if sig else set()
 
 
 def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
@@ -517,7 +638,8 @@ def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
         check_sha256(wf.path, wf.sha256, sha256)
     report = LoadReport(wf)
     name = _name_of(model)
-    state = dict(wf.state)
+    state, converted = convert_layout(dict(wf.state), model)
+    state = dict(state)
     target = model.state_dict()
 
     def note(line: str) -> None:  # logged once the whole file is known to fit
@@ -525,6 +647,8 @@ def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
 
     for line in wf.notes:
         note(f"{wf.path.name}: {line}")
+    for line in converted:
+        note(f"{name}: {line}")
 
     # Auxiliary heads the file has and the model was built without.
     aux = _aux_keys_absent(model) & set(state)
@@ -578,7 +702,7 @@ def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
     wrong = [k for k in target if k in state and state[k].shape != target[k].shape]
     if missing or unexpected or wrong:
         raise CheckpointError(_mismatch_message(wf, name, state, target, missing, unexpected,
-                                                wrong))
+                                                wrong, converted))
     dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in wf.state.values()
                      if v.is_floating_point()})
     model_dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in target.values()
@@ -593,7 +717,7 @@ def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
     return report
 
 
-def _mismatch_message(wf, name, state, target, missing, unexpected, wrong) -> str:
+def _mismatch_message(wf, name, state, target, missing, unexpected, wrong, converted) -> str:
     def few(keys, n=3):
         return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
@@ -607,11 +731,12 @@ def _mismatch_message(wf, name, state, target, missing, unexpected, wrong) -> st
                           for k in wrong[:3])
         more = f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
         parts.append(f"{len(wrong)} of another shape ({shown}{more})")
-    hint = _foreign_layout(state)
     try:
-        hint = hint or expected_layout(name)
+        hint = expected_layout(name)
     except Exception:  # noqa: BLE001  (a model built outside the registry)
-        hint = hint or f"{name} is not a registered model"
+        hint = f"{name} is not a registered model"
+    if converted:  # what the family said of the file's layout: what was converted, what differs
+        hint = f"{'; '.join(converted)}. {hint}"
     matches = describe_matches(match_architectures(wf.state))
     return (f"{wf.path} does not fit {name}: {'; '.join(parts)}. {hint}; the file matches "
             f"{matches}")
@@ -622,11 +747,11 @@ def file_head(name: str, wf: WeightsFile) -> tuple[int | None, int | None]:
     sig = _signature(name, ())
     if sig is None:
         return None, None
-    shapes, cls, stem = sig
-    width = next((int(wf.state[k].shape[0]) for k in cls if k in wf.state
-                  and wf.state[k].dim() >= 1), None)
-    c = int(wf.state[stem].shape[1]) if stem and stem in wf.state \
-        and wf.state[stem].dim() == 4 else None
+    state = _converted(wf.state, sig)
+    width = next((int(state[k].shape[0]) for k in sig.cls if k in state
+                  and state[k].dim() >= 1), None)
+    c = int(state[sig.stem].shape[1]) if sig.stem and sig.stem in state \
+        and state[sig.stem].dim() == 4 else None
     return width, c
 
 
@@ -691,12 +816,8 @@ def inspect_weights(path: str | Path, sha256: str | None = None) -> dict:
                      "in_chans": m.in_chans} for m in matches],
         "classifier_width": widths[0] if len(widths) == 1 else (widths or None),
         "in_chans": chans[0] if len(chans) == 1 else (chans or None),
-        "notes": list(wf.notes),
+        "notes": list(wf.notes) + layout_notes(wf.state, [m.model for m in matches]),
     }
-    if not matches:
-        hint = _foreign_layout(wf.state)
-        if hint:
-            info["notes"].append(hint)
     if wf.run_config:
         info["run"] = {k: wf.run_config.get(k) for k in ("model", "model_kwargs", "input_size",
                                                          "mean", "std", "data_config")

@@ -135,15 +135,16 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
     :class:`CheckpointError`.
 
     safetensors and PyTorch files (read with ``weights_only=True``, containers unwrapped, see
-    :func:`cnnlab.pretrained.read_weights`). To replace the classifier or adapt the first
-    convolution, use :func:`cnnlab.load_pretrained`.
+    :func:`cnnlab.pretrained.read_weights`); a layout the model's family converts (timm's, see
+    :func:`cnnlab.pretrained.convert_layout`) is converted first. To replace the classifier or
+    adapt the first convolution, use :func:`cnnlab.load_pretrained`.
     """
-    from .pretrained import read_weights
+    from .pretrained import convert_layout, read_weights
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no weights file at {path}")
-    state = read_weights(path).state
+    state, _ = convert_layout(read_weights(path).state, model)
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as err:

@@ -74,7 +74,15 @@ import torch
 from torch import nn
 
 from ..data.config import torchvision_weights
-from ..layers import ConvNormAct, InvertedResidual, init_weights, make_divisible
+from ..layers import (
+    TIMM_BLOCK_KEY,
+    ConvNormAct,
+    InvertedResidual,
+    init_weights,
+    make_divisible,
+    timm_block_names,
+    timm_blocks,
+)
 from ..registry import register_model
 from .base import ImageClassifier
 
@@ -164,10 +172,76 @@ def scale_stages(width: float = 1.0, depth: float = 1.0,
     return stem, stages
 
 
+# ---------------------------------------------------------------------------------------------
+# timm's layout. timm (timm/models/efficientnet.py) names the same network ``conv_stem``, ``bn1``,
+# ``blocks.<stage>.<index>.*`` (its block part names: :func:`cnnlab.layers.timm_block_names`),
+# ``conv_head``, ``bn2``, ``classifier``; shapes and layer order are torchvision's, so only the
+# names change.
+
+def timm_key_map(keys) -> dict[str, str]:
+    """timm key -> key here, for the keys of a timm EfficientNet state_dict. Raises
+    ``ValueError`` saying what in the file has no counterpart in this architecture."""
+    keys = list(keys)
+    blocks = timm_blocks(keys)
+    head = 2 + max((i for i, _ in blocks), default=-1)  # features index of the 1x1 head conv
+    names = {}
+    for (i, j), parts in blocks.items():
+        try:
+            block = timm_block_names(parts)
+        except ValueError as err:
+            raise ValueError(f"blocks.{i}.{j}.{err}") from None
+        if "se.conv_reduce" not in parts:
+            raise ValueError(f"blocks.{i}.{j} has no squeeze-and-excitation (as timm's "
+                             "efficientnet_lite*, mnasnet_* and mobilenetv2_*); every MBConv "
+                             "block of EfficientNet has one")
+        names.update({(i, j, part): f"features.{i + 1}.{j}.{path}"
+                      for part, path in block.items()})
+    top = {"conv_stem": "features.0.0", "bn1": "features.0.1", "conv_head": f"features.{head}.0",
+           "bn2": f"features.{head}.1", "classifier": "classifier.1"}
+    out = {}
+    for key in keys:
+        m = TIMM_BLOCK_KEY.match(key)
+        module, _, leaf = key.rpartition(".")
+        if m:
+            out[key] = f"{names[int(m[1]), int(m[2]), m[3]]}.{m[4]}"
+        elif module in top:
+            out[key] = f"{top[module]}.{leaf}"
+        else:
+            raise ValueError(f"{key} is not a key of timm's EfficientNet")
+    return out
+
+
+def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
+    """A timm EfficientNet state_dict in this layout, and what the conversion means (the
+    checkpoint-filter hook that :mod:`cnnlab.pretrained` calls). Other states come back as
+    they are. timm's ``efficientnet_b0`` ... ``b7`` are torchvision's architecture with
+    batch-norm eps 1e-5; its ``tf_efficientnet_*`` have the same keys, eps 1e-3 and
+    TensorFlow's asymmetric "same" padding, which no model here has."""
+    if "conv_stem.weight" not in state:
+        return state, []
+    try:
+        names = timm_key_map(state)
+    except ValueError as err:
+        return state, [f"timm's EfficientNet layout, not converted: {err}"]
+    notes = [f"{len(names)} keys converted from timm's layout (conv_stem, blocks, conv_head, "
+             "classifier -> features, classifier.1)"]
+    eps = next((m.eps for m in model.modules() if isinstance(m, nn.BatchNorm2d)), None)
+    if eps is not None and eps != TORCH_BN["eps"]:
+        notes.append(f"timm's efficientnet_b* use batch-norm eps 1e-5, this model {eps:g} "
+                     "(torchvision's, and timm's tf_efficientnet_*): build it with bn_eps=1e-5, "
+                     "bn_momentum=0.1 for timm's efficientnet_b* outputs")
+    else:
+        notes.append("timm's tf_efficientnet_* files have the same keys but batch-norm eps 1e-3 "
+                     "(bn_eps=1e-3) and TensorFlow's 'same' padding, which cnnlab does not have: "
+                     "their outputs shift slightly")
+    return {names[k]: v for k, v in state.items()}, notes
+
+
 class EfficientNet(ImageClassifier):
     """EfficientNet: B0's MBConv stages scaled by width and depth multipliers."""
 
     classifier_name = "classifier.1"
+    checkpoint_filter = staticmethod(checkpoint_filter)
 
     def __init__(self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000,
                  in_chans: int = 3, dropout: float = 0.2, stochastic_depth: float = 0.2,

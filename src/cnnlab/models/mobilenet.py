@@ -40,7 +40,8 @@ parameters; v3 large 5,483,032, small 2,542,856), with torchvision's initialisat
     * v3: the paper's last two layers are 1x1 convolutions without BN on the pooled vector
       (Tables 1, 2: "conv2d 1x1, NBN"); here, as in torchvision, they are linear layers
       (same weights), with dropout 0.2 before the last one. BN uses eps 1e-3 and momentum
-      0.01 (TensorFlow's 0.99), as torchvision. The SE squeeze width is
+      0.01 (TensorFlow's 0.99), as torchvision (``bn_eps`` sets the eps: timm's
+      ``mobilenetv3_*`` use 1e-5). The SE squeeze width is
       ``make_divisible(expanded / 4, 8)`` with a hard-sigmoid gate (paper Sec. 5.3).
 """
 
@@ -53,11 +54,14 @@ from torch import nn
 
 from ..data.config import INCEPTION_MEAN, INCEPTION_STD, timm_weights, torchvision_weights
 from ..layers import (
+    TIMM_BLOCK_KEY,
     ConvNormAct,
     DepthwiseSeparable,
     InvertedResidual,
     init_weights,
     make_divisible,
+    timm_block_names,
+    timm_blocks,
 )
 from ..registry import register_model
 from .base import ImageClassifier
@@ -140,10 +144,89 @@ MOBILENET_V2_TABLE: tuple[tuple[int, int, int, int], ...] = (
 )
 
 
+# ---------------------------------------------------------------------------------------------
+# timm's layout of v2 and v3. timm names the stem ``conv_stem``/``bn1``, the blocks
+# ``blocks.<stage>.<index>.*`` (its block part names: :func:`cnnlab.layers.timm_block_names`;
+# here the blocks are numbered flat, ``features.1`` ...), then v2 (timm's EfficientNet class,
+# timm/models/efficientnet.py) ``conv_head``/``bn2`` and ``classifier``; v3
+# (timm/models/mobilenetv3.py) ends its blocks with the last 1x1 conv (``conv``/``bn1``) and
+# applies ``conv_head`` (a 1x1 conv with bias, no BN) to the pooled vector: the same weights as
+# the first linear layer of the classifier here.
+
+def timm_key_map(keys) -> dict[str, str]:
+    """timm key -> key here, for the keys of a timm MobileNet v2 or v3 state_dict (v3 when it
+    has no ``bn2``). Raises ``ValueError`` saying what has no counterpart here."""
+    keys = list(keys)
+    v3 = "bn2.weight" not in keys
+    blocks = timm_blocks(keys)
+    names = {}
+    for n, ((i, j), parts) in enumerate(blocks.items(), start=1):
+        if v3 and parts == {"conv", "bn1"}:  # timm's ConvBnAct block
+            block = {"conv": "0", "bn1": "1"}
+        elif not v3 and "se.conv_reduce" in parts:
+            raise ValueError(f"blocks.{i}.{j} has squeeze-and-excitation, which MobileNet v2 "
+                             "has not (an EfficientNet file?)")
+        else:
+            try:
+                block = timm_block_names(parts, "block" if v3 else "conv")
+            except ValueError as err:
+                raise ValueError(f"blocks.{i}.{j}.{err}") from None
+        names.update({(i, j, part): f"features.{n}.{path}" for part, path in block.items()})
+    last = len(blocks) + 1
+    top = {"conv_stem": "features.0.0", "bn1": "features.0.1"}
+    top.update({"conv_head": "classifier.0", "classifier": "classifier.3"} if v3 else
+               {"conv_head": f"features.{last}.0", "bn2": f"features.{last}.1",
+                "classifier": "classifier.1"})
+    out = {}
+    for key in keys:
+        m = TIMM_BLOCK_KEY.match(key)
+        module, _, leaf = key.rpartition(".")
+        if m:
+            out[key] = f"{names[int(m[1]), int(m[2]), m[3]]}.{m[4]}"
+        elif module in top:
+            out[key] = f"{top[module]}.{leaf}"
+        else:
+            raise ValueError(f"{key} is not a key of timm's MobileNet v{3 if v3 else 2}")
+    return out
+
+
+def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
+    """A timm MobileNet v2/v3 state_dict in this layout, and what the conversion means (the
+    checkpoint-filter hook that :mod:`cnnlab.pretrained` calls). Other states come back as
+    they are. timm's ``mobilenetv2_*`` are torchvision's v2; its ``mobilenetv3_*_100`` are
+    torchvision's v3 with batch-norm eps 1e-5; its ``tf_mobilenetv3_*`` have the same keys,
+    eps 1e-3 and TensorFlow's asymmetric "same" padding, which no model here has."""
+    if "conv_stem.weight" not in state:
+        return state, []
+    try:
+        names = timm_key_map(state)
+    except ValueError as err:
+        return state, [f"timm's MobileNet layout, not converted: {err}"]
+    v3 = "bn2.weight" not in state
+    out = {names[k]: v.flatten(1) if names[k] == "classifier.0.weight" else v
+           for k, v in state.items()}
+    notes = [f"{len(out)} keys converted from timm's MobileNet v{3 if v3 else 2} layout "
+             "(conv_stem, blocks, conv_head, classifier -> features, classifier)"]
+    if v3 and "conv_head.bias" not in state:
+        notes.append("timm's conv_head has no bias in this file (head_bias=False, as timm's "
+                     "mobilenetv3_rw); the first linear layer of MobileNet v3's head has one")
+    if v3:
+        eps = next((m.eps for m in model.modules() if isinstance(m, nn.BatchNorm2d)), None)
+        notes.append(f"timm's mobilenetv3_* use batch-norm eps 1e-5, this model {eps:g} "
+                     "(torchvision's, and timm's tf_mobilenetv3_*, which also pad TensorFlow's "
+                     "'same' way): build it with bn_eps=1e-5 for timm's mobilenetv3_* outputs"
+                     if eps != 1e-5 else
+                     "timm's tf_mobilenetv3_* files have the same keys but batch-norm eps 1e-3 "
+                     "and TensorFlow's 'same' padding, which cnnlab does not have: their "
+                     "outputs shift slightly")
+    return out, notes
+
+
 class MobileNetV2(ImageClassifier):
     """MobileNet v2: 3x3/2 stem, 17 inverted residuals (Table 2), 1x1 to 1280, pool, linear."""
 
     classifier_name = "classifier.1"
+    checkpoint_filter = staticmethod(checkpoint_filter)
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0,
                  dropout: float = 0.2):
@@ -229,16 +312,17 @@ class MobileNetV3(ImageClassifier):
     """MobileNet v3 large or small: the paper's bneck tables, SE with hard-sigmoid, h-swish."""
 
     classifier_name = "classifier.3"
+    checkpoint_filter = staticmethod(checkpoint_filter)
 
     def __init__(self, arch: str = "large", num_classes: int = 1000, in_chans: int = 3,
-                 width_mult: float = 1.0, dropout: float = 0.2):
+                 width_mult: float = 1.0, dropout: float = 0.2, bn_eps: float = 1e-3):
         tables = {"large": MOBILENET_V3_LARGE, "small": MOBILENET_V3_SMALL}
         if arch not in tables:
             raise ValueError(f"arch must be 'large' or 'small', got {arch!r}")
         if not width_mult > 0:
             raise ValueError(f"width_mult must be > 0, got {width_mult}")
         super().__init__(num_classes, in_chans, min_input_size=1)
-        norm = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
+        norm = partial(nn.BatchNorm2d, eps=bn_eps, momentum=0.01)
 
         def width(c: int) -> int:  # the width multiplier, applied here only
             return make_divisible(c * width_mult)

@@ -86,10 +86,39 @@ def make_layers(cfg: tuple, in_chans: int = 3, batch_norm: bool = False) -> nn.S
     return nn.Sequential(*layers)
 
 
+# timm's layout (timm/models/vgg.py): the same ``features.N``; the first two fully connected
+# layers are convolutions, ``pre_logits.fc1`` (7x7 on the 512 x 7 x 7 map) and
+# ``pre_logits.fc2`` (1x1), and the last is ``head.fc``. A 7x7 convolution on a 7x7 map is the
+# linear layer on the flattened map (C, H, W order, as ``flatten``), so the weights are reshaped.
+TIMM_HEAD = {"pre_logits.fc1": "classifier.0", "pre_logits.fc2": "classifier.3",
+             "head.fc": "classifier.6"}
+
+
+def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
+    """A timm VGG state_dict in this layout, and what the conversion means (the
+    checkpoint-filter hook that :mod:`cnnlab.pretrained` calls); other states come back as
+    they are. The outputs equal timm's for inputs up to 255 x 255 (a feature map up to 7 x 7,
+    which both pool to 7 x 7); from 256 on timm slides ``fc1`` over the larger map and
+    averages after ``fc2``, where torchvision's layout average-pools to 7 x 7 first."""
+    if not any(k.startswith(tuple(TIMM_HEAD)) for k in state):
+        return state, []
+    out = {}
+    for key, value in state.items():
+        module, _, leaf = key.rpartition(".")
+        if module in TIMM_HEAD:
+            key = f"{TIMM_HEAD[module]}.{leaf}"
+            value = value.flatten(1) if value.dim() == 4 else value
+        out[key] = value
+    return out, ["converted from timm's layout (pre_logits.fc1/fc2 convolutions, head.fc -> "
+                 "classifier.0/3/6 linear layers); outputs equal timm's for inputs below "
+                 "256 x 256, where timm's head differs (it slides fc1 over maps above 7 x 7)"]
+
+
 class VGG(ImageClassifier):
     """VGG from a configuration of :data:`VGG_CFGS`: ``features``, ``avgpool``, ``classifier``."""
 
     classifier_name = "classifier.6"
+    checkpoint_filter = staticmethod(checkpoint_filter)
 
     def __init__(self, cfg: str = "D", num_classes: int = 1000, in_chans: int = 3,
                  dropout: float = 0.5, batch_norm: bool = False):
