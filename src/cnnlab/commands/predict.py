@@ -90,7 +90,8 @@ def open_model(args):
         classes = list(config["classes"])
         if args.mean or args.std or args.input_size:
             c, h, w = args.input_size or (pre.channels, *pre.size)
-            pre = Preprocess(c, (h, w), args.mean or pre.mean, args.std or pre.std)
+            pre = Preprocess(c, (h, w), args.mean or pre.mean, args.std or pre.std,
+                             pad_from=None if args.input_size else pre.pad_from)
     else:
         entry = get_entry(args.run)
         wf = read_weights(args.weights, args.weights_sha256)

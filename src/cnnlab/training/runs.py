@@ -55,4 +55,5 @@ def open_run(path: str | Path, device: str | torch.device = "cpu"):
         model = model.to(device).eval()
     check_model_outputs(model, config, path)
     c, h, w = config["input_size"]
-    return model, config, Preprocess(c, (h, w), config["mean"], config["std"])
+    pad = (config.get("resize") or {}).get("pad_from")  # LeNet-5: 28x28 padded to 32x32
+    return model, config, Preprocess(c, (h, w), config["mean"], config["std"], pad_from=pad)
