@@ -4,7 +4,9 @@ benchmarks/results/mnist_lenet5.md: paper vs cnnlab test error, epochs, seed, wa
     PYTHONPATH=src python benchmarks/mnist_lenet5.py RUN_DIR [RUN_DIR ...]
 
 Each RUN_DIR is a ``cnnlab train`` run folder (config.json, results.json, metrics.jsonl) or a
-``cnnlab scratch train --out`` folder (scratch_config.json). Runs of the same model, data
+``cnnlab scratch train --out`` folder (scratch_config.json). With ``--logs DIR``, the output of
+``/usr/bin/time -v`` in ``DIR/<run name>.log`` adds the process's CPU time (user + system) and
+wall time: on a shared machine the CPU time is the comparable figure. Runs of the same model, data
 and settings that differ only in seed are also summarised as mean and spread. The last
 lines print the CPU's flags and the load, as every speed figure here must.
 """
@@ -44,18 +46,42 @@ def read_run(path: Path) -> dict:
             "pad": (config.get("resize") or {}).get("pad_from")}
 
 
+def wall_text(wall: float | None, run: dict) -> str:
+    """The process's wall time, else the training time the run recorded."""
+    return f"{(wall or run['train_s']) / 60:.1f} min"
+
+
+def time_of(log: Path) -> tuple[float | None, float | None]:
+    """(user + system CPU seconds, wall seconds) from ``/usr/bin/time -v`` output, or Nones."""
+    if not log.is_file():
+        return None, None
+    cpu, wall = 0.0, None
+    for line in log.read_text().splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key in ("User time (seconds)", "System time (seconds)"):
+            cpu += float(value)
+        elif key.startswith("Elapsed (wall clock) time"):
+            parts = [float(x) for x in line.rsplit(" ", 1)[1].split(":")]
+            wall = sum(x * 60**i for i, x in enumerate(reversed(parts)))
+    return (cpu or None), wall
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--logs", type=Path, help="folder of the runs' /usr/bin/time -v logs")
     args = ap.parse_args(argv)
     rows = [read_run(p) for p in args.runs]
-    print("| model | run | seed | epochs | val error | test error | paper | training time |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| model | run | seed | epochs | val error | test error | paper | CPU time | wall time |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         paper = PAPER.get(r["key"])
+        cpu, wall = time_of(args.logs / f"{r['run']}.log") if args.logs else (None, None)
         print(f"| {r['model']} | {r['run']} | {r['seed']} | {r['epochs']} | "
               f"{100 - r['val_top1']:.2f} % | {100 - r['test_top1']:.2f} % | "
-              f"{f'{paper:.2f} %' if paper else '-'} | {r['train_s'] / 60:.1f} min |")
+              f"{f'{paper:.2f} %' if paper else '-'} | "
+              f"{f'{cpu / 60:.1f} min' if cpu else '-'} | "
+              f"{wall_text(wall, r)} |")
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["key"], r["settings"]), []).append(r)
