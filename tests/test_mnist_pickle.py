@@ -156,3 +156,21 @@ def test_cli_refuses_a_hostile_pickle_with_one_line(tmp_path, capsys):
     assert rc == 2 and not marker.exists()
     assert len(err.splitlines()) == 1 and "refused to load posix.system" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_scratch_engine_reads_the_pickle_and_pads_28x28_into_32x32(tmp_path):
+    from cnnlab.scratch.runs import load_split
+
+    parts = make_parts()
+    f = write(tmp_path / "mnist.pkl.gz", py2_pickle(parts))
+    data = load_split(str(f), 32, limit=20)
+    x, y = data["train"]
+    assert x.shape == (20, 1, 32, 32) and len(data["val"][1]) == 10 and len(data["test"][1]) == 12
+    background = (0.0 - data["mean"]) / data["std"]
+    border = np.concatenate([x[:, 0, :2].ravel(), x[:, 0, -2:].ravel(), x[:, 0, :, :2].ravel(),
+                             x[:, 0, :, -2:].ravel()])
+    np.testing.assert_allclose(border, background, rtol=1e-5)  # zeros, padded: not resized
+    inner = x[:, 0, 2:30, 2:30] * data["std"] + data["mean"]
+    np.testing.assert_allclose(inner, parts[0][0][:20].reshape(20, 28, 28), atol=1e-5)
+    np.testing.assert_array_equal(y, parts[0][1][:20])
+    assert load_split(str(f), 28)["test"][0].shape == (12, 1, 28, 28)
