@@ -42,7 +42,8 @@ def test_sixty_thousand_trainable_parameters_as_the_paper_says():
         assert trainable(module) == n, name
     assert trainable(model) == sum(layers.values()) == 60_000
     assert trainable(model.output) == 0 and model.output.centres.shape == (10, 84)
-    assert "output.centres" in model.state_dict()  # saved with the weights, never trained
+    assert "output.weight" in model.state_dict()  # saved with the weights, never trained
+    assert sum(p.numel() for p in model.parameters()) == 60_000 + 840
     # The softmax output adds a linear layer of 84 x 10 + 10.
     assert trainable(cnnlab.create_model("lenet5_paper", output="softmax")) == 60_000 + 850
 

@@ -253,20 +253,41 @@ class Subsampling(nn.Module):
         return f"{self.weight.numel()}, kernel_size=2, stride=2"
 
 
-class EuclideanRBF(nn.Module):
-    """The paper's output layer: ``y_i = sum_j (x_j - w_ij)^2``, centres fixed (a buffer, not
+class EuclideanRBF(nn.Linear):
+    """The paper's output layer: ``y_i = sum_j (x_j - w_ij)^2``, centres ``w`` fixed (not
     trained, as in the paper). It returns ``-y`` as the logits, so the nearest centre wins and
     cross-entropy on these logits is the paper's MAP criterion (its equation 9) without the
-    constant "rubbish class" term ``e^-j`` (the limit j -> infinity)."""
+    constant "rubbish class" term ``e^-j`` (the limit j -> infinity).
+
+    A :class:`~torch.nn.Linear` without bias whose ``weight`` (num_classes x 84) holds the
+    centres with ``requires_grad=False``: the classifier contract of every cnnlab model
+    (``get_classifier().weight``, ``classifier_keys()``) holds, and the optimizer leaves it
+    alone. Building it draws no random numbers."""
 
     def __init__(self, centres: torch.Tensor):
-        super().__init__()
-        self.register_buffer("centres", centres.clone())
-        self.out_features, self.in_features = centres.shape
+        out_features, in_features = centres.shape
+        super().__init__(in_features, out_features, bias=False, device=centres.device,
+                         dtype=centres.dtype)
+        self.weight.requires_grad_(False)
+        with torch.no_grad():
+            self.weight.copy_(centres)
+
+    def reset_parameters(self) -> None:  # the centres are set in __init__, never drawn
+        pass
+
+    @property
+    def centres(self) -> torch.Tensor:
+        return self.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = x.unsqueeze(1) - self.centres.unsqueeze(0)
+        d = x.unsqueeze(1) - self.weight.unsqueeze(0)
         return -(d * d).sum(-1)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        old = prefix + "centres"  # the first version kept the centres as a buffer
+        if old in state_dict and prefix + "weight" not in state_dict:
+            state_dict[prefix + "weight"] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, fixed"
@@ -302,8 +323,9 @@ class LeNet5Paper(ImageClassifier):
     Parameter count: C1 156 + S2 12 + C3 1,516 + S4 32 + C5 48,120 + F6 10,164 = **60,000**
     trainable parameters with the RBF output, exactly the paper's "60,000 trainable
     parameters" (its RBF centres are fixed, "chosen by hand and kept fixed", so they are not
-    counted; cnnlab keeps them as a buffer). With ``output="softmax"`` the linear output adds
-    84 x 10 + 10 = 850: 60,850.
+    counted; cnnlab keeps them as the output layer's frozen ``weight``, 840 values with
+    ``requires_grad=False``: ``cnnlab summary`` shows 60,000 trainable of 60,840). With
+    ``output="softmax"`` the linear output adds 84 x 10 + 10 = 850: 60,850.
 
     The RBF centres are cnnlab's drawings of stylised digits (``DIGIT_BITMAPS``): the paper
     shows its bitmaps only as a picture (Fig. 3). The logits are minus the squared distances,
@@ -350,6 +372,8 @@ class LeNet5Paper(ImageClassifier):
         100 or 150 for C3 (3, 4 or 6 maps of 5x5: per map), 400 for C5, 120 for F6, 84 for the
         softmax output."""
         for m in self.modules():
+            if isinstance(m, EuclideanRBF):
+                continue  # fixed centres
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 bound = 2.4 / (m.weight[0].numel())
                 nn.init.uniform_(m.weight, -bound, bound)

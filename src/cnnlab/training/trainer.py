@@ -248,6 +248,7 @@ def run_config(cfg: TrainConfig, kwargs: dict, p: RunData, threads: dict | None 
                     "hflip": bool(p.train.augment and p.train.augment.hflip),
                     "distort": bool(p.train.augment and p.train.augment.distort)},
         "train": cfg.to_json(),
+        "model_train_defaults": dict(get_entry(cfg.model).train_defaults),  # its recipe
         "threads": threads or {},
         "cnnlab_version": __version__,
         **({"weights": p.weights} if p.weights else {}),
