@@ -231,8 +231,12 @@ def rbf_centres(num_classes: int) -> torch.Tensor:
 class ScaledTanh(nn.Module):
     """The paper's squashing function ``1.7159 tanh(2a/3)``."""
 
+    amplitude: float = SQUASH_A
+    slope: float = SQUASH_S
+    __constants__ = ["amplitude", "slope"]  # noqa: RUF012  (TorchScript reads these)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return SQUASH_A * torch.tanh(SQUASH_S * x)
+        return self.amplitude * torch.tanh(self.slope * x)
 
 
 class Subsampling(nn.Module):
