@@ -246,6 +246,7 @@ class Subsampling(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
+        self.kernel_size, self.stride = 2, 2  # read by cnnlab.features (stride levels)
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
