@@ -39,8 +39,8 @@ def read_run(path: Path) -> dict:
     t = config["train"]
     distort = bool(config.get("augment", {}).get("distort"))
     key = t["model"] + ("+distort" if distort else "")
-    settings = {k: t[k] for k in ("optimizer", "lr", "momentum", "weight_decay", "schedule",
-                                  "batch_size", "epochs", "model_kwargs")}
+    settings = {k: t[k] for k in ("data", "optimizer", "lr", "momentum", "weight_decay",
+                                  "schedule", "batch_size", "epochs", "model_kwargs")}
     return {"run": path.name, "model": key, "key": key, "seed": t["seed"],
             "epochs": results["epochs"], "val_top1": results["val_top1"],
             "test_top1": results["test_top1"], "train_s": results["train_time_s"],
