@@ -81,8 +81,13 @@ def test_model_recommended_training_settings_apply_unless_overridden(capsys):
     from cnnlab.commands.train import config_from_args
 
     parser = build_parser()
-    lenet = config_from_args(parser.parse_args(["train", "lenet5"]))
-    assert (lenet.optimizer, lenet.lr, lenet.momentum) == ("sgd", 0.1, 0.9)
+    lenet = config_from_args(parser.parse_args(["train", "lenet5"]))  # its own: lr, decay
+    assert (lenet.optimizer, lenet.lr, lenet.momentum, lenet.weight_decay) == ("sgd", 0.05, 0.9,
+                                                                            0.0)
+    assert "lenet5: using its recommended training settings: lr 0.05, weight_decay 0.0" in (
+        capsys.readouterr().out)
+    paper = config_from_args(parser.parse_args(["train", "lenet5_paper", "--lr", "0.001"]))
+    assert (paper.epochs, paper.schedule, paper.lr) == (20, "lecun1998", 0.001)
     allconv = config_from_args(parser.parse_args(["train", "allconv_c"]))
     assert (allconv.optimizer, allconv.lr, allconv.weight_decay) == ("adam", 3e-4, 0.0)
     assert "recommended training settings: optimizer adam" in capsys.readouterr().out
@@ -118,7 +123,7 @@ def test_relative_data_path_is_stored_absolute_and_the_lr_logged_is_the_epochs(c
             Image.new("L", (8, 8), 40 + 150 * c + i).save(work / "f_ok" / f"c{c}" / f"{i}.png")
     res = cli("train", "lenet5", "--data", "f_ok", "--name", "f_ok", "--runs-dir", "runs",
               "--epochs", "2", "--schedule", "step", "--step-size", "1", "--gamma", "0.95",
-              "--threads", "1", "--no-plots", cwd=work)
+              "--lr", "0.1", "--threads", "1", "--no-plots", cwd=work)
     assert res.returncode == 0, res.stderr
     run = work / "runs" / "f_ok"
     config = json.loads((run / "config.json").read_text())

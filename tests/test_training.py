@@ -172,7 +172,7 @@ def test_any_model_on_any_data_rgb_model_on_gray_digits(tmp_path, tiny_aux):
                     batch_size=64, lr=0.05), log=quiet)
     config = json.loads((tmp_path / "tiny_aux-digits" / "config.json").read_text())
     assert config["resize"] == {"from": [1, 8, 8], "to": [3, 12, 12], "channels": "1->3",
-                                "mode": "bilinear (antialiased when shrinking)"}
+                                "mode": "bilinear (antialiased when shrinking)", "pad_from": None}
     assert len(config["mean"]) == 3 and res["test_images"] == 359
 
 

@@ -29,6 +29,7 @@ MODELS = {
     'googlenet_paper': {'family': 'googlenet', 'input_size': (3, 224, 224), 'params': 13378280, 'doc': 'GoogLeNet as in the paper: 5x5 branches, LRN, no BN, dropout 0.4, aux heads 0.3.'},
     'inception_v3': {'family': 'inception_v3', 'input_size': (3, 299, 299), 'params': 27161264, 'doc': 'Inception v3 (torchvision-compatible), 299x299, auxiliary head on Mixed_6e weighted 0.4.'},
     'lenet5': {'family': 'lenet', 'input_size': (1, 32, 32), 'params': 61706, 'doc': 'LeNet-5 (LeCun et al. 1998): sigmoid, average pooling, full C3, 1x32x32 input.'},
+    'lenet5_paper': {'family': 'lenet', 'input_size': (1, 32, 32), 'params': 60840, 'doc': 'LeNet-5 as in the 1998 paper: scaled tanh, trainable subsampling, sparse C3, RBF output.'},
     'mobilenet_v1': {'family': 'mobilenet', 'input_size': (3, 224, 224), 'params': 4231976, 'doc': 'MobileNet v1 (Howard et al. 2017), width multiplier width_mult (alpha), default 1.0.'},
     'mobilenet_v2': {'family': 'mobilenet', 'input_size': (3, 224, 224), 'params': 3504872, 'doc': 'MobileNet v2 (Sandler et al. 2018), torchvision-compatible, width_mult 1.0.'},
     'mobilenet_v3_large': {'family': 'mobilenet', 'input_size': (3, 224, 224), 'params': 5483032, 'doc': 'MobileNet v3 large (Howard et al. 2019, Table 1), torchvision-compatible.'},

@@ -94,6 +94,7 @@ def feature_specs() -> dict[type, FeatureSpec]:
     sequential = FeatureSpec(trunk=("features.*",))
     return {
         lenet.LeNet5: sequential,
+        lenet.LeNet5Paper: sequential,
         alexnet.AlexNet: sequential,
         alexnet.AlexNetOriginal: sequential,
         vgg.VGG: sequential,

@@ -65,14 +65,14 @@ def add_transform_args(p) -> None:
                    help="bilinear, bicubic or nearest (default: the weights')")
 
 
-def apply_transform_args(dc, args, channels: int | None = None):
+def apply_transform_args(dc, args, channels: int | None = None, pad_from=None):
     """``(DataConfig, Preprocess)``: ``dc`` with the user's --resize/--crop/--interpolation/
-    --mean/--std/--input-size, and the transform it describes."""
+    --mean/--std/--input-size, and the transform it describes (``pad_from``: see Preprocess)."""
     from ..data import Preprocess
 
     dc = dc.override(**{k: getattr(args, k, None) for k in ("resize", "crop", "interpolation",
                                                              "mean", "std", "input_size")})
-    return dc, Preprocess.from_config(dc, channels=channels)
+    return dc, Preprocess.from_config(dc, channels=channels, pad_from=pad_from)
 
 
 def _read_classes(path: str, n: int) -> list[str]:
@@ -105,15 +105,17 @@ def open_model(args):
     opt = {k: getattr(args, k, None) for k in ("classes", "input_size", "mean", "std",
                                                 "resize", "crop", "interpolation")}
 
+    pad = None
     if args.weights is None:
         if args.run in list_models() and not Path(args.run).exists():
             raise CheckpointError(f"{args.run} is a model name: give its weights with "
                                   "--weights FILE (or give a run folder instead)")
         if getattr(args, "weights_sha256", None):
             raise ValueError("--weights-sha256 checks the file given with --weights")
-        model, config, _ = open_run(args.run, args.device)
+        model, config, run_pre = open_run(args.run, args.device)
         classes = list(config["classes"])
         dc = from_run_config(config)
+        pad = run_pre.pad_from  # LeNet-5 runs on MNIST pad 28x28 to 32x32
     else:
         wf = read_weights(args.weights, getattr(args, "weights_sha256", None))
         cfg = wf.run_config if wf.run_config and wf.run_config.get("model") == args.run else {}
@@ -133,7 +135,8 @@ def open_model(args):
                                         "mean", "std")):
                 say(f"{args.run}: evaluation transform of {dc.source}: {dc.describe()}; "
                     "--resize/--crop/--interpolation/--mean/--std to change it")
-    dc, pre = apply_transform_args(dc, args, getattr(model, "in_chans", None))
+    dc, pre = apply_transform_args(dc, args, getattr(model, "in_chans", None),
+                                   None if opt["input_size"] else pad)
     if opt["classes"]:
         classes = _read_classes(opt["classes"], len(classes))
     return model, classes, pre, notes, dc

@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
                     help="the CNN from scratch in NumPy: train and show LeNet-5",
                     examples=["cnnlab scratch train",
                               "cnnlab scratch train --data ~/mnist --limit 5000   # IDX files",
+                              "cnnlab scratch train --data mnist.pkl.gz --epochs 3",
                               "cnnlab scratch train --data lab_digits/  # class sub-folders",
                               "cnnlab scratch train --input 32 --out runs/np",
                               "cnnlab scratch train --out runs/np --show",
@@ -28,12 +29,13 @@ def add_parser(sub) -> None:
                                     "resized to 28x28 (padded C1) or 32x32 grey images, with "
                                     "SGD + momentum and a per-epoch lr decay.")
     t.add_argument("--data", default="digits",
-                   help="digits (default), a folder of MNIST/Fashion-MNIST IDX files, a folder "
+                   help="digits (default), a folder of MNIST/Fashion-MNIST IDX files, MNIST's "
+                        "mnist.pkl.gz, a folder "
                         "with one sub-folder of images per class (the lab's 28x28 digits), or "
                         "CIFAR batches; colour images are converted to grey")
     t.add_argument("--limit", type=int, default=None,
                    help="use only the first N training images (the NumPy engine is slow on "
-                        "MNIST's 54,000)")
+                        "MNIST's 50,000-54,000)")
     t.add_argument("--input", type=int, choices=(28, 32), default=28,
                    help="input size: 28 (the lab, C1 padded by 2) or 32 (the paper)")
     t.add_argument("--epochs", type=int, default=15)

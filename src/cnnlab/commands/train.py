@@ -41,15 +41,17 @@ def add_parser(sub) -> None:
                   "torchrun --nproc_per_node 2 -m cnnlab train lenet5"])
     p.add_argument("model", help="registered model name (see 'cnnlab list')")
     g = p.add_argument_group("data")
-    g.add_argument("--data", help="digits (default), synthetic[:key=value,...], or a folder "
-                   "of MNIST/Fashion-MNIST IDX files, CIFAR batches or class sub-folders")
+    g.add_argument("--data", help="digits (default), synthetic[:key=value,...], a folder "
+                   "of MNIST/Fashion-MNIST IDX files, CIFAR batches or class sub-folders, or "
+                   "MNIST's mnist.pkl.gz")
     g.add_argument("--format", dest="data_format", choices=FORMATS,
                    help="data format (default: detected from the folder)")
     g.add_argument("--input-size", type=parse_input_size,
                    help="model input CxHxW (default: the model's native size)")
     g.add_argument("--augment", choices=AUGMENTS,
                    help="training augmentation (default auto: crop+flip for CIFAR, flip for "
-                   "colour image folders, none for digits and MNIST)")
+                   "colour image folders, none for digits and MNIST; distort: LeCun et al. "
+                   "1998's random affine distortions)")
     g.add_argument("--skip-bad", action="store_true", default=None,
                    help="leave out the image files of a folder that cannot be read (they are "
                    "counted) instead of stopping with their list; recorded in the run, so "

@@ -1,5 +1,5 @@
-"""Data sets: the bundled digits, MNIST/Fashion-MNIST (IDX), CIFAR-10/100 (binary and python),
-image folders and a synthetic set; see :func:`load_data`.
+"""Data sets: the bundled digits, MNIST/Fashion-MNIST (IDX; MNIST also as mnist.pkl.gz),
+CIFAR-10/100 (binary and python), image folders and a synthetic set; see :func:`load_data`.
 
 The classes (which need torch) are loaded on first use (PEP 562), so that ``FORMATS`` can be
 read by ``cnnlab ... --help`` without importing torch.
@@ -22,8 +22,8 @@ _LAZY = {"DataSplits": ".base", "Prepared": ".base", "TensorImages": ".base",
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
-FORMATS = ("auto", "digits", "synthetic", "mnist", "fashion-mnist", "cifar10", "cifar100",
-           "folder")
+FORMATS = ("auto", "digits", "synthetic", "mnist", "mnist-pickle", "fashion-mnist", "cifar10",
+           "cifar100", "folder")
 
 
 def detect_format(path: Path) -> str:
@@ -35,7 +35,11 @@ def detect_format(path: Path) -> str:
         raise DataError(f"data path {path} does not exist; give a folder of MNIST, CIFAR or "
                         "class sub-folders, or use --data digits")
     if not path.is_dir():
-        raise DataError(f"data path {path} is a file; give the folder that holds the data set")
+        from .mnist_pickle import is_mnist_pickle
+        if is_mnist_pickle(path):
+            return "mnist-pickle"
+        raise DataError(f"data path {path} is a file; give the folder that holds the data set "
+                        "(the one file cnnlab reads is MNIST's mnist.pkl.gz)")
     if find_idx_files(path) is not None:
         return "fashion-mnist" if "fashion" in str(path).lower() else "mnist"
     found = detect_cifar(path)
@@ -64,6 +68,9 @@ def load_data(spec: str = "digits", fmt: str = "auto", skip_bad: bool = False) -
     kind = detect_format(path) if fmt == "auto" else fmt
     if not path.exists():
         raise DataError(f"data path {path} does not exist")
+    if kind == "mnist-pickle":
+        from .mnist_pickle import load_mnist_pickle
+        return load_mnist_pickle(path)
     if kind in ("mnist", "fashion-mnist"):
         from .idx import load_idx
         return load_idx(path, kind)

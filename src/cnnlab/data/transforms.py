@@ -90,6 +90,18 @@ def resize_shorter(x: torch.Tensor, size: int, interpolation: str = "bilinear") 
     return resize(x, shorter_side_size(*x.shape[-2:], size), interpolation, antialias=True)
 
 
+def pad_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad (black, before normalisation) to ``size``, the image centred: how LeCun et al.
+    (1998) fed MNIST's 28x28 field to LeNet-5's 32x32 input (2 pixels each side). The digit
+    keeps its size in pixels; an image larger than ``size`` is refused."""
+    h, w = x.shape[-2:]
+    th, tw = size
+    if th < h or tw < w:
+        raise ValueError(f"cannot pad a {h}x{w} image to the smaller {th}x{tw}")
+    top, left = (th - h) // 2, (tw - w) // 2
+    return F.pad(x, (left, tw - w - left, top, th - h - top))
+
+
 def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The centre ``size`` (H, W) of ``x``, with torchvision's offsets
     (``round((h - crop_h) / 2)``, Python's rounding); an image smaller than the crop is first
@@ -138,6 +150,35 @@ def hflip(x: torch.Tensor) -> torch.Tensor:
     return x.flip(-1)
 
 
+# The ranges of the planar affine distortions (LeCun et al. 1998, section III.C, list the kinds
+# but not the ranges; these are cnnlab's choice, in the spirit of the paper's Fig. 7).
+DISTORT_SHIFT, DISTORT_SCALE, DISTORT_SQUEEZE, DISTORT_SHEAR = 0.1, 0.1, 0.1, 0.2
+
+
+def random_distortion(x: torch.Tensor, fill: Sequence[float] | float = 0.0,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """The paper's random planar affine distortions of one image (C x H x W): horizontal and
+    vertical translation (up to ``DISTORT_SHIFT`` of the size), scaling (x ``1 +- 0.1``),
+    squeezing (width x ``q``, height / ``q``, ``q`` in ``1 +- 0.1``) and horizontal shearing
+    (``x += 0.2 y`` at most), drawn uniformly from ``generator``; bilinear sampling, the
+    uncovered border filled with ``fill`` (the background)."""
+    u = torch.rand(5, generator=generator) * 2 - 1  # five draws in [-1, 1]
+    scale = 1 + DISTORT_SCALE * float(u[0])
+    squeeze = 1 + DISTORT_SQUEEZE * float(u[1])
+    shear = DISTORT_SHEAR * float(u[2])
+    tx, ty = 2 * DISTORT_SHIFT * float(u[3]), 2 * DISTORT_SHIFT * float(u[4])
+    # The output->input map of affine_grid, in [-1, 1] coordinates: the inverse of
+    # (scale, squeeze, shear, shift) applied to the digit.
+    fwd = torch.tensor([[scale * squeeze, scale * squeeze * shear, tx],
+                        [0.0, scale / squeeze, ty], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    theta = torch.linalg.inv(fwd)[:2].to(x.dtype).unsqueeze(0)
+    grid = F.affine_grid(theta, [1, *x.shape[-3:]], align_corners=False)
+    f = torch.as_tensor(fill, dtype=x.dtype).reshape(-1, 1, 1)
+    out = F.grid_sample((x - f).unsqueeze(0), grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out.squeeze(0) + f
+
+
 class Preprocess:
     """Channels, size and normalisation: what a model needs from any data set's images.
 
@@ -148,10 +189,15 @@ class Preprocess:
 
     def __init__(self, channels: int, size: tuple[int, int], mean: Sequence[float],
                  std: Sequence[float], resize: int | None = None,
-                 interpolation: str = "bilinear"):
+                 interpolation: str = "bilinear", pad_from: Sequence[int] | None = None):
         from .config import check_transform
 
         self.channels, self.size = int(channels), (int(size[0]), int(size[1]))
+        # Images of exactly this H x W are padded (pad_to), not resized: LeNet-5's 28x28
+        # MNIST field in its 32x32 input. Other sizes are resized as usual.
+        self.pad_from = (int(pad_from[0]), int(pad_from[1])) if pad_from else None
+        if self.pad_from and (self.pad_from[0] > self.size[0] or self.pad_from[1] > self.size[1]):
+            raise ValueError(f"cannot pad {self.pad_from} images to the smaller {self.size}")
         self.mean, self.std = stats_for_channels(mean, std, self.channels)
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std must be positive, got {self.std}")
@@ -160,16 +206,19 @@ class Preprocess:
         check_transform(self.resize, self.size, interpolation)
 
     @classmethod
-    def from_config(cls, config, channels: int | None = None) -> Preprocess:
+    def from_config(cls, config, channels: int | None = None,
+                    pad_from: Sequence[int] | None = None) -> Preprocess:
         """The transform a :class:`~cnnlab.data.config.DataConfig` describes (its channels,
-        or ``channels``)."""
+        or ``channels``; ``pad_from`` as in the constructor)."""
         c, h, w = config.input_size
         return cls(channels or c, (h, w), config.mean, config.std, config.resize,
-                   config.interpolation)
+                   config.interpolation, pad_from)
 
     def geometry(self, x: torch.Tensor) -> torch.Tensor:
         """Channels and size only, values still in [0, 1] (what the model sees, for display)."""
         x = convert_channels(x.float(), self.channels)
+        if self.pad_from is not None and tuple(x.shape[-2:]) == self.pad_from:
+            return pad_to(x, self.size)
         if self.resize is None:
             return resize(x, self.size, self.interpolation)
         return center_crop(resize_shorter(x, self.resize, self.interpolation), self.size)
@@ -180,24 +229,28 @@ class Preprocess:
     def __repr__(self) -> str:
         extra = (f", resize={self.resize}, interpolation={self.interpolation!r}"
                  if self.resize is not None else "")
+        pad = f", pad_from={self.pad_from}" if self.pad_from else ""
         return (f"Preprocess(channels={self.channels}, size={self.size}, mean={self.mean}, "
-                f"std={self.std}{extra})")
+                f"std={self.std}{extra}{pad})")
 
 
 class Augment:
     """Random crop with padding and horizontal flip, on normalised images (training only)."""
 
     def __init__(self, crop_padding: int = 0, hflip: bool = False,
-                 fill: Sequence[float] | float = 0.0):
+                 fill: Sequence[float] | float = 0.0, distort: bool = False):
         if crop_padding < 0:
             raise ValueError(f"crop padding must be >= 0, got {crop_padding}")
         self.crop_padding, self.hflip, self.fill = int(crop_padding), bool(hflip), fill
+        self.distort = bool(distort)  # random_distortion: LeCun et al. 1998's affine ones
 
     @property
     def active(self) -> bool:
-        return self.crop_padding > 0 or self.hflip
+        return self.crop_padding > 0 or self.hflip or self.distort
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.distort:
+            x = random_distortion(x, self.fill, generator)
         if self.crop_padding:
             x = random_crop(x, tuple(x.shape[-2:]), self.crop_padding, self.fill, generator)
         if self.hflip and bool(torch.rand((), generator=generator) < 0.5):
@@ -205,4 +258,5 @@ class Augment:
         return x
 
     def __repr__(self) -> str:
-        return f"Augment(crop_padding={self.crop_padding}, hflip={self.hflip})"
+        distort = ", distort=True" if self.distort else ""
+        return f"Augment(crop_padding={self.crop_padding}, hflip={self.hflip}{distort})"

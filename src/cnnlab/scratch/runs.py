@@ -45,10 +45,19 @@ def run_data(cfg: dict) -> dict:
     return load_digits_split(size) if spec == "digits" else load_split(spec, size)
 
 
+def fit(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W) to (N, size, size): MNIST's 28x28 zero-padded by 2 into the 32x32 input (as
+    LeCun et al. 1998 and ``cnnlab train lenet5`` do), any other size resized bilinearly."""
+    if images.shape[1:] == (28, 28) and size == 32:
+        return np.pad(images, ((0, 0), (2, 2), (2, 2)))
+    return resize_bilinear(images, size)
+
+
 def load_split(spec: str, size: int, limit: int | None = None) -> dict:
     """Any data set ``cnnlab.data`` reads, as the NumPy engine's arrays: ``{"train": (x, y),
     "val": ..., "test": ...}`` with x (N, 1, size, size) float32, grey (the mean of the
-    colour channels), resized with the engine's bilinear resize and normalised with the
+    colour channels), resized with the engine's bilinear resize (MNIST's 28x28 into 32x32:
+    zero-padded, see :func:`fit`) and normalised with the
     training images' mean and standard deviation (as :func:`load_digits_split` does).
     ``limit`` keeps the first N training images."""
     from ..data import load_data
@@ -66,11 +75,11 @@ def load_split(spec: str, size: int, limit: int | None = None) -> dict:
             x = x if ds.images.dtype.is_floating_point else x / 255.0
             x = x.mean(1).numpy()
             y = ds.labels[:n].numpy()
-            return resize_bilinear(x, size), y.astype(np.int64)
+            return fit(x, size), y.astype(np.int64)
         xs, ys = [], []
         for i in range(n):
             img, label = ds[i]
-            xs.append(resize_bilinear(img.double().mean(0).numpy()[None], size)[0])
+            xs.append(fit(img.double().mean(0).numpy()[None], size)[0])
             ys.append(int(label))
         return np.stack(xs), np.array(ys, dtype=np.int64)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
-AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "lecun1998")
+AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip", "distort")
 AMP_MODES = ("none", "bf16", "fp16")
 NAMED_DATA = ("digits", "synthetic")
 FREEZE_CHOICES = ("none", "features")

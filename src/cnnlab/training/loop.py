@@ -46,6 +46,12 @@ def compute_loss(output, target: torch.Tensor, label_smoothing: float = 0.0) -> 
     return F.cross_entropy(output, target, label_smoothing=label_smoothing)
 
 
+# LeCun et al. (1998), section III.C: 0.0005 for 2 passes, 0.0002 for 3, 0.0001 for 3,
+# 0.00005 for 4, then 0.00001; as multiples of the first rate, one per epoch (the last one
+# for every later epoch). ``--schedule lecun1998`` multiplies ``--lr`` by them.
+LECUN1998_FACTORS = (1.0, 1.0, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02)
+
+
 def lr_factor(cfg: TrainConfig, steps_per_epoch: int):
     """The schedule as a function of the optimizer step (for ``LambdaLR``)."""
     total = max(1, cfg.epochs * steps_per_epoch)
@@ -62,6 +68,9 @@ def lr_factor(cfg: TrainConfig, steps_per_epoch: int):
             return 1.0
         if cfg.schedule == "step":
             return cfg.gamma ** (step // steps_per_epoch // cfg.step_size)
+        if cfg.schedule == "lecun1998":
+            epoch = min(step // steps_per_epoch, len(LECUN1998_FACTORS) - 1)
+            return LECUN1998_FACTORS[epoch]
         low = 1e-4 if cfg.schedule == "onecycle" else 0.0
         return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 

@@ -55,4 +55,5 @@ def open_run(path: str | Path, device: str | torch.device = "cpu"):
                                   f"{str(err).splitlines()[0][:200]}") from None
         model = model.to(device).eval()
     check_model_outputs(model, config, path)
-    return model, config, Preprocess.from_config(from_run_config(config))
+    pad = (config.get("resize") or {}).get("pad_from")  # LeNet-5: 28x28 padded to 32x32
+    return model, config, Preprocess.from_config(from_run_config(config), pad_from=pad)

@@ -132,6 +132,8 @@ def seed_everything(seed: int) -> None:
 def augment_for(cfg: TrainConfig, data: DataSplits, pre: Preprocess) -> Augment:
     if cfg.augment == "auto":
         crop, flip = data.crop_padding, data.hflip
+    elif cfg.augment == "distort":  # LeCun et al. 1998's random planar affine distortions
+        crop, flip = 0, False
     else:
         crop = 4 if "crop" in cfg.augment else 0
         flip = "flip" in cfg.augment
@@ -139,7 +141,7 @@ def augment_for(cfg: TrainConfig, data: DataSplits, pre: Preprocess) -> Augment:
     if crop and data.image_size:
         crop = max(1, round(crop * pre.size[0] / data.image_size[0]))
     fill = [-m / s for m, s in zip(pre.mean, pre.std, strict=True)]  # black, after normalisation
-    return Augment(crop_padding=crop, hflip=flip, fill=fill)
+    return Augment(crop_padding=crop, hflip=flip, fill=fill, distort=cfg.augment == "distort")
 
 
 @dataclass
@@ -185,7 +187,7 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
     fin = start_from_weights(cfg, model, c, (data.mean, data.std), load=fresh)
     if fresh and fin["record"] is not None:  # a resume uses the normalisation decided here
         cfg.mean, cfg.std = list(fin["mean"]), list(fin["std"])
-    pre = Preprocess(c, (h, w), fin["mean"], fin["std"],
+    pre = Preprocess(c, (h, w), fin["mean"], fin["std"], pad_from=pad_from(model, data, (h, w)),
                      **photo_transform(cfg.model, data, (h, w)))  # photos: resize, centre crop
     try:
         x = pre(data.train[0][0]).unsqueeze(0).repeat(2, 1, 1, 1)
@@ -214,6 +216,17 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
     return model, kwargs, prepared
 
 
+def pad_from(model: nn.Module, data: DataSplits, size: tuple[int, int]):
+    """The data's image size when the model pads images of that size instead of resizing them
+    (``model.pad_from``: LeNet-5 pads MNIST's 28x28 to 32x32, as the paper did), else None."""
+    pad = getattr(model, "pad_from", None)
+    stored = tuple(data.image_size) if data.image_size else None
+    if pad and stored == tuple(pad) and stored != tuple(size) and all(
+            s >= t for s, t in zip(size, stored, strict=True)):
+        return stored
+    return None
+
+
 def run_config(cfg: TrainConfig, kwargs: dict, p: RunData, threads: dict | None = None) -> dict:
     """config.json of the run: the contract of ``cnnlab.weights.load_run_model`` plus the rest."""
     d, pre = p.data, p.preprocess
@@ -231,16 +244,29 @@ def run_config(cfg: TrainConfig, kwargs: dict, p: RunData, threads: dict | None 
                  "test": len(d.test)},
         "resize": {"from": native, "to": size,
                    "channels": f"{d.channels}->{pre.channels}" if d.channels != pre.channels
-                   else "unchanged", "mode": "bilinear (antialiased when shrinking)"},
+                   else "unchanged", "mode": _fit_text(pre, native, size),
+                   "pad_from": list(pre.pad_from) if pre.pad_from else None},
         "data_config": DataConfig((pre.channels, *pre.size), pre.resize, pre.interpolation,
                                   pre.mean, pre.std, len(d.classes), "cnnlab train").to_dict(),
         "augment": {"crop_padding": p.train.augment.crop_padding if p.train.augment else 0,
-                    "hflip": bool(p.train.augment and p.train.augment.hflip)},
+                    "hflip": bool(p.train.augment and p.train.augment.hflip),
+                    "distort": bool(p.train.augment and p.train.augment.distort)},
         "train": cfg.to_json(),
+        "model_train_defaults": dict(get_entry(cfg.model).train_defaults),  # its recipe
         "threads": threads or {},
         "cnnlab_version": __version__,
         **({"weights": p.weights} if p.weights else {}),
     }
+
+
+def _fit_text(pre: Preprocess, native: list, size: list) -> str:
+    if pre.pad_from:
+        return (f"zero-padded {native[1]}x{native[2]} -> {size[1]}x{size[2]} (not resized; "
+                "as LeCun et al. 1998)")
+    if pre.resize is not None:
+        return (f"shorter side to {pre.resize} ({pre.interpolation}, antialiased), "
+                f"centre crop {size[1]}x{size[2]}")
+    return "bilinear (antialiased when shrinking)"
 
 
 def default_run_name(cfg: TrainConfig) -> str:
@@ -524,8 +550,9 @@ class Trainer:
             f"{len(p.val) if p.val else 0} val, {len(p.test)} test images, "
             f"{p.data.num_classes} classes) -> {self.run.path}")
         if fr[1] is not None and (fr != config["input_size"]):
-            say(f"input: {fr[0]}x{fr[1]}x{fr[2]} images converted to {c}x{h}x{w} "
-                f"(channels {config['resize']['channels']})")
+            how = ("zero-padded, not resized, as LeCun et al. 1998" if p.preprocess.pad_from
+                   else f"channels {config['resize']['channels']}")
+            say(f"input: {fr[0]}x{fr[1]}x{fr[2]} images converted to {c}x{h}x{w} ({how})")
         if p.weights:
             say(f"weights: {p.weights['given']} (sha256 {p.weights['sha256'][:16]}...)")
         for line in p.notes:
