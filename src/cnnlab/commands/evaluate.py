@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--no-ema", dest="ema", action="store_false", help="a run trained with "
+                   "--ema: evaluate its raw weights, not the averaged ones (the default)")
     p.set_defaults(func=run)
 
 
@@ -39,7 +41,7 @@ def run(args) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"batch size must be a positive integer, got {args.batch_size}")
-    model, config, pre = open_run(args.run, args.device)
+    model, config, pre = open_run(args.run, args.device, ema=args.ema)
     spec = args.data or config.get("data", {}).get("spec", "digits")
     data = load_data(spec, args.data_format, skip_bad=args.skip_bad)
     if list(data.classes) != list(config["classes"]):
@@ -51,12 +53,15 @@ def run(args) -> int:
     per_class = per_class_accuracy(cm)
     if args.json:
         print(json.dumps({"run": str(args.run), "data": spec, "split": args.split,
-                          "images": res["n"], "loss": res["loss"], "top1": res["top1"],
+                          "images": res["n"], "weights": config.get("weights_used", "raw"),
+                          "loss": res["loss"], "top1": res["top1"],
                           "top5": res["top5"],
                           "per_class": {c: (None if math.isnan(a) else a)
                                         for c, a in zip(data.classes, per_class, strict=True)},
                           "confusion": cm.tolist(), "classes": data.classes}, indent=2))
         return 0
+    if config.get("weights_used"):
+        print(f"using {config['weights_used']}; --no-ema for the raw weights")
     print(f"{config['model']} on {spec} ({args.split}, {res['n']} images): "
           f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}")
     print()
