@@ -178,6 +178,8 @@ class ImageFiles(Dataset):
 def read_stored(path: Path, channels: int) -> torch.Tensor:
     """An 8-bit image file (L, RGB, P, CMYK ...) as uint8 ``channels`` x H x W, decoded once by
     Pillow; any other mode as the float tensor of :func:`load_image`."""
+    import warnings
+
     import numpy as np
 
     with open_image(path, warn=False) as im:
@@ -188,7 +190,9 @@ def read_stored(path: Path, channels: int) -> torch.Tensor:
                 a = np.asarray(im if im.mode == target else im.convert(target))
             except Exception as err:  # truncated data ...
                 raise DataError(f"{path}: cannot read this image ({err})") from None
-            t = torch.from_numpy(a)
+            with warnings.catch_warnings():  # Pillow's array is read-only; it is never written
+                warnings.simplefilter("ignore", UserWarning)
+                t = torch.from_numpy(a)
             return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
     return load_image(path, channels, warn=False)
 
