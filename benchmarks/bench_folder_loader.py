@@ -5,9 +5,9 @@ scikit-learn's two bundled photographs, ``sklearn.datasets.load_sample_images``,
 500 x 375 +- 10 %, quality 90), one class folder per source photo, written once into a
 temporary folder (``--photos``, default /tmp/cnnlab-bench-photos).
 
-What is timed is the loader alone: one pass over the 2,000 images in batches of 64, each image
-decoded, random-resized-cropped to 224 x 224 (scale 0.08-1, ratio 3/4-4/3, bilinear,
-antialiased), flipped with probability 1/2 and normalised; nothing is trained.
+What is timed is the loader alone: passes in batches of 64, each image decoded,
+random-resized-cropped to 224 x 224 (scale 0.08-1, ratio 3/4-4/3, bilinear, antialiased),
+flipped with probability 1/2 and normalised; nothing is trained.
 
 * **cnnlab**: the training split as ``cnnlab train --augment rrc`` builds it
   (``data.folder.ImageFiles`` + ``data.augment.PhotoPrepared``/``PhotoRecipe``) iterated by the
@@ -19,11 +19,14 @@ antialiased), flipped with probability 1/2 and normalised; nothing is trained.
   flips and normalises; ``DataLoader(batch_size=64, shuffle=True, num_workers=W)``.
 
 At 0, 1 and 2 workers the two are run in alternating order (cnnlab first in odd rounds);
-each figure is images/s of one full pass, the ratio cnnlab / hand the median of the per-round
-ratios. torch uses one thread in the main process (``torch.set_num_threads(1)``; workers use
-one by default). The CPU's flags and the load average are printed with the figures.
+each round times one pass of each over the same ``--per-pass`` images (default 512, a seeded
+random subset of the 2,000 drawn anew each round; a full pass of 2,000 takes long enough on a
+shared machine for the load to change under it), worker start-up included; the ratio cnnlab /
+hand is the median of the per-round ratios. torch uses one thread in the main process
+(``torch.set_num_threads(1)``; workers use one by default). The CPU's flags and the load
+average are printed with the figures.
 
-    PYTHONPATH=src python benchmarks/bench_folder_loader.py [--rounds 5] [--images 2000]
+    PYTHONPATH=src python benchmarks/bench_folder_loader.py [--rounds 9] [--per-pass 512]
         [--out benchmarks/results/folder_loader.md]
 """
 
@@ -110,8 +113,20 @@ class HandFolder(Dataset):
         return (x - self.mean) / self.std, label
 
 
-def hand_pass(files, workers: int) -> float:
-    loader = DataLoader(HandFolder(files), batch_size=BATCH, shuffle=True, num_workers=workers)
+class Subset(Dataset):
+    def __init__(self, ds, index):
+        self.ds, self.index = ds, index
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, i):
+        return self.ds[self.index[i]]
+
+
+def hand_pass(files, workers: int, index) -> float:
+    loader = DataLoader(Subset(HandFolder(files), index), batch_size=BATCH, shuffle=True,
+                        num_workers=workers)
     t0 = time.perf_counter()
     n = sum(len(y) for _, y in loader)
     return n / (time.perf_counter() - t0)
@@ -130,13 +145,14 @@ def cnnlab_dataset(files, cache: bool):
     return PhotoPrepared(base, pre, recipe, seed=0, cache=cache)
 
 
-def cnnlab_pass(ds, workers: int, epoch: int) -> float:
+def cnnlab_pass(ds, workers: int, epoch: int, index) -> float:
+    """The trainer's batching (a seeded shuffle, batches of 64) of the images ``index``."""
     from cnnlab.training.config import TrainConfig
     from cnnlab.training.distributed import DistInfo
     from cnnlab.training.loop import epoch_batches, iterate_batches
 
     cfg = TrainConfig(model="lenet5", batch_size=BATCH, seed=0)
-    batches = epoch_batches(len(ds), cfg, epoch, DistInfo())
+    batches = [[index[i] for i in b] for b in epoch_batches(len(index), cfg, epoch, DistInfo())]
     ds.set_epoch(epoch)
     t0 = time.perf_counter()
     n = sum(len(y) for _, y in iterate_batches(ds, batches, workers, epoch))
@@ -167,7 +183,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--photos", type=Path, default=Path("/tmp/cnnlab-bench-photos"))
     p.add_argument("--images", type=int, default=2000)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--per-pass", type=int, default=512, help="images timed per pass")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", type=Path, help="append the report (Markdown) to this file")
     args = p.parse_args()
@@ -185,7 +202,8 @@ def main() -> None:
         f"torch {torch.__version__}, 1 torch thread; {cpu_flags()}")
     say(f"data: {len(files)} JPEG photos in {args.photos} (first 50: {min(sizes)} to "
         f"{max(sizes)} pixels), batch {BATCH}, random-resized crop to {SIZE[0]}x{SIZE[1]} + "
-        f"flip + normalise; {args.rounds} rounds per worker count")
+        f"flip + normalise; {args.rounds} rounds per worker count, {args.per_pass} images "
+        "timed per pass")
     plain = cnnlab_dataset(files, cache=False)
     t0 = time.perf_counter()
     cached = cnnlab_dataset(files, cache=True)
@@ -197,13 +215,15 @@ def main() -> None:
         ours, hand, mem = [], [], []
         l0 = load()
         for r in range(args.rounds):
+            index = torch.randperm(len(files), generator=torch.Generator().manual_seed(r))
+            index = index[:args.per_pass].tolist()
             if r % 2 == 0:
-                ours.append(cnnlab_pass(plain, w, r))
-                hand.append(hand_pass(files, w))
+                ours.append(cnnlab_pass(plain, w, r, index))
+                hand.append(hand_pass(files, w, index))
             else:
-                hand.append(hand_pass(files, w))
-                ours.append(cnnlab_pass(plain, w, r))
-            mem.append(cnnlab_pass(cached, w, r))
+                hand.append(hand_pass(files, w, index))
+                ours.append(cnnlab_pass(plain, w, r, index))
+            mem.append(cnnlab_pass(cached, w, r, index))
         ratios = [a / b for a, b in zip(ours, hand, strict=True)]
         cratios = [a / b for a, b in zip(mem, hand, strict=True)]
         say(f"{w} workers (load {l0} -> {load()}):")

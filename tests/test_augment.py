@@ -68,6 +68,18 @@ def test_recipe_output_is_normalised_model_size_and_seeded():
     assert torch.allclose(whole(x, torch.Generator().manual_seed(0)), expected)
 
 
+def test_8_bit_images_are_resized_as_uint8_within_one_level_of_the_float_resize():
+    r = A.PhotoRecipe("rrc", 3, (24, 24), (0.0,) * 3, (1.0,) * 3)
+    img = torch.randint(0, 256, (3, 75, 100), dtype=torch.uint8)
+    for seed in range(20):
+        fast = r(img, torch.Generator().manual_seed(seed))
+        slow = r(img.float() / 255, torch.Generator().manual_seed(seed))  # the float path
+        assert (fast - slow).abs().max() <= 1 / 255 + 1e-6
+    gray = A.PhotoRecipe("rrc", 3, (24, 24), (0.0,) * 3, (1.0,) * 3)(
+        img[:1], torch.Generator().manual_seed(0))
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[0], gray[2])  # gray -> RGB
+
+
 # --------------------------------------------------------------------------- policy operations
 
 def u8(rows):
@@ -92,7 +104,7 @@ def test_colour_operations_by_hand():
     assert set(eq.unique().tolist()) == {0, 255} and int((eq == 255).sum()) == 255
     dot = torch.zeros(1, 3, 3, dtype=torch.uint8)
     dot[0, 1, 1] = 255
-    blurred = round(5 * 255 / 13)             # the 3x3 smoothing kernel [[1,1,1],[1,5,1],[1,1,1]]/13
+    blurred = round(5 * 255 / 13)        # smoothing kernel [[1,1,1],[1,5,1],[1,1,1]] / 13
     assert A.sharpness(dot, -1.0)[0, 1, 1] == blurred                       # factor 0
     assert A.sharpness(dot, 1.0).tolist() == dot.tolist()                   # 2*255-98 clipped
 
@@ -292,6 +304,8 @@ def test_default_for_a_colour_folder_is_rrc_and_workers_are_chosen(tmp_path):
     assert config["train"]["num_workers"] is None
 
 
+@pytest.mark.slow  # three processes (about 20 s on a quiet 2-core machine); the in-process
+# resume test above covers the same state in the default run
 def test_sigkill_mid_epoch_with_every_recipe_on_then_resume(tmp_path):
     from tests.test_checkpoint import _cli
 

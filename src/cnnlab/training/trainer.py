@@ -409,6 +409,13 @@ def resume_config(saved_config: dict, cfg: TrainConfig, given=None, epochs_done:
     return saved, changed
 
 
+def _num(v) -> str:
+    """A recipe setting as the announce line shows it (3 significant digits)."""
+    if isinstance(v, (list, tuple)):
+        return "-".join(_num(x) for x in v)
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
 def _show(v) -> str:
     if isinstance(v, dict):
         return ",".join(f"{k}={x}" for k, x in v.items()) or "{}"
@@ -612,8 +619,7 @@ class Trainer:
             say(p.train.cache_note)
         aug = config["augment"]
         if "recipe" in aug or "mixup" in aug or "ema" in aug:
-            say("recipe: " + ", ".join(f"{k} {_show(v) if isinstance(v, list) else v}"
-                                        for k, v in aug.items())
+            say("recipe: " + ", ".join(f"{k} {_num(v)}" for k, v in aug.items())
                 + f"; {config['workers']['used']} loader workers")
         mom = f" momentum {cfg.momentum}" if cfg.optimizer == "sgd" else ""
         say(f"{cfg.optimizer} lr {cfg.lr}{mom} batch {cfg.batch_size} "
