@@ -117,6 +117,7 @@ def add_parser(sub) -> None:
                    help="continue a run from its last checkpoint: the run --name names, or "
                    "a run folder / checkpoint file. It keeps the run's settings: --epochs "
                    "(not below the epochs done), --patience, --checkpoint-every, --workers, "
+                   "--cache, "
                    "--threads, --device and --no-plots may change (recorded in config.json); "
                    "any other option that differs from the run's is refused")
     f.add_argument("--checkpoint-every", type=int, metavar="STEPS",
