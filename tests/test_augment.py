@@ -285,15 +285,36 @@ def test_validation_is_not_mixed_and_evaluate_predict_use_the_ema(tmp_path, cli)
     assert out.returncode == 0 and "using the EMA weights (model_ema.safetensors)" in out.stdout
 
 
-def test_default_for_a_colour_folder_is_rrc_and_workers_are_chosen(tmp_path):
+def photo_folder(root):
     from PIL import Image
 
     rng = np.random.default_rng(0)
     for c in ("a", "b"):
-        (tmp_path / "photos" / c).mkdir(parents=True)
+        (root / c).mkdir(parents=True)
         for i in range(10):
             a = (rng.random((30 + i, 40, 3)) * 255).astype("uint8")
-            Image.fromarray(a).save(tmp_path / "photos" / c / f"{i}.jpg")
+            Image.fromarray(a).save(root / c / f"{i}.jpg")
+    return root
+
+
+def test_a_run_from_before_the_recipes_resumes_with_what_auto_meant_then(tmp_path):
+    from cnnlab.training.checkpoint import load_checkpoint, save_checkpoint
+
+    data = str(photo_folder(tmp_path / "photos"))
+    kw = dict(data=data, schedule="constant", augment="flip")
+    full = train(cfg(tmp_path, name="full", epochs=2, **kw), log=quiet)
+    train(cfg(tmp_path, name="old", epochs=1, **kw), log=quiet)
+    ck = tmp_path / "old" / "checkpoint.pt"      # make it an 'auto' run of the old kind
+    state = load_checkpoint(ck)
+    state["config"]["train"]["augment"] = "auto"
+    state["config"] = json.dumps(state["config"])
+    save_checkpoint(ck, {k: v for k, v in state.items() if k not in ("format", "version")})
+    old = train(cfg(tmp_path, name="old", epochs=2, data=data), resume=True, log=quiet)
+    assert old["weights_sha256"] == full["weights_sha256"]      # flip, not rrc
+
+
+def test_default_for_a_colour_folder_is_rrc_and_workers_are_chosen(tmp_path):
+    photo_folder(tmp_path / "photos")
     c = cfg(tmp_path, data=str(tmp_path / "photos"), epochs=1, num_workers=None, cache=True,
             name="f")
     train(c, log=quiet)

@@ -155,6 +155,16 @@ def photo_recipe_for(cfg: TrainConfig, data: DataSplits, pre: Preprocess):
                        num_ops=cfg.randaugment_ops, magnitude=cfg.randaugment_magnitude)
 
 
+def _keep_pre_recipe_auto(cfg: TrainConfig, saved: dict) -> TrainConfig:
+    """A run started before the photo recipes with ``--augment auto`` keeps what auto meant
+    then (a colour folder: flip only, not ``rrc``) when it is resumed."""
+    aug, data, resize = (saved.get(k) or {} for k in ("augment", "data", "resize"))
+    colour_folder = data.get("format") == "folder" and (resize.get("from") or [0])[0] == 3
+    if cfg.augment != "auto" or not colour_folder or "recipe" in aug:
+        return cfg
+    return dataclasses.replace(cfg, augment="flip" if aug.get("hflip") else "none")
+
+
 def mix_for(cfg: TrainConfig, data: DataSplits):
     """The batch mixing of a run (:class:`~cnnlab.data.augment.MixCut`), or None."""
     if not (cfg.mixup or cfg.cutmix):
@@ -479,6 +489,7 @@ class Trainer:
                 validate_run_config(saved_state["config"], path)
                 cfg, changes = resume_config(saved_state["config"], cfg, given,
                                              saved_state["epoch"], where=str(run_dir))
+                cfg = _keep_pre_recipe_auto(cfg, saved_state["config"])
                 cfg.validate()
             except BaseException:
                 self.run.unlock()
@@ -617,6 +628,9 @@ class Trainer:
             say(line)
         if getattr(p.train, "cache_note", ""):
             say(p.train.cache_note)
+        elif cfg.cache:
+            say("--cache: only for the photo recipes (a colour image folder, or --augment "
+                "rrc|trivial|randaugment); this run reads its data as before")
         aug = config["augment"]
         if "recipe" in aug or "mixup" in aug or "ema" in aug:
             say("recipe: " + ", ".join(f"{k} {_num(v)}" for k, v in aug.items())
