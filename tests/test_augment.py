@@ -283,6 +283,10 @@ def test_validation_is_not_mixed_and_evaluate_predict_use_the_ema(tmp_path, cli)
     assert e["loss"] == pytest.approx(res["test_ema_loss"])
     out = cli("evaluate", str(run))
     assert out.returncode == 0 and "using the EMA weights (model_ema.safetensors)" in out.stdout
+    _, raw_config, _ = open_run(run / "model.safetensors")      # the file named is used
+    assert "weights_used" not in raw_config
+    _, named, _ = open_run(run / "model_ema.safetensors")
+    assert "EMA" in named["weights_used"]
 
 
 def photo_folder(root):

@@ -25,12 +25,14 @@ def open_run(path: str | Path, device: str | torch.device = "cpu", ema: bool = T
     """``(model in eval mode, config, Preprocess)`` of a run folder or checkpoint file.
 
     ``ema``: a run trained with ``--ema`` gives its averaged weights (``model_ema.safetensors``,
-    or the checkpoint's ``ema``); ``config["weights_used"]`` then says so (absent otherwise)."""
+    or the checkpoint's ``ema``); ``config["weights_used"]`` then says so (absent otherwise).
+    A weights file named in ``path`` is the one used (``model.safetensors``: the raw ones)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; give a run folder (runs/NAME) or its "
                               "checkpoint.pt")
     if path.is_file() and path.suffix == ".safetensors":
+        ema = path.name == EMA_WEIGHTS_FILE  # the file named is the one used
         path = path.parent
     if path.is_dir() and not (path / WEIGHTS_FILE).is_file() and (path / "checkpoint.pt").is_file():
         path = path / "checkpoint.pt"
