@@ -64,6 +64,8 @@ def add_parser(sub) -> None:
                    help="processes reading images (default 0: the main process)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--no-ema", dest="ema", action="store_false", help="a run trained with "
+                   "--ema: evaluate its raw weights, not the averaged ones (the default)")
     p.set_defaults(func=run)
 
 
@@ -193,8 +195,9 @@ def _run_run(args) -> int:
     from ..training.runs import open_run
     from .predict import apply_transform_args
 
-    model, config, _ = open_run(args.run, args.device)
-    dc, pre = apply_transform_args(from_run_config(config), args, model.in_chans)
+    model, config, run_pre = open_run(args.run, args.device, ema=args.ema)
+    dc, pre = apply_transform_args(from_run_config(config), args, model.in_chans,
+                                   None if args.input_size else run_pre.pad_from)
     classes = list(config["classes"])
     spec = args.data or config.get("data", {}).get("spec", "digits")
     data = load_data(spec, args.data_format, skip_bad=args.skip_bad)
@@ -204,8 +207,11 @@ def _run_run(args) -> int:
     ds = Prepared(data.split(args.split), pre)
     res = score(model, ds, data.num_classes, args.batch_size, args.workers, _device(model))
     title = f"{config['model']} on {spec} ({args.split}, {res['n']} images)"
+    if config.get("weights_used") and not args.json:
+        print(f"using {config['weights_used']}; --no-ema for the raw weights")
     return _report(args, res, classes, list(range(len(classes))), classes, title, dc,
-                   {"run": str(args.run), "data": spec, "split": args.split})
+                   {"run": str(args.run), "data": spec, "split": args.split,
+                    "weights": config.get("weights_used", "raw")})
 
 
 def _run_weights(args) -> int:

@@ -49,6 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
                    help="autocast to bf16 or fp16 (default none)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-ema", dest="ema", action="store_false", help="a run trained with "
+                   "--ema: use its raw weights, not the averaged ones (the default)")
     p.set_defaults(func=run)
 
 
@@ -112,7 +114,9 @@ def open_model(args):
                                   "--weights FILE (or give a run folder instead)")
         if getattr(args, "weights_sha256", None):
             raise ValueError("--weights-sha256 checks the file given with --weights")
-        model, config, run_pre = open_run(args.run, args.device)
+        model, config, run_pre = open_run(args.run, args.device, ema=getattr(args, "ema", True))
+        if config.get("weights_used"):
+            say(f"using {config['weights_used']}; --no-ema for the raw weights")
         classes = list(config["classes"])
         dc = from_run_config(config)
         pad = run_pre.pad_from  # LeNet-5 runs on MNIST pad 28x28 to 32x32

@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
                   "--freeze features --epochs 5",
                   "cnnlab train resnet50 --data photos/ --weights resnet50-0676ba61.pth "
                   "--head-lr 0.01 --lr 0.001",
+                  "cnnlab train resnet18 --data photos/ --weights resnet18-f37072fd.pth "
+                  "--augment trivial --mixup 0.2 --cutmix 1.0 --random-erase 0.25 --ema 0.999",
                   "torchrun --nproc_per_node 2 -m cnnlab train lenet5"])
     p.add_argument("model", help="registered model name (see 'cnnlab list')")
     g = p.add_argument_group("data")
@@ -49,15 +51,21 @@ def add_parser(sub) -> None:
     g.add_argument("--input-size", type=parse_input_size,
                    help="model input CxHxW (default: the model's native size)")
     g.add_argument("--augment", choices=AUGMENTS,
-                   help="training augmentation (default auto: crop+flip for CIFAR, flip for "
-                   "colour image folders, none for digits and MNIST; distort: LeCun et al. "
-                   "1998's random affine distortions)")
+                   help="training augmentation (default auto: crop+flip for CIFAR, rrc for "
+                   "colour image folders, none for digits and MNIST). distort: LeCun et al. "
+                   "1998's random affine distortions. Photo recipes: rrc (random-resized crop "
+                   "+ flip), trivial (rrc + TrivialAugment Wide), randaugment (rrc + RandAugment)")
+    _add_recipe_flags(p)
     g.add_argument("--skip-bad", action="store_true", default=None,
                    help="leave out the image files of a folder that cannot be read (they are "
                    "counted) instead of stopping with their list; recorded in the run, so "
                    "--resume does the same")
     g.add_argument("--workers", dest="num_workers", type=int, help="DataLoader worker processes "
-                   f"(default {d.num_workers})")
+                   "(default: one per usable core but one, at most 8, for data read from files; "
+                   "0 for data held in memory; recorded in config.json)")
+    g.add_argument("--cache", action="store_true", default=None, help="keep the decoded "
+                   "training images of a folder in memory (when they fit in half the available "
+                   "memory) instead of decoding every file every epoch")
     m = p.add_argument_group("model")
     m.add_argument("--model-arg", dest="model_kwargs", type=_model_arg, action="append",
                    metavar="KEY=VALUE", help="builder argument, e.g. activation=tanh (repeatable)")
@@ -110,6 +118,7 @@ def add_parser(sub) -> None:
                    help="continue a run from its last checkpoint: the run --name names, or "
                    "a run folder / checkpoint file. It keeps the run's settings: --epochs "
                    "(not below the epochs done), --patience, --checkpoint-every, --workers, "
+                   "--cache, "
                    "--threads, --device and --no-plots may change (recorded in config.json); "
                    "any other option that differs from the run's is refused")
     f.add_argument("--checkpoint-every", type=int, metavar="STEPS",
@@ -117,6 +126,28 @@ def add_parser(sub) -> None:
     f.add_argument("--no-plots", dest="plots", action="store_false", default=None,
                    help="do not write PNG plots")
     p.set_defaults(func=run)
+
+
+def _add_recipe_flags(p) -> None:
+    r = p.add_argument_group("photo recipes (timm / torchvision training recipes)")
+    r.add_argument("--crop-scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="random-resized crop: area fraction range (default 0.08 1)")
+    r.add_argument("--crop-ratio", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="random-resized crop: aspect ratio w/h range (default 0.75 1.333)")
+    r.add_argument("--randaugment-ops", type=int, metavar="N", help="RandAugment: operations "
+                   "per image (default 2)")
+    r.add_argument("--randaugment-magnitude", type=int, metavar="M", help="RandAugment: "
+                   "magnitude bin 0..30 (default 9)")
+    r.add_argument("--mixup", type=float, metavar="ALPHA", help="mix each batch with its "
+                   "reverse, lambda ~ Beta(ALPHA, ALPHA); soft-target loss (e.g. 0.2)")
+    r.add_argument("--cutmix", type=float, metavar="ALPHA", help="paste a box of the reversed "
+                   "batch, lambda ~ Beta(ALPHA, ALPHA) (e.g. 1.0; with --mixup, one of the two "
+                   "per batch)")
+    r.add_argument("--random-erase", type=float, metavar="P", help="erase a random box "
+                   "(area 2-33%%, aspect 0.3-3.3) with noise, with probability P")
+    r.add_argument("--ema", type=float, metavar="DECAY", help="keep an exponential moving "
+                   "average of the weights (e.g. 0.999): validated each epoch, saved as "
+                   "model_ema.safetensors, used by evaluate and predict")
 
 
 def given_options(args) -> dict:

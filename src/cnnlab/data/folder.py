@@ -26,7 +26,14 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError, ImageTooLargeError
 from .base import DataSplits, split_indices
-from .images import GRAY_MODES, MAX_PIXELS_ENV, load_image, max_image_pixels, verify_image
+from .images import (
+    GRAY_MODES,
+    MAX_PIXELS_ENV,
+    load_image,
+    max_image_pixels,
+    open_image,
+    verify_image,
+)
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 # ImageNet statistics: the usual choice for photographs when the folder's own are unknown.
@@ -160,6 +167,34 @@ class ImageFiles(Dataset):
     def __getitem__(self, i: int):
         # large images were reported once when the folder was checked, not at every read
         return load_image(self.files[i], self.channels, warn=False), int(self.labels[i])
+
+    def stored(self, i: int) -> torch.Tensor:
+        """Image ``i`` as stored, for the photo recipes (:mod:`cnnlab.data.augment`), which crop
+        before they convert: 8-bit images as uint8 C x H x W (no float copy of the whole
+        image), other bit depths as :meth:`__getitem__` gives them."""
+        return read_stored(self.files[i], self.channels)
+
+
+def read_stored(path: Path, channels: int) -> torch.Tensor:
+    """An 8-bit image file (L, RGB, P, CMYK ...) as uint8 ``channels`` x H x W, decoded once by
+    Pillow; any other mode as the float tensor of :func:`load_image`."""
+    import warnings
+
+    import numpy as np
+
+    with open_image(path, warn=False) as im:
+        if im.mode not in GRAY_MODES or im.mode == "L":
+            try:
+                im.seek(0)
+                target = "L" if channels == 1 else "RGB"
+                a = np.asarray(im if im.mode == target else im.convert(target))
+            except Exception as err:  # truncated data ...
+                raise DataError(f"{path}: cannot read this image ({err})") from None
+            with warnings.catch_warnings():  # Pillow's array is read-only; it is never written
+                warnings.simplefilter("ignore", UserWarning)
+                t = torch.from_numpy(a)
+            return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
+    return load_image(path, channels, warn=False)
 
 
 def load_folder(root: str | Path, skip_bad: bool = False) -> DataSplits:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "lecun1998")
-AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip", "distort")
+AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip", "distort", "rrc", "trivial",
+            "randaugment")
+PHOTO_RECIPES = ("rrc", "trivial", "randaugment")  # random-resized crop (+ a policy), flip
 AMP_MODES = ("none", "bf16", "fp16")
 NAMED_DATA = ("digits", "synthetic")
 FREEZE_CHOICES = ("none", "features")
@@ -22,7 +24,8 @@ FREEZE_CHOICES = ("none", "features")
 # Options that --resume may change (recorded in config.json's "resumed" list); any other
 # option given with --resume must equal the run's (see trainer.resume_config).
 RESUME_SAFE = ("epochs", "patience", "checkpoint_every", "num_workers", "threads", "device",
-               "plots")
+               "plots", "cache")
+MAX_WORKERS = 8  # the automatic --workers never exceeds this
 
 
 @dataclass
@@ -54,8 +57,17 @@ class TrainConfig:
     patience: int | None = None                        # early stopping on val top-1
     seed: int = 0
     augment: str = "auto"
+    crop_scale: list[float] | None = None              # random-resized crop area fraction
+    crop_ratio: list[float] | None = None              # and aspect w/h (None: 0.08-1, 3/4-4/3)
+    randaugment_ops: int = 2                           # RandAugment N and M (torchvision's)
+    randaugment_magnitude: int = 9
+    mixup: float = 0.0                                 # Beta(alpha, alpha); 0: off
+    cutmix: float = 0.0
+    random_erase: float = 0.0                          # probability
+    ema: float | None = None                           # EMA decay of the weights; None: off
+    cache: bool = False                                # keep decoded folder images in memory
     checkpoint_every: int = 0                          # steps; 0: at the end of epochs only
-    num_workers: int = 0
+    num_workers: int | None = None                     # None: chosen from the usable cores
     threads: int | None = None                         # torch CPU threads; None: choose_threads
     device: str = "auto"
     runs_dir: str = "runs"
@@ -94,8 +106,9 @@ class TrainConfig:
             bad(f"step size must be at least 1 epoch, got {self.step_size}")
         if self.threads is not None and self.threads < 1:
             bad(f"threads must be at least 1, got {self.threads}")
-        if self.checkpoint_every < 0 or self.num_workers < 0:
+        if self.checkpoint_every < 0 or (self.num_workers or 0) < 0:
             bad("checkpoint interval and worker count must be >= 0")
+        self._validate_recipe(bad)
         if self.patience is not None and self.patience < 1:
             bad(f"patience must be at least 1 epoch, got {self.patience}")
         if self.clip_grad is not None and not self.clip_grad > 0:
@@ -119,6 +132,35 @@ class TrainConfig:
                                       or self.name in (".", "..")):
             bad(f"run name must be a plain folder name, got {self.name!r}")
 
+    def _validate_recipe(self, bad) -> None:
+        """The photo-recipe settings (--mixup, --cutmix, --random-erase, --ema, crop ranges)."""
+        import math
+
+        from ..data.augment import check_range
+
+        for flag, a in (("--mixup", self.mixup), ("--cutmix", self.cutmix)):
+            if not (isinstance(a, (int, float)) and math.isfinite(a) and a >= 0):
+                bad(f"{flag} alpha must be a number >= 0 (e.g. 0.2 or 1.0; 0 is off), got {a}")
+        if not 0 <= self.random_erase <= 1:
+            bad(f"--random-erase is a probability in [0, 1] (e.g. 0.25), got {self.random_erase}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            bad(f"--ema decay must be between 0 and 1, exclusive (e.g. 0.999), got {self.ema}")
+        for flag, r in (("--crop-scale", self.crop_scale), ("--crop-ratio", self.crop_ratio)):
+            if r is not None:
+                try:
+                    check_range(flag, r, upper=1.0 if flag == "--crop-scale" else None)
+                except ValueError as err:
+                    bad(str(err))
+        if not 0 <= self.randaugment_magnitude < 31 or self.randaugment_ops < 0:
+            bad("--randaugment-magnitude must be in 0..30 and --randaugment-ops >= 0, got "
+                f"{self.randaugment_magnitude} and {self.randaugment_ops}")
+        recipe_only = [f for f, on in (("--crop-scale", self.crop_scale is not None),
+                                       ("--crop-ratio", self.crop_ratio is not None),
+                                       ("--random-erase", self.random_erase > 0)) if on]
+        if recipe_only and self.augment not in PHOTO_RECIPES + ("auto",):
+            bad(f"{', '.join(recipe_only)} belong to the photo recipes: use them with --augment "
+                f"{'|'.join(PHOTO_RECIPES)}, not --augment {self.augment}")
+
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["input_size"] = list(self.input_size) if self.input_size else None
@@ -140,6 +182,14 @@ def absolute_data(spec: str) -> str:
     if spec.split(":")[0] in NAMED_DATA:
         return spec
     return str(Path(spec).expanduser().resolve())
+
+
+def choose_workers(cores: int | None = None) -> tuple[int, str]:
+    """DataLoader workers for a run that did not give ``--workers``: one per usable core but
+    one (the main process trains), at most :data:`MAX_WORKERS`; 0 on a single core."""
+    cores = usable_cores() if cores is None else cores
+    n = max(0, min(MAX_WORKERS, cores - 1))
+    return n, f"auto: {cores} usable cores"
 
 
 def usable_cores() -> int:

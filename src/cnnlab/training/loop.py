@@ -252,18 +252,27 @@ class Learner:
     device: torch.device
     info: DistInfo = field(default_factory=DistInfo)
     amp_ctx: object = field(default_factory=nullcontext)
+    mix: object = None                 # data.augment.MixCut: mixup / cutmix of each batch
+    ema: object = None                 # training.ema.ModelEma: updated after each step
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, where: str):
+    def step(self, x: torch.Tensor, y: torch.Tensor, where: str, step: int = 0):
         """Forward, loss, backward, (clip), optimizer and schedule step. Returns the loss, the
         model's output and the targets on the device. A loss that is not finite raises
-        :class:`DivergedError` (``where`` says which epoch and step)."""
+        :class:`DivergedError` (``where`` says which epoch and step). With ``mix`` the batch
+        is mixed (draws seeded by the run's seed and ``step``) and the loss is taken against
+        the mixed soft targets; the returned targets stay the hard labels."""
         cfg = self.cfg
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        target = y
+        if self.mix is not None:
+            from ..data.augment import batch_seed
+
+            x, target = self.mix(x, y, batch_seed(cfg.seed, step))
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.amp_ctx:
             out = self.net(x)
-            loss = compute_loss(out, y, cfg.label_smoothing)
+            loss = compute_loss(out, target, cfg.label_smoothing)
         value = loss.item()
         if not math.isfinite(value):
             raise DivergedError(f"the loss became {value} at {where}; lower the learning rate "
@@ -276,6 +285,8 @@ class Learner:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return value, out, y
 
 
@@ -300,7 +311,7 @@ def train_one_epoch(learner: Learner, ds, state: TrainState, epoch: int, callbac
     for x, y in iterate_batches(ds, batches[state.batch:], cfg.num_workers, cfg.seed + epoch):
         if sums.lr is None:
             sums.lr = learner.optimizer.param_groups[0]["lr"]
-        loss, out, y = learner.step(x, y, f"epoch {epoch + 1}, step {state.step}")
+        loss, out, y = learner.step(x, y, f"epoch {epoch + 1}, step {state.step}", state.step)
         state.step += 1
         state.batch += 1
         sums.add(loss, main_logits(out), y)

@@ -16,18 +16,24 @@ from ..data import Preprocess
 from ..data.config import from_run_config
 from ..errors import CheckpointError
 from ..registry import create_model
-from ..weights import CONFIG_FILE, WEIGHTS_FILE, load_run_model, read_run_config
+from ..weights import CONFIG_FILE, WEIGHTS_FILE, load_run_model, load_weights, read_run_config
 from .checkpoint import load_checkpoint
+from .ema import EMA_WEIGHTS_FILE
 from .schema import check_model_outputs, validate_run_config
 
 
-def open_run(path: str | Path, device: str | torch.device = "cpu"):
-    """``(model in eval mode, config, Preprocess)`` of a run folder or checkpoint file."""
+def open_run(path: str | Path, device: str | torch.device = "cpu", ema: bool = True):
+    """``(model in eval mode, config, Preprocess)`` of a run folder or checkpoint file.
+
+    ``ema``: a run trained with ``--ema`` gives its averaged weights (``model_ema.safetensors``,
+    or the checkpoint's ``ema``); ``config["weights_used"]`` then says so (absent otherwise).
+    A weights file named in ``path`` is the one used (``model.safetensors``: the raw ones)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; give a run folder (runs/NAME) or its "
                               "checkpoint.pt")
     if path.is_file() and path.suffix == ".safetensors":
+        ema = path.name == EMA_WEIGHTS_FILE  # the file named is the one used
         path = path.parent
     if path.is_dir() and not (path / WEIGHTS_FILE).is_file() and (path / "checkpoint.pt").is_file():
         path = path / "checkpoint.pt"
@@ -40,6 +46,9 @@ def open_run(path: str | Path, device: str | torch.device = "cpu"):
         except TypeError as err:  # a builder argument the model does not take
             raise CheckpointError(f"{path / CONFIG_FILE}: model_kwargs do not fit "
                                   f"{config['model']}: {err}") from None
+        if ema and (path / EMA_WEIGHTS_FILE).is_file():
+            load_weights(model, path / EMA_WEIGHTS_FILE)
+            config = dict(config, weights_used=f"the EMA weights ({EMA_WEIGHTS_FILE})")
     else:
         state = load_checkpoint(path)
         config = validate_run_config(state["config"], path)
@@ -48,8 +57,11 @@ def open_run(path: str | Path, device: str | torch.device = "cpu"):
         except TypeError as err:
             raise CheckpointError(f"{path}: model_kwargs do not fit {config['model']}: "
                                   f"{err}") from None
+        use_ema = ema and isinstance(state.get("ema"), dict)
+        if use_ema:
+            config = dict(config, weights_used="the EMA weights of the checkpoint")
         try:
-            model.load_state_dict(state["model"])
+            model.load_state_dict(state["ema"] if use_ema else state["model"])
         except RuntimeError as err:
             raise CheckpointError(f"{path}: weights do not fit {config['model']}: "
                                   f"{str(err).splitlines()[0][:200]}") from None

@@ -50,6 +50,7 @@ from ..data.folder import UnreadableFilesError
 from ..errors import CheckpointError, CnnlabError, DataError, InputShapeError
 from ..models.base import main_logits
 from ..registry import create_model, get_entry
+from ..weights import save_weights
 from . import checkpoint as ckpt
 from .callbacks import Checkpointing, EarlyStopping, MetricsLogger, ProgressBar, StepDelay
 from .config import (
@@ -57,11 +58,13 @@ from .config import (
     AUGMENTS,
     NAMED_DATA,
     OPTIMIZERS,
+    PHOTO_RECIPES,
     RESUME_SAFE,
     SCHEDULES,
     TrainConfig,
     absolute_data,
     choose_threads,
+    choose_workers,
 )
 from .distributed import (
     DistInfo,
@@ -71,6 +74,7 @@ from .distributed import (
     gather_objects,
     init_distributed,
 )
+from .ema import EMA_WEIGHTS_FILE, ModelEma
 from .finetune import start_from_weights
 from .loop import (
     DivergedError,
@@ -127,6 +131,48 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def recipe_name(cfg: TrainConfig, data: DataSplits) -> str | None:
+    """The photo recipe of a run (``rrc``, ``trivial``, ``randaugment``), or None: the
+    ``auto`` augmentation of a colour image folder is ``rrc``."""
+    if cfg.augment in PHOTO_RECIPES:
+        return cfg.augment
+    if cfg.augment == "auto" and data.name == "folder" and data.channels == 3:
+        return "rrc"
+    return None
+
+
+def photo_recipe_for(cfg: TrainConfig, data: DataSplits, pre: Preprocess):
+    """The :class:`~cnnlab.data.augment.PhotoRecipe` of a run, or None (CIFAR-style Augment)."""
+    from ..data.augment import CROP_RATIO, CROP_SCALE, PhotoRecipe
+
+    name = recipe_name(cfg, data)
+    if name is None:
+        return None
+    return PhotoRecipe(name, pre.channels, pre.size, pre.mean, pre.std,
+                       scale=cfg.crop_scale or CROP_SCALE, ratio=cfg.crop_ratio or CROP_RATIO,
+                       hflip=cfg.augment != "auto" or data.hflip, erase=cfg.random_erase,
+                       num_ops=cfg.randaugment_ops, magnitude=cfg.randaugment_magnitude)
+
+
+def _keep_pre_recipe_auto(cfg: TrainConfig, saved: dict) -> TrainConfig:
+    """A run started before the photo recipes with ``--augment auto`` keeps what auto meant
+    then (a colour folder: flip only, not ``rrc``) when it is resumed."""
+    aug, data, resize = (saved.get(k) or {} for k in ("augment", "data", "resize"))
+    colour_folder = data.get("format") == "folder" and (resize.get("from") or [0])[0] == 3
+    if cfg.augment != "auto" or not colour_folder or "recipe" in aug:
+        return cfg
+    return dataclasses.replace(cfg, augment="flip" if aug.get("hflip") else "none")
+
+
+def mix_for(cfg: TrainConfig, data: DataSplits):
+    """The batch mixing of a run (:class:`~cnnlab.data.augment.MixCut`), or None."""
+    if not (cfg.mixup or cfg.cutmix):
+        return None
+    from ..data.augment import MixCut
+
+    return MixCut(cfg.mixup, cfg.cutmix, data.num_classes)
 
 
 def augment_for(cfg: TrainConfig, data: DataSplits, pre: Preprocess) -> Augment:
@@ -208,9 +254,16 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
         raise InputShapeError(f"{cfg.model} gives outputs of shape {tuple(out.shape[1:])} for "
                               f"{data.num_classes} classes; check --model-arg")
     set_train_mode(model, True)
-    aug = augment_for(cfg, data, pre)
+    recipe = photo_recipe_for(cfg, data, pre)
+    if recipe is not None:
+        from ..data.augment import PhotoPrepared
+
+        train_ds = PhotoPrepared(data.train, pre, recipe, cfg.seed, cache=cfg.cache,
+                                 progress=sys.stderr.isatty())
+    else:
+        train_ds = Prepared(data.train, pre, augment_for(cfg, data, pre), cfg.seed)
     prepared = RunData(
-        data, pre, Prepared(data.train, pre, aug, cfg.seed),
+        data, pre, train_ds,
         Prepared(data.val, pre) if data.val is not None and len(data.val) else None,
         Prepared(data.test, pre), fin["record"], fin["notes"] if fresh else [])
     return model, kwargs, prepared
@@ -248,9 +301,7 @@ def run_config(cfg: TrainConfig, kwargs: dict, p: RunData, threads: dict | None 
                    "pad_from": list(pre.pad_from) if pre.pad_from else None},
         "data_config": DataConfig((pre.channels, *pre.size), pre.resize, pre.interpolation,
                                   pre.mean, pre.std, len(d.classes), "cnnlab train").to_dict(),
-        "augment": {"crop_padding": p.train.augment.crop_padding if p.train.augment else 0,
-                    "hflip": bool(p.train.augment and p.train.augment.hflip),
-                    "distort": bool(p.train.augment and p.train.augment.distort)},
+        "augment": _augment_record(p.train.augment, cfg),
         "train": cfg.to_json(),
         "model_train_defaults": dict(get_entry(cfg.model).train_defaults),  # its recipe
         "threads": threads or {},
@@ -269,14 +320,38 @@ def _fit_text(pre: Preprocess, native: list, size: list) -> str:
     return "bilinear (antialiased when shrinking)"
 
 
+def _augment_record(aug, cfg: TrainConfig) -> dict:
+    """config.json's "augment": what the training images go through."""
+    if hasattr(aug, "describe"):
+        rec = aug.describe()
+    else:
+        rec = {"crop_padding": aug.crop_padding if aug else 0, "hflip": bool(aug and aug.hflip),
+               "distort": bool(aug and aug.distort)}
+    if cfg.mixup or cfg.cutmix:
+        rec.update(mixup=cfg.mixup, cutmix=cfg.cutmix)
+    if cfg.ema is not None:
+        rec["ema"] = cfg.ema
+    return rec
+
+
+def default_workers_info(cfg: TrainConfig, train_ds, saved: dict | None = None) -> dict:
+    """DataLoader workers of this run and why (recorded in config.json as "workers")."""
+    if cfg.num_workers is not None:
+        return {"used": cfg.num_workers, "chosen": "--workers"}
+    if saved and saved.get("used") is not None:
+        return {"used": saved["used"], "chosen": "as when the run started (resume)"}
+    if getattr(train_ds, "in_memory", False):
+        return {"used": 0, "chosen": "auto: the prepared training images are in memory"}
+    n, why = choose_workers()
+    return {"used": n, "chosen": why}
+
+
 def default_run_name(cfg: TrainConfig) -> str:
     """``<model>-<data>``: ``lenet5-digits``, ``resnet20-synthetic``, ``vgg11-<folder name>``."""
     data = str(cfg.data)
     label = data.split(":")[0] if data.split(":")[0] in NAMED_DATA else (
         Path(data).expanduser().resolve().name or "data")
     return f"{cfg.model}-{label}"
-
-
 
 
 def default_threads_info(cfg: TrainConfig, saved: dict | None = None) -> dict:
@@ -372,6 +447,13 @@ def resume_config(saved_config: dict, cfg: TrainConfig, given=None, epochs_done:
     return saved, changed
 
 
+def _num(v) -> str:
+    """A recipe setting as the announce line shows it (3 significant digits)."""
+    if isinstance(v, (list, tuple)):
+        return "-".join(_num(x) for x in v)
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
 def _show(v) -> str:
     if isinstance(v, dict):
         return ",".join(f"{k}={x}" for k, x in v.items()) or "{}"
@@ -435,6 +517,7 @@ class Trainer:
                 validate_run_config(saved_state["config"], path)
                 cfg, changes = resume_config(saved_state["config"], cfg, given,
                                              saved_state["epoch"], where=str(run_dir))
+                cfg = _keep_pre_recipe_auto(cfg, saved_state["config"])
                 cfg.validate()
             except BaseException:
                 self.run.unlock()
@@ -459,6 +542,9 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         model, kwargs, p = prepare_model_and_data(cfg, data, fresh=saved_state is None)
         config = run_config(cfg, kwargs, p, self.threads)
+        saved_workers = saved_state["config"].get("workers") if saved_state else None
+        config["workers"] = default_workers_info(cfg, p.train, saved_workers)
+        cfg = self.cfg = dataclasses.replace(cfg, num_workers=config["workers"]["used"])
         if saved_state is not None:
             saved = saved_state["config"]
             if saved.get("classes") != config["classes"]:
@@ -487,6 +573,7 @@ class Trainer:
         self.use_scaler = cfg.amp == "fp16" and self.device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_scaler)
         self.state = TrainState()
+        self.ema = ModelEma(model, cfg.ema) if cfg.ema is not None else None
         if saved_state is not None:
             self._restore(saved_state, model, optimizer, scheduler, scaler)
         else:
@@ -498,7 +585,8 @@ class Trainer:
         if cfg.compile:
             net = torch.compile(net)
         self.learner = Learner(cfg, model, net, optimizer, scheduler, scaler, self.device, info,
-                               autocast_for(cfg, self.device))
+                               autocast_for(cfg, self.device), mix=mix_for(cfg, p.data),
+                               ema=self.ema)
 
     def _restore(self, state, model, optimizer, scheduler, scaler) -> None:
         try:
@@ -507,6 +595,10 @@ class Trainer:
             scheduler.load_state_dict(state["scheduler"])
             if state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
+            if self.ema is not None:
+                if "ema" not in state:
+                    raise KeyError("the checkpoint holds no EMA weights")
+                self.ema.load_state_dict(state["ema"])
         except (RuntimeError, ValueError, KeyError) as err:
             first = str(err).strip().splitlines()[0][:200]
             raise CheckpointError(f"the checkpoint does not fit this model: {first}") from None
@@ -527,20 +619,26 @@ class Trainer:
         return {"config": json.dumps(self.config), "model": self.model.state_dict(),
                 "optimizer": lr.optimizer.state_dict(), "scheduler": lr.scheduler.state_dict(),
                 "scaler": lr.scaler.state_dict() if self.use_scaler else {},
-                "rng": ckpt.rng_state()}
+                "rng": ckpt.rng_state(),
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
 
     def callbacks(self) -> list:
         cfg, run = self.cfg, self.run
         cbs = [ProgressBar(cfg.epochs, self.info.world_size, self.show),
                MetricsLogger(cfg.epochs, run, self.say),
                EarlyStopping(cfg.patience, self.say),
-               Checkpointing(run, self.checkpoint,
-                             lambda: run.save_weights(self.model, durable=False),
+               Checkpointing(run, self.checkpoint, lambda: self._save_weights(durable=False),
                              cfg.checkpoint_every)]
         delay = float(os.environ.get("CNNLAB_DEBUG_STEP_DELAY", "0") or 0)
         if delay:
             cbs.append(StepDelay(delay))
         return cbs
+
+    def _save_weights(self, durable: bool = True) -> None:
+        """model.safetensors, and model_ema.safetensors beside it when --ema is on."""
+        self.run.save_weights(self.model, durable=durable)
+        if self.ema is not None and self.run.writer:
+            save_weights(self.ema.module, self.run.path / EMA_WEIGHTS_FILE, durable=durable)
 
     def _announce(self) -> None:
         cfg, p, config, say = self.cfg, self.data, self.config, self.say
@@ -557,6 +655,15 @@ class Trainer:
             say(f"weights: {p.weights['given']} (sha256 {p.weights['sha256'][:16]}...)")
         for line in p.notes:
             say(line)
+        if getattr(p.train, "cache_note", ""):
+            say(p.train.cache_note)
+        elif cfg.cache:
+            say("--cache: only for the photo recipes (a colour image folder, or --augment "
+                "rrc|trivial|randaugment); this run reads its data as before")
+        aug = config["augment"]
+        if "recipe" in aug or "mixup" in aug or "ema" in aug:
+            say("recipe: " + ", ".join(f"{k} {_num(v)}" for k, v in aug.items())
+                + f"; {config['workers']['used']} loader workers")
         mom = f" momentum {cfg.momentum}" if cfg.optimizer == "sgd" else ""
         say(f"{cfg.optimizer} lr {cfg.lr}{mom} batch {cfg.batch_size} "
             f"{cfg.schedule} schedule, {cfg.epochs} epochs, seed {cfg.seed}, device "
@@ -602,6 +709,12 @@ class Trainer:
                 v = evaluate(self.model, p.val, cfg.batch_size * 2, self.device, self.info,
                              channels_last=cfg.channels_last, amp_ctx=self.learner.amp_ctx)
                 row.update(val_loss=v["loss"], val_top1=v["top1"], val_top5=v["top5"])
+                if self.ema is not None:
+                    e = evaluate(self.ema.module, p.val, cfg.batch_size * 2, self.device,
+                                 self.info, channels_last=cfg.channels_last,
+                                 amp_ctx=self.learner.amp_ctx)
+                    row.update(val_ema_loss=e["loss"], val_ema_top1=e["top1"],
+                               val_ema_top5=e["top5"])
                 row["time_s"] = row.pop("time_s")  # keep the column order of METRIC_KEYS
             state.epoch, state.batch, state.sums = epoch + 1, 0, EpochSums()
             for cb in callbacks:
@@ -620,6 +733,10 @@ class Trainer:
         if len(set(digests)) != 1:
             raise RuntimeError(f"the model replicas differ across ranks: {digests}")
         last = history[-1] if history else {}
+        ema_test = None
+        if self.ema is not None:
+            ema_test = evaluate(self.ema.module, p.test, cfg.batch_size * 2, self.device, info,
+                                channels_last=cfg.channels_last, amp_ctx=self.learner.amp_ctx)
         results = {"model": cfg.model, "data": p.data.name, "epochs": len(history),
                    "stopped_early": stopped_early, "test_loss": test["loss"],
                    "test_top1": test["top1"], "test_top5": test["top5"],
@@ -627,7 +744,11 @@ class Trainer:
                    "train_top1": last.get("train_top1"), "train_time_s": last.get("time_s"),
                    "world_size": info.world_size, "weights_sha256": digests,
                    "run_dir": str(run.path)}
-        run.save_weights(self.model)
+        if ema_test is not None:
+            results.update(ema_decay=cfg.ema, test_ema_loss=ema_test["loss"],
+                           test_ema_top1=ema_test["top1"], test_ema_top5=ema_test["top5"],
+                           val_ema_top1=last.get("val_ema_top1"))
+        self._save_weights()
         run.write_results(results)
         if cfg.plots:
             run.write_plots(history, test["confusion"], p.data.classes)
@@ -636,6 +757,11 @@ class Trainer:
                 ["validation", _fmt(last.get("val_loss")), _fmt(last.get("val_top1"), True),
                  _fmt(last.get("val_top5"), True)],
                 ["test", _fmt(test["loss"]), _fmt(test["top1"], True), _fmt(test["top5"], True)]]
+        if ema_test is not None:
+            rows += [["validation (EMA weights)", _fmt(last.get("val_ema_loss")),
+                      _fmt(last.get("val_ema_top1"), True), _fmt(last.get("val_ema_top5"), True)],
+                     ["test (EMA weights)", _fmt(ema_test["loss"]), _fmt(ema_test["top1"], True),
+                      _fmt(ema_test["top5"], True)]]
         self.say("")
         self.say(format_table(["split", "loss", "top-1", "top-5"], rows))
         self.say(f"\ntest accuracy {test['top1']:.2f}% after {len(history)} epochs in "
