@@ -57,6 +57,21 @@ def interrupts_deferred():
         raise KeyboardInterrupt
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status;
+    ``os.umask`` can only be read by setting it, which races with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, durable: bool = True):
     """Open a temporary file next to ``path`` for binary writing; on success fsync it and
@@ -64,12 +79,14 @@ def atomic_write(path: str | os.PathLike, durable: bool = True):
     caller streams into the file: nothing is built in memory first. ``durable=False`` skips
     the fsync (the rename is still atomic for readers; after a power cut the file may be
     older or empty): for files that something else can restore. A Ctrl-C while the file is
-    written takes effect once it is in place (:func:`interrupts_deferred`)."""
+    written takes effect once it is in place (:func:`interrupts_deferred`). The file gets the
+    mode ``open()`` would give it (0666 less the umask), not the temporary file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with interrupts_deferred():
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 kept others out of run files
             with os.fdopen(fd, "wb") as f:
                 yield f
                 f.flush()

@@ -49,6 +49,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..data import load_data
+    from ..training.config import check_threads
     from ..scaling import BASES, DEFAULT_GRID, QUICK_GRID, Data, Recipe, format_result, grid, plot
     from ..scaling import search as run_search
 
@@ -62,6 +63,7 @@ def run(args) -> int:
     limit = args.limit if args.limit is not None else (400 if args.quick else None)
     if epochs < 1 or (limit is not None and limit < 10) or args.threads < 1:
         raise ValueError("--epochs and --threads must be at least 1 and --limit at least 10")
+    check_threads(args.threads)
     grid(args.budget, tolerance, axes)           # a budget no grid point meets fails here
     recipe = Recipe(epochs=epochs, seed=args.seed, train_limit=limit)
     data = Data(load_data(args.data), train_limit=limit,

@@ -94,6 +94,8 @@ class TrainConfig:
             bad(f"step size must be at least 1 epoch, got {self.step_size}")
         if self.threads is not None and self.threads < 1:
             bad(f"threads must be at least 1, got {self.threads}")
+        if self.threads is not None:
+            check_threads(self.threads)
         if self.checkpoint_every < 0 or self.num_workers < 0:
             bad("checkpoint interval and worker count must be >= 0")
         if self.patience is not None and self.patience < 1:
@@ -148,6 +150,15 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def check_threads(n: int, flag: str = "--threads") -> None:
+    """Refuse more threads than the usable cores: ``--threads 100000`` made torch start that
+    many OpenMP threads and die with a segmentation fault."""
+    cores = usable_cores()
+    if n > cores:
+        raise ValueError(f"{flag} {n} is more than the {cores} usable cores of this machine; "
+                         f"give at most {cores}")
 
 
 def choose_threads(processes: int = 1) -> tuple[int, str]:

@@ -47,6 +47,7 @@ from .. import __version__
 from ..data import Augment, DataSplits, Prepared, Preprocess, load_data
 from ..data.folder import UnreadableFilesError
 from ..errors import CheckpointError, CnnlabError, DataError, InputShapeError
+from ..memory import check_training_fits
 from ..models.base import main_logits
 from ..registry import create_model, get_entry
 from . import checkpoint as ckpt
@@ -61,6 +62,7 @@ from .config import (
     TrainConfig,
     absolute_data,
     choose_threads,
+    usable_cores,
 )
 from .distributed import (
     DistInfo,
@@ -172,6 +174,7 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
                             ) from None
     c, h, w = cfg.input_size or entry.input_size
     kwargs = {"num_classes": data.num_classes, "in_chans": c, **cfg.model_kwargs}
+    check_training_fits(cfg.model, kwargs, (c, h, w), cfg.batch_size, cfg.optimizer)
     seed_everything(cfg.seed)
     model = create_model(cfg.model, **kwargs)
     in_chans = getattr(model, "in_chans", c)
@@ -254,7 +257,8 @@ def default_threads_info(cfg: TrainConfig, saved: dict | None = None) -> dict:
     if cfg.threads:
         return {"used": cfg.threads, "chosen": "--threads"}
     if saved and saved.get("used"):
-        return {"used": saved["used"], "chosen": "as when the run started (resume)"}
+        used = min(int(saved["used"]), usable_cores())  # resumed on a machine with fewer
+        return {"used": used, "chosen": "as when the run started (resume)"}
     n, why = choose_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
     return {"used": n, "chosen": why}
 
