@@ -128,12 +128,17 @@ def run_process() -> int:
 
 def _run(args) -> int:
     try:
+        if getattr(args, "allow_nonfinite", False):
+            from .pretrained import nonfinite_allowed
+
+            with nonfinite_allowed():
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader went away (`cnnlab list | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (CnnlabError, ValueError, OSError) as err:
-        return _user_error(args, err, err)
+        return _user_error(args, err, _os_error_line(err) if isinstance(err, OSError) else err)
     except (MemoryError, RuntimeError) as err:  # an allocation that failed after all
         from .memory import allocation_failure
 
@@ -144,6 +149,32 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+_OS_ADVICE = {
+    "ELOOP": "a loop of symbolic links (a link that leads back to itself); fix or remove it",
+    "EACCES": "permission denied; check its permissions (ls -l) or choose another path",
+    "EPERM": "operation not permitted; check its permissions or choose another path",
+    "ENOENT": "no such file or folder",
+    "EISDIR": "is a folder; give a file",
+    "ENOTDIR": "a part of this path is a file, not a folder",
+    "ENOSPC": "no space left on the device; free some space or choose another place",
+    "EROFS": "the file system is read-only; choose another place",
+    "ENAMETOOLONG": "the name is too long",
+}
+
+
+def _os_error_line(err: OSError):
+    """An OSError with its raw "[Errno 40] Too many levels of symbolic links: 'x'" as one line
+    that names the file and what to do; cnnlab's own OSError messages are kept as they are."""
+    import errno
+
+    if err.errno is None or not str(err).startswith("[Errno"):
+        return err
+    name = errno.errorcode.get(err.errno, "")
+    what = _OS_ADVICE.get(name, (err.strerror or "").lower() or str(err))
+    files = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    return f"{files}: {what}" if files else what
 
 
 def _user_error(args, err: BaseException, line) -> int:

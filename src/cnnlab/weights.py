@@ -84,7 +84,10 @@ def atomic_write(path: str | os.PathLike, durable: bool = True):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with interrupts_deferred():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as err:  # the user's file, not the temporary one, in the message
+            raise _naming(err, path) from None
         try:
             os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 kept others out of run files
             with os.fdopen(fd, "wb") as f:
@@ -93,9 +96,20 @@ def atomic_write(path: str | os.PathLike, durable: bool = True):
                 if durable:
                     os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as err:
+            Path(tmp).unlink(missing_ok=True)
+            if err.errno is not None and (tmp in (err.filename, err.filename2)
+                                          or err.filename is None):
+                raise _naming(err, path) from None
+            raise
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """``err`` with ``path`` as its file (it named atomic_write's temporary file, or none)."""
+    return type(err)(err.errno, err.strerror or str(err), str(path))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
@@ -147,7 +161,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike, durable: bool = True
     atomic_write_bytes(path, save(state), durable)
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
+def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True, *,
+                 allow_nonfinite: bool | None = None) -> nn.Module:
     """Load a state_dict file into ``model`` key for key; mismatches raise
     :class:`CheckpointError`.
 
@@ -160,7 +175,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no weights file at {path}")
-    state = read_weights(path).state
+    state = read_weights(path, allow_nonfinite=allow_nonfinite).state  # NaN/inf: refused
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as err:

@@ -22,6 +22,9 @@ def new_command(subparsers, name: str, *, help: str, examples: Sequence[str] = (
     parser.set_defaults(imports_torch=torch)
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback when something goes wrong")
+    if torch:  # the commands that may read weights files
+        parser.add_argument("--allow-nonfinite", action="store_true",
+                            help="load weights files even if they hold NaN or infinite values")
     return parser
 
 

@@ -91,7 +91,7 @@ def run(args) -> int:
 
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
         raise ValueError("--batch and --repeats must be at least 1, --warmup at least 0")
-    if args.time_budget is not None and args.time_budget <= 0:
+    if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
         raise ValueError(f"--time-budget must be positive, got {args.time_budget}")
     check_device(args.device)
     if args.plot and not args.plot.lower().endswith(".png"):

@@ -58,7 +58,9 @@ def run(args) -> int:
                           "confusion": cm.tolist(), "classes": data.classes}, indent=2))
         return 0
     print(f"{config['model']} on {spec} ({args.split}, {res['n']} images): "
-          f"top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}")
+          f"top-1 {res['top1']:.2f}%  top-5 "
+          + (f"{res['top5']:.2f}%" if data.num_classes > 5 else "n/a (5 classes or fewer)")
+          + f"  loss {res['loss']:.4f}")
     print()
     rows = [[c, int(cm[i].sum()), "-" if math.isnan(a) else f"{a:.2f}%"]
             for i, (c, a) in enumerate(zip(data.classes, per_class, strict=True))]

@@ -49,9 +49,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..data import load_data
-    from ..training.config import check_threads
     from ..scaling import BASES, DEFAULT_GRID, QUICK_GRID, Data, Recipe, format_result, grid, plot
     from ..scaling import search as run_search
+    from ..training.config import check_threads
 
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")

@@ -77,12 +77,13 @@ def argparse_suppress():
 
 
 def run_train(args) -> int:
-    from ..data.folder import UnreadableFilesError
     from ..errors import DataError
     from ..scratch.runs import CONFIG, WEIGHTS, load_split
     from ..scratch.train import TrainConfig, train
-    from ..training.config import absolute_data  # show/explore work from any folder
-    from ..training.config import check_threads
+    from ..training.config import (
+        absolute_data,  # show/explore work from any folder
+        check_threads,
+    )
 
     if args.show and args.out is None:
         raise ValueError("--show needs --out FOLDER to write the pictures into")
@@ -91,6 +92,11 @@ def run_train(args) -> int:
                          f"{args.batch_size}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    import math
+
+    for flag, v in (("--momentum", args.momentum), ("--decay", args.decay)):
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{flag} must be a finite number >= 0, got {v}")
     if args.threads > 1:
         check_threads(args.threads)
     if args.out is not None:
@@ -99,7 +105,9 @@ def run_train(args) -> int:
     try:
         data = None if args.data == "digits" and args.limit is None else load_split(
             args.data, args.input, args.limit)
-    except UnreadableFilesError as err:  # its advice, --skip-bad, is train's, not scratch's
+    except DataError as err:  # UnreadableFilesError (data.folder imports torch): its advice,
+        if not hasattr(err, "listing"):  # --skip-bad, is train's, not scratch's
+            raise
         raise DataError(f"{err.listing}; fix or remove them (the NumPy engine reads every "
                         "file of the folder)") from None
     cfg = TrainConfig(input_size=args.input, epochs=args.epochs, batch_size=args.batch_size,

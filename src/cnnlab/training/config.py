@@ -8,6 +8,7 @@ picks torch's CPU thread count when ``--threads`` is not given.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,13 @@ class TrainConfig:
                                       or self.name in (".", "..")):
             bad(f"run name must be a plain folder name, got {self.name!r}")
 
+        for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "gamma",
+                    "label_smoothing", "clip_grad", "head_lr", "mean", "std"):
+            v = getattr(self, key)
+            if v is not None and not all(math.isfinite(x) for x in
+                                         (v if isinstance(v, (list, tuple)) else [v])):
+                bad(f"--{key.replace('_', '-')} must be a finite number, got {_plain(v)}")
+
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["input_size"] = list(self.input_size) if self.input_size else None
@@ -133,6 +141,10 @@ class TrainConfig:
         if d.get("input_size") is not None:
             d["input_size"] = tuple(d["input_size"])
         return cls(**d)
+
+
+def _plain(v):
+    return " ".join(str(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
 def absolute_data(spec: str) -> str:

@@ -276,8 +276,10 @@ def new_run_folder(cfg: TrainConfig, writer: bool = True) -> RunFolder:
         run = RunFolder(runs / cfg.name).lock()  # RunLockedError names the writer's PID
         if run.is_used():
             run.unlock()
+            how = (" (it was stopped before its first checkpoint: --resume starts it again "
+                   "from the beginning)" if _stopped_before_first_checkpoint(run.path) else "")
             raise ValueError(f"run folder {run.path} already exists; use --resume to continue "
-                             "it or choose another --name")
+                             f"it{how} or choose another --name")
         return run
     base, i = default_run_name(cfg), 2
     run = RunFolder(runs / base)
@@ -292,6 +294,14 @@ def new_run_folder(cfg: TrainConfig, writer: bool = True) -> RunFolder:
                     return run
                 run.unlock()
         run, i = RunFolder(runs / f"{base}-{i}"), i + 1
+
+
+def _stopped_before_first_checkpoint(run_dir: Path) -> bool:
+    """A run folder with the run's config.json but neither a checkpoint nor a finished
+    model: the run was stopped (Ctrl-C, killed) before its first checkpoint."""
+    return ((run_dir / "config.json").is_file()
+            and not (run_dir / ckpt.CHECKPOINT_FILE).exists()
+            and not any((run_dir / f).exists() for f in ("model.safetensors", "results.json")))
 
 
 def resume_path(cfg: TrainConfig, resume) -> Path:
@@ -401,7 +411,9 @@ class Trainer:
             path = resume_path(cfg, resume)
             run_dir = path.parent if path.is_file() else path
             if not path.is_file() and not (run_dir / ckpt.CHECKPOINT_FILE).is_file():
-                ckpt.load_checkpoint(path)  # raises: no checkpoint, nothing to resume
+                if not _stopped_before_first_checkpoint(run_dir):
+                    ckpt.load_checkpoint(path)  # raises: no checkpoint, nothing to resume
+                return self._restart(run_dir, cfg, given, data)
             self.run = _on_main(info, lambda: RunFolder(run_dir).lock(),
                                 lambda: RunFolder(run_dir, writer=False))
             try:
@@ -418,6 +430,25 @@ class Trainer:
         except BaseException:
             if self.run is not None:
                 self.run.unlock()
+            raise
+        return self.run
+
+    def _restart(self, run_dir: Path, cfg: TrainConfig, given, data) -> RunFolder:
+        """``--resume`` of a run stopped before its first checkpoint: it starts again from the
+        beginning, in its folder, with its saved settings (those --resume may change taken
+        from ``cfg``). Before, --resume said "nothing to resume" and the name stayed taken."""
+        self.run = _on_main(self.info, lambda: RunFolder(run_dir).lock(),
+                            lambda: RunFolder(run_dir, writer=False))
+        try:
+            saved = json.loads((run_dir / "config.json").read_text())
+            validate_run_config(saved, run_dir)
+            cfg, _ = resume_config(saved, cfg, given, 0, where=str(run_dir))
+            cfg.validate()
+            self.say(f"{run_dir} was stopped before its first checkpoint: starting it again "
+                     "from the beginning with its saved settings")
+            self._build(cfg, data, None, None)
+        except BaseException:
+            self.run.unlock()
             raise
         return self.run
 
@@ -446,7 +477,7 @@ class Trainer:
             config["resumed"] = list(saved.get("resumed") or []) + [
                 {"at_epoch": saved_state["epoch"], "at_batch": saved_state["batch"],
                  "at_step": saved_state["step"], "changed": changes or {}}]
-        else:
+        elif self.run is None:  # (set already when a run restarts: see _restart)
             self.run = _on_main(info, lambda: new_run_folder(cfg),
                                 lambda: new_run_folder(cfg, writer=False))
         self.model, self.data, self.config = model, p, config
@@ -526,6 +557,10 @@ class Trainer:
         if fr[1] is not None and (fr != config["input_size"]):
             say(f"input: {fr[0]}x{fr[1]}x{fr[2]} images converted to {c}x{h}x{w} "
                 f"(channels {config['resize']['channels']})")
+        elif fr[1] is None and p.data.extra.get("sizes"):  # a folder: sizes read at the check
+            say(f"input: images of {p.data.extra['sizes']} pixels (width x height) resized to "
+                f"{w}x{h}, {c} channel{'s' if c > 1 else ''} "
+                f"(channels {config['resize']['channels']})")
         if p.weights:
             say(f"weights: {p.weights['given']} (sha256 {p.weights['sha256'][:16]}...)")
         for line in p.notes:
@@ -604,11 +639,14 @@ class Trainer:
         run.write_results(results)
         if cfg.plots:
             run.write_plots(history, test["confusion"], p.data.classes)
+        def top5(v):  # with 5 classes or fewer every label is in the top 5: no information
+            return _fmt(v, True) if len(p.data.classes) > 5 else "n/a"
+
         rows = [["train (last epoch)", _fmt(last.get("train_loss")),
-                 _fmt(last.get("train_top1"), True), _fmt(last.get("train_top5"), True)],
+                 _fmt(last.get("train_top1"), True), top5(last.get("train_top5"))],
                 ["validation", _fmt(last.get("val_loss")), _fmt(last.get("val_top1"), True),
-                 _fmt(last.get("val_top5"), True)],
-                ["test", _fmt(test["loss"]), _fmt(test["top1"], True), _fmt(test["top5"], True)]]
+                 top5(last.get("val_top5"))],
+                ["test", _fmt(test["loss"]), _fmt(test["top1"], True), top5(test["top5"])]]
         self.say("")
         self.say(format_table(["split", "loss", "top-1", "top-5"], rows))
         self.say(f"\ntest accuracy {test['top1']:.2f}% after {len(history)} epochs in "
