@@ -393,3 +393,31 @@ def test_python_api_names_the_argument(call, needle):
 
     with pytest.raises(ModelArgumentError, match=needle):
         call()
+
+
+def test_an_output_file_that_exists_is_not_replaced_without_overwrite(capsys, tmp_path):
+    """``--out photo.png`` replaced the photo; every file a command is told to write is now
+    refused when it exists (before any work), unless --overwrite."""
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 255, (16, 16), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "photo.png")
+    mine = (tmp_path / "photo.png").read_bytes()
+    argv = ["filter", tmp_path / "photo.png", "--kernel", "box", "--figure", "none",
+            "--out", tmp_path / "photo.png"]
+    res = run_main(capsys, *argv)
+    one_line_error(res, "photo.png already exists; --out does not replace", "--overwrite")
+    assert (tmp_path / "photo.png").read_bytes() == mine
+    assert run_main(capsys, *argv, "--overwrite").returncode == 0
+    assert (tmp_path / "photo.png").read_bytes() != mine
+    (tmp_path / "chart.png").write_bytes(b"mine")
+    res = run_main(capsys, "compare", "lenet5", "--no-timing", "--plot", tmp_path / "chart.png")
+    one_line_error(res, "chart.png already exists; --plot does not replace")
+    assert (tmp_path / "chart.png").read_bytes() == b"mine"
+
+
+def test_workers_far_above_the_cores_are_refused(capsys, tmp_path):
+    from cnnlab.training.config import usable_cores
+
+    res = run_main(capsys, "train", "lenet5", "--workers", 10**12, "--runs-dir", tmp_path)
+    one_line_error(res, f"give at most {4 * usable_cores()}")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import sys
 
-from . import new_command
+from . import new_command, output_file
 
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "compare",
+        sub, "compare", outputs=True,
         help="compare models: size, parameters, depth, MACs, ms per inference step, accuracy",
         examples=["cnnlab compare resnet18 resnet50 mobilenet_v2",
                   "cnnlab compare --all --batch 1 --repeats 3 --markdown",
@@ -96,6 +96,8 @@ def run(args) -> int:
     check_device(args.device)
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+    if args.plot:
+        output_file(args.plot, args, "--plot")
     if args.keras:
         return run_keras(args)
     names = resolve_models(args.models, args.all)

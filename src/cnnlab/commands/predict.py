@@ -75,7 +75,7 @@ def open_model(args):
         read_weights,
     )
     from ..registry import get_entry, list_models
-    from ..training.runs import open_run
+    from ..training.runs import open_run, usable_device
 
     notes: list[str] = []  # printed once everything is known to be right
     say = notes.append
@@ -97,7 +97,7 @@ def open_model(args):
         cfg = wf.run_config if wf.run_config and wf.run_config.get("model") == args.run else {}
         c = args.input_size[0] if args.input_size else None
         model = create_pretrained(args.run, wf, in_chans=c, log=say)
-        model = model.to(args.device).eval()
+        model = model.to(usable_device(args.device)).eval()
         c = model.in_chans
         if args.input_size:
             h, w = args.input_size[1:]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
-from . import new_command
+from . import new_command, output_file
 
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "scale-search",
+        sub, "scale-search", outputs=True,
         help="the EfficientNet grid search for alpha, beta, gamma (alpha*beta^2*gamma^2 ~ 2)",
         examples=["cnnlab scale-search                 # the default grid on the digits",
                   "cnnlab scale-search --quick         # a tiny grid on a subset, ~1 minute",
@@ -55,6 +55,8 @@ def run(args) -> int:
 
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+    if args.plot:
+        output_file(args.plot, args, "--plot")
     if args.base not in BASES:
         raise ValueError(f"--base must be one of {', '.join(BASES)}, got {args.base!r}")
     axes = QUICK_GRID if args.quick else DEFAULT_GRID

@@ -97,6 +97,9 @@ class TrainConfig:
             bad(f"threads must be at least 1, got {self.threads}")
         if self.threads is not None:
             check_threads(self.threads)
+        if self.num_workers > 4 * usable_cores():  # each is a process: 10**12 of them...
+            bad(f"--workers {self.num_workers} is more than 4 per usable core "
+                f"({usable_cores()} cores); give at most {4 * usable_cores()}")
         if self.checkpoint_every < 0 or self.num_workers < 0:
             bad("checkpoint interval and worker count must be >= 0")
         if self.patience is not None and self.patience < 1:
