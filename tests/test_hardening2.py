@@ -421,3 +421,17 @@ def test_workers_far_above_the_cores_are_refused(capsys, tmp_path):
 
     res = run_main(capsys, "train", "lenet5", "--workers", 10**12, "--runs-dir", tmp_path)
     one_line_error(res, f"give at most {4 * usable_cores()}")
+
+
+def test_compare_keras_says_how_long_and_shows_each_model(capsys):
+    """It ran 61 minutes with no output until the end: now an estimate up front, a line per
+    model with what is left, and --quick (batch 1, 3 runs)."""
+    res = run_main(capsys, "compare", "--keras", "--quick", "mobilenet_v1", "mobilenet_v2")
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith("timing 2 models at batch 1, 4 runs each: about "), lines
+    assert lines[1].startswith("[1/2] mobilenet_v1: ") and lines[1].endswith(" left)")
+    assert lines[2].startswith("[2/2] mobilenet_v2: ")
+    assert "a batch of 1" in res.stdout
+    res = run_main(capsys, "compare", "lenet5", "--quick")
+    one_line_error(res, "--quick shortens the Keras table: use it with --keras")
