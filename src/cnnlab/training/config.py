@@ -156,7 +156,13 @@ def absolute_data(spec: str) -> str:
     spec = str(spec)
     if spec.split(":")[0] in NAMED_DATA:
         return spec
-    return str(Path(spec).expanduser().resolve())
+    try:
+        return str(Path(spec).expanduser().resolve())
+    except RuntimeError:  # Python 3.11's "Symlink loop from ..."
+        from ..errors import DataError
+
+        raise DataError(f"{spec}: a loop of symbolic links (a link that leads back to itself);"
+                        " fix or remove it") from None
 
 
 def usable_cores() -> int:
