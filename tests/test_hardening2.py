@@ -435,3 +435,10 @@ def test_compare_keras_says_how_long_and_shows_each_model(capsys):
     assert "a batch of 1" in res.stdout
     res = run_main(capsys, "compare", "lenet5", "--quick")
     one_line_error(res, "--quick shortens the Keras table: use it with --keras")
+
+
+def test_data_path_that_is_a_link_loop_is_one_line(capsys, tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    res = run_main(capsys, "train", "lenet5", "--data", tmp_path / "loop", "--runs-dir",
+                   tmp_path / "runs")
+    one_line_error(res, "loop: a loop of symbolic links", "fix or remove it")
