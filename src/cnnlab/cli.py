@@ -4,7 +4,12 @@ Each sub-command lives in its own module under ``cnnlab.commands`` with two func
 ``add_parser(subparsers)`` declares its arguments (and sets ``func``), ``run(args)`` does the
 work and returns the exit code. Mistakes of the user (an unknown model, a missing file, a
 size that does not fit) raise :class:`~cnnlab.errors.CnnlabError` or ``ValueError``/``OSError``;
-they are printed here as one line and give exit code 2. ``--debug`` shows the traceback.
+they are printed here as one line and give exit code 2, as do inputs too large for the machine
+(:class:`~cnnlab.errors.ResourceError`, refused before allocation, and an allocation that still
+fails: ``MemoryError``, torch's "you tried to allocate") and a mistake in the command line
+itself (one line and "see cnnlab COMMAND --help", not the whole usage). Anything else is a bug:
+its traceback, exit 1. ``--debug`` prints the traceback of an exit-2 error too (before its
+line; the exit code stays 2).
 
 The ``cnnlab`` executable and ``python -m cnnlab`` run one command and exit (:func:`run_process`);
 they treat the garbage collector as such a process can (see :func:`_one_command_collector`).
@@ -42,8 +47,17 @@ COMMANDS = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """A mistake in the command line is one line: the error and where to read the options
+    (argparse prints the whole usage first, 20 lines for ``train``). Sub-command parsers are
+    of this class too (argparse creates them with the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnlab",
         description="Classic CNNs from LeNet-5 to EfficientNet: build, inspect, train, compare.",
         epilog="examples:\n  cnnlab list 'resnet*'\n  cnnlab train lenet5\n"
@@ -61,7 +75,11 @@ def main(argv: list[str] | None = None, *, own_process: bool = False) -> int:
     points) pauses the collector while torch is imported and freezes it before returning."""
     parser = build_parser()
     with _one_command_collector(own_process) as started:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # parse_args would report them as the top-level parser's: "see cnnlab --help"
+            prog = " ".join(["cnnlab", args.command, *([args.action] if getattr(
+                args, "action", None) else [])])
+            _Parser(prog=prog).error(f"unrecognized arguments: {' '.join(extra)}")
         if own_process and getattr(args, "imports_torch", False):
             import torch  # noqa: F401  (the command needs it; imported while collection pauses)
         started()
@@ -110,18 +128,63 @@ def run_process() -> int:
 
 def _run(args) -> int:
     try:
+        if getattr(args, "allow_nonfinite", False):
+            from .pretrained import nonfinite_allowed
+
+            with nonfinite_allowed():
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except BrokenPipeError:  # the reader went away (`cnnlab list | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (CnnlabError, ValueError, OSError) as err:
-        if getattr(args, "debug", False):
+        return _user_error(args, err, _os_error_line(err) if isinstance(err, OSError) else err)
+    except (MemoryError, RuntimeError) as err:  # an allocation that failed after all
+        from .memory import allocation_failure
+
+        line = allocation_failure(err)
+        if line is None:
             raise
-        print(f"cnnlab {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return _user_error(args, err, line)
     except KeyboardInterrupt:
         print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+_OS_ADVICE = {
+    "ELOOP": "a loop of symbolic links (a link that leads back to itself); fix or remove it",
+    "EACCES": "permission denied; check its permissions (ls -l) or choose another path",
+    "EPERM": "operation not permitted; check its permissions or choose another path",
+    "ENOENT": "no such file or folder",
+    "EISDIR": "is a folder; give a file",
+    "ENOTDIR": "a part of this path is a file, not a folder",
+    "ENOSPC": "no space left on the device; free some space or choose another place",
+    "EROFS": "the file system is read-only; choose another place",
+    "ENAMETOOLONG": "the name is too long",
+}
+
+
+def _os_error_line(err: OSError):
+    """An OSError with its raw "[Errno 40] Too many levels of symbolic links: 'x'" as one line
+    that names the file and what to do; cnnlab's own OSError messages are kept as they are."""
+    import errno
+
+    if err.errno is None or not str(err).startswith("[Errno"):
+        return err
+    name = errno.errorcode.get(err.errno, "")
+    what = _OS_ADVICE.get(name, (err.strerror or "").lower() or str(err))
+    files = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    return f"{files}: {what}" if files else what
+
+
+def _user_error(args, err: BaseException, line) -> int:
+    """One line, exit 2; with ``--debug`` the traceback first."""
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exception(err)
+    print(f"cnnlab {args.command}: error: {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

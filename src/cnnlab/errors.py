@@ -47,3 +47,9 @@ class TrainingDivergedError(CnnlabError, FloatingPointError):
     """The loss became NaN or infinite (a learning rate too high, most often): the one class
     for the PyTorch trainer (``cnnlab.training.loop`` names it ``DivergedError``) and the NumPy
     engine."""
+
+
+class ResourceError(CnnlabError, MemoryError):
+    """Work too large for this machine (an input size, batch, model width or kernel size whose
+    memory is more than what is available), refused before it is allocated; see
+    :mod:`cnnlab.memory`. The command line treats it as the user's mistake (exit 2)."""

@@ -65,6 +65,14 @@ def _pads(kernel_shape: tuple[int, int], mode: str) -> tuple[tuple[int, int], tu
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
+def _check_size(n_floats: int, what: str) -> None:
+    """Refuse an array of ``n_floats`` float64 values that cannot fit in memory (before NumPy
+    tries: its "Unable to allocate 74.5 GiB" came as a traceback)."""
+    from .memory import check_fits
+
+    check_fits(n_floats * 8, what, "use a smaller --size or mode 'valid'")
+
+
 def correlate2d(image, kernel, mode: str = "same", boundary: str = "zero",
                 stride: int = 1) -> np.ndarray:
     """``y[i, j] = sum_{p,q} xpad[i*stride + p, j*stride + q] * kernel[p, q]`` (float64)."""
@@ -76,6 +84,10 @@ def correlate2d(image, kernel, mode: str = "same", boundary: str = "zero",
     (pt, pb), (pl, pr) = _pads(k.shape, mode)
     if mode == "valid" and (k.shape[0] > x.shape[0] or k.shape[1] > x.shape[1]):
         raise ValueError(f"kernel {k.shape} is larger than the image {x.shape} in mode 'valid'")
+    out_h, out_w = x.shape[0] + pt + pb - k.shape[0] + 1, x.shape[1] + pl + pr - k.shape[1] + 1
+    _check_size((x.shape[0] + pt + pb) * (x.shape[1] + pl + pr) + out_h * out_w + k.size,
+                f"filtering a {x.shape[0]}x{x.shape[1]} image with a {k.shape[0]}x{k.shape[1]} "
+                f"kernel (mode {mode!r})")
     if pt or pl:
         if boundary == "reflect" and (max(pt, pb) >= x.shape[0] or max(pl, pr) >= x.shape[1]):
             raise ValueError(f"boundary 'reflect' needs an image larger than the padding "
@@ -96,6 +108,7 @@ def box_kernel(size: int = 3) -> np.ndarray:
     """``ones(size, size) / size^2``: the mean of the neighbourhood."""
     if size < 1:
         raise ValueError(f"box size must be >= 1, got {size}")
+    _check_size(size * size, f"a {size}x{size} box kernel")
     return np.full((size, size), 1.0 / size**2)
 
 
@@ -106,6 +119,7 @@ def gaussian_kernel(size: int = 5, sigma: float = 1.0) -> np.ndarray:
         raise KernelShapeError(f"a Gaussian kernel needs an odd size (it has a centre), got {size}")
     if sigma <= 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
+    _check_size(3 * size * size, f"a {size}x{size} Gaussian kernel")
     u = np.arange(size) - size // 2
     g = np.exp(-(u[:, None] ** 2 + u[None, :] ** 2) / (2.0 * sigma**2))
     return g / g.sum()

@@ -44,6 +44,7 @@ which registered architectures the file does match.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import hashlib
 import json
 import math
@@ -308,8 +309,48 @@ def _clean_keys(state: dict) -> tuple[dict, list[str]]:
     return state, notes
 
 
-def read_weights(path: str | Path, sha256: str | None = None) -> WeightsFile:
-    """Read a weights file (or cnnlab run folder) safely; see the module docstring."""
+_NONFINITE_OK = contextvars.ContextVar("cnnlab_allow_nonfinite", default=False)
+
+
+@contextmanager
+def nonfinite_allowed(allow: bool = True):
+    """Within the block, weights files with NaN or infinite values load (what the command
+    line's ``--allow-nonfinite`` does for the whole command)."""
+    token = _NONFINITE_OK.set(bool(allow))
+    try:
+        yield
+    finally:
+        _NONFINITE_OK.reset(token)
+
+
+def check_finite(state: dict, src) -> None:
+    """Refuse a state_dict with NaN or infinite values, naming the tensors that hold them
+    (it loaded without a word, and every prediction was then NaN)."""
+    bad = [k for k, t in state.items() if isinstance(t, torch.Tensor)
+           and (t.is_floating_point() or t.is_complex()) and t.numel()
+           and t.device.type != "meta" and not bool(torch.isfinite(t).all())]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CheckpointError(f"{src}: {len(bad)} tensor{'s' if len(bad) > 1 else ''} hold "
+                              f"NaN or infinite values ({shown}); the model would predict NaN. "
+                              "Load it anyway with --allow-nonfinite (Python: "
+                              "allow_nonfinite=True)")
+
+
+def _nonfinite_notes(wf) -> list[str]:
+    try:
+        check_finite(wf.state, wf.path)
+    except CheckpointError as err:
+        return [str(err).split(": ", 1)[1].split("; ")[0]]
+    return []
+
+
+def read_weights(path: str | Path, sha256: str | None = None, *,
+                 allow_nonfinite: bool | None = None) -> WeightsFile:
+    """Read a weights file (or cnnlab run folder) safely; see the module docstring.
+
+    A file with NaN or infinite values is refused (:func:`check_finite`) unless
+    ``allow_nonfinite`` (None: as :func:`nonfinite_allowed` says, by default no)."""
     src, config = _resolve(Path(path).expanduser())
     kind = _sniff(src)
     if kind == "hdf5":
@@ -339,6 +380,8 @@ def read_weights(path: str | Path, sha256: str | None = None) -> WeightsFile:
     state, notes = _clean_keys(state)
     if trained:
         notes.insert(0, trained)
+    if not (_NONFINITE_OK.get() if allow_nonfinite is None else allow_nonfinite):
+        check_finite(state, src)
     return WeightsFile(src, state, kind, container, digest, src.stat().st_size, config, notes)
 
 
@@ -798,7 +841,7 @@ def is_imagenet_architecture(name: str) -> bool:
 
 def inspect_weights(path: str | Path, sha256: str | None = None) -> dict:
     """What a weights file is: tensors, parameters, dtypes, matching architectures, ..."""
-    wf = read_weights(path, sha256)
+    wf = read_weights(path, sha256, allow_nonfinite=True)  # inspecting shows them instead
     dtypes: dict[str, int] = {}
     for v in wf.state.values():
         d = str(v.dtype).removeprefix("torch.")
@@ -816,7 +859,8 @@ def inspect_weights(path: str | Path, sha256: str | None = None) -> dict:
                      "in_chans": m.in_chans} for m in matches],
         "classifier_width": widths[0] if len(widths) == 1 else (widths or None),
         "in_chans": chans[0] if len(chans) == 1 else (chans or None),
-        "notes": list(wf.notes) + layout_notes(wf.state, [m.model for m in matches]),
+        "notes": list(wf.notes) + layout_notes(wf.state, [m.model for m in matches])
+                 + _nonfinite_notes(wf),
     }
     if wf.run_config:
         info["run"] = {k: wf.run_config.get(k) for k in ("model", "model_kwargs", "input_size",

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import UnknownModelError
+from .errors import ModelArgumentError, UnknownModelError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -111,12 +111,18 @@ def _ensure_loaded(name: str | None = None) -> None:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style ``pattern`` (``"vgg*"``, ``"*_bn"``)."""
+    if not isinstance(pattern, str):
+        raise ModelArgumentError(f"list_models' argument 'pattern' takes a string such as "
+                                 f"'resnet*' (default '*': every model), got {pattern!r}")
     _ensure_loaded()
     return sorted(fnmatch.filter(_MODELS, pattern))
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; raises :class:`UnknownModelError` with suggestions."""
+    if not isinstance(name, str):
+        raise ModelArgumentError(f"the argument 'name' takes a model name, a string such as "
+                                 f"'resnet18' (see cnnlab.list_models()), got {name!r}")
     _ensure_loaded(name)
     if name not in _MODELS:
         _ensure_loaded()  # every family, for the suggestions (and models the catalog lacks)

@@ -57,6 +57,21 @@ def interrupts_deferred():
         raise KeyboardInterrupt
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status;
+    ``os.umask`` can only be read by setting it, which races with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, durable: bool = True):
     """Open a temporary file next to ``path`` for binary writing; on success fsync it and
@@ -64,21 +79,37 @@ def atomic_write(path: str | os.PathLike, durable: bool = True):
     caller streams into the file: nothing is built in memory first. ``durable=False`` skips
     the fsync (the rename is still atomic for readers; after a power cut the file may be
     older or empty): for files that something else can restore. A Ctrl-C while the file is
-    written takes effect once it is in place (:func:`interrupts_deferred`)."""
+    written takes effect once it is in place (:func:`interrupts_deferred`). The file gets the
+    mode ``open()`` would give it (0666 less the umask), not the temporary file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with interrupts_deferred():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as err:  # the user's file, not the temporary one, in the message
+            raise _naming(err, path) from None
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 kept others out of run files
             with os.fdopen(fd, "wb") as f:
                 yield f
                 f.flush()
                 if durable:
                     os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as err:
+            Path(tmp).unlink(missing_ok=True)
+            if err.errno is not None and (tmp in (err.filename, err.filename2)
+                                          or err.filename is None):
+                raise _naming(err, path) from None
+            raise
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """``err`` with ``path`` as its file (it named atomic_write's temporary file, or none)."""
+    return type(err)(err.errno, err.strerror or str(err), str(path))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
@@ -130,7 +161,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike, durable: bool = True
     atomic_write_bytes(path, save(state), durable)
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
+def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True, *,
+                 allow_nonfinite: bool | None = None) -> nn.Module:
     """Load a state_dict file into ``model`` key for key; mismatches raise
     :class:`CheckpointError`.
 
@@ -144,7 +176,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no weights file at {path}")
-    state, _ = convert_layout(read_weights(path).state, model)
+    state, _ = convert_layout(read_weights(path, allow_nonfinite=allow_nonfinite).state,
+                              model)  # NaN/inf: refused
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as err:

@@ -53,6 +53,20 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
+def _check_batch_fits(model: nn.Module, input_size, batch: int) -> None:
+    """Refuse a batch whose input cannot fit, with the output of the first layer beside it
+    (at least as large for every model here): a lower bound, before anything is allocated."""
+    import math
+
+    from ..memory import check_fits, parameter_count
+
+    name = getattr(model, "model_name", type(model).__name__)
+    inputs = batch * math.prod(input_size) * 4
+    check_fits(2 * inputs + parameter_count(model) * 4,
+               f"running {name} on a batch of {batch} at {'x'.join(map(str, input_size))}",
+               "use a smaller --batch")
+
+
 def time_inference(model: nn.Module, input_size, *, batch: int = 32, device: str = "cpu",
                    repeats: int = 10, warmup: int = 2, time_budget_s: float | None = None,
                    seed: int = 0, channels_last: bool = False, amp: str | None = None
@@ -69,6 +83,7 @@ def time_inference(model: nn.Module, input_size, *, batch: int = 32, device: str
         raise ValueError(f"batch and repeats must be >= 1 and warmup >= 0, got batch={batch}, "
                          f"repeats={repeats}, warmup={warmup}")
     dev = check_device(device)
+    _check_batch_fits(model, input_size, batch)
     was_training = model.training
     model.to(dev).eval()
     gen = torch.Generator().manual_seed(seed)

@@ -268,25 +268,32 @@ def analyse_keras(name: str, *, keep_aux: bool = False) -> KerasRow:
 
 def keras_table(names=None, *, timing: bool = True, batch: int = 32, device: str = "cpu",
                 repeats: int = 10, warmup: int = 2, time_budget_s: float | None = None,
-                progress=None) -> list[KerasRow]:
-    """One :class:`KerasRow` per model (default: every model with a Keras counterpart)."""
+                progress=None, plan=None) -> list[KerasRow]:
+    """One :class:`KerasRow` per model (default: every model with a Keras counterpart).
+
+    Every model is counted first (on the meta device, seconds); ``plan(rows)`` is then called
+    once (to say how long the timing will take), and ``progress(i, row, seconds)`` after each
+    model is timed."""
+    import time
+
     from ..registry import create_model
     from .benchmark import time_inference
 
     names = list(names) if names else list(KERAS_TO_CNNLAB.values())
-    rows = []
-    for name in names:
-        if progress:
-            progress(name)
-        row = analyse_keras(name)
+    rows = [analyse_keras(name) for name in names]
+    if plan and timing:
+        plan(rows)
+    for i, row in enumerate(rows):
         if timing:
+            start = time.perf_counter()
             torch.manual_seed(0)
-            model = create_model(name)
+            model = create_model(row.model)
             tm = time_inference(model, row.input_size, batch=batch, device=device,
                                 repeats=repeats, warmup=warmup, time_budget_s=time_budget_s)
             row.ms, row.runs = tm.median_ms, tm.runs
             del model
-        rows.append(row)
+            if progress:
+                progress(i, row, time.perf_counter() - start)
     return rows
 
 

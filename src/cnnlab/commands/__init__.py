@@ -8,12 +8,14 @@ from collections.abc import Sequence
 
 
 def new_command(subparsers, name: str, *, help: str, examples: Sequence[str] = (),
-                description: str | None = None, torch: bool = True) -> argparse.ArgumentParser:
+                description: str | None = None, torch: bool = True,
+                outputs: bool = False) -> argparse.ArgumentParser:
     """Add the sub-command ``name`` with a help text, examples and the common ``--debug``.
 
     ``torch=False`` declares a command that runs without importing torch (tests/test_imports
     checks it); the ``cnnlab`` process imports torch up front for the others (see
-    ``cli._one_command_collector``)."""
+    ``cli._one_command_collector``). ``outputs=True``: the command writes files the user names,
+    and takes ``--overwrite`` (see :func:`output_file`)."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
     parser = subparsers.add_parser(
         name, help=help, description=description or help, epilog=epilog,
@@ -22,6 +24,12 @@ def new_command(subparsers, name: str, *, help: str, examples: Sequence[str] = (
     parser.set_defaults(imports_torch=torch)
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback when something goes wrong")
+    if outputs:
+        parser.add_argument("--overwrite", action="store_true",
+                            help="replace output files that already exist (refused without it)")
+    if torch:  # the commands that may read weights files
+        parser.add_argument("--allow-nonfinite", action="store_true",
+                            help="load weights files even if they hold NaN or infinite values")
     return parser
 
 
@@ -39,3 +47,16 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(
             f"every dimension of the input size must be positive, got {text!r}")
     return c, h, w
+
+
+def output_file(path, args, flag: str):
+    """``path`` as a Path, refused when it is an existing file and ``--overwrite`` was not
+    given: nothing a user made is replaced without being asked (``--out photo.png`` replaced
+    the photo). Checked before the work starts."""
+    from pathlib import Path
+
+    path = Path(path)
+    if (path.is_file() or path.is_symlink()) and not getattr(args, "overwrite", False):
+        raise FileExistsError(f"{path} already exists; {flag} does not replace a file without "
+                              "--overwrite: choose another name, or add --overwrite")
+    return path

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import sys
 
-from . import new_command
+from . import new_command, output_file
 
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "compare",
+        sub, "compare", outputs=True,
         help="compare models: size, parameters, depth, MACs, ms per inference step, accuracy",
         examples=["cnnlab compare resnet18 resnet50 mobilenet_v2",
                   "cnnlab compare --all --batch 1 --repeats 3 --markdown",
@@ -44,6 +44,9 @@ def add_parser(sub) -> None:
                    help="the Keras Applications table: depth (layers with parameters) and "
                         "count_params() Keras's way, size, ms/step at --batch, published "
                         "Top-1/Top-5; default models: those Keras has")
+    p.add_argument("--quick", action="store_true",
+                   help="with --keras: time each model at batch 1, 3 runs after 1 warm-up (the "
+                        "full table at batch 32 x 10 runs takes about an hour on a laptop CPU)")
     p.add_argument("--no-aux", action="store_true",
                    help="leave out auxiliary classifiers' parameters (GoogLeNet, Inception v3)")
     p.add_argument("--channels-last", action="store_true",
@@ -91,13 +94,17 @@ def run(args) -> int:
 
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
         raise ValueError("--batch and --repeats must be at least 1, --warmup at least 0")
-    if args.time_budget is not None and args.time_budget <= 0:
+    if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
         raise ValueError(f"--time-budget must be positive, got {args.time_budget}")
     check_device(args.device)
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+    if args.plot:
+        output_file(args.plot, args, "--plot")
     if args.keras:
         return run_keras(args)
+    if args.quick:
+        raise ValueError("--quick shortens the Keras table: use it with --keras")
     names = resolve_models(args.models, args.all)
     checkpoints = parse_checkpoints(args.checkpoint)
     timing = not args.no_timing
@@ -128,6 +135,7 @@ def run_keras(args) -> int:
     from ..analysis.compare import header_lines
     from ..analysis.keras import (
         DEPTH_NOTE,
+        KERAS_TO_CNNLAB,
         PARAMS_NOTE,
         PUBLISHED_NOTE,
         format_keras,
@@ -141,9 +149,30 @@ def run_keras(args) -> int:
                          "belong to the ordinary comparison")
     names = resolve_models(args.models, args.all) if (args.models or args.all) else None
     timing = not args.no_timing
+    if args.quick:
+        args.batch, args.repeats, args.warmup = 1, 3, 1
+    runs = args.repeats + max(args.warmup, 1)
+    done = {"macs": 0, "s": 0.0}
+    total = {"macs": 0}
+
+    def plan(rows):
+        total["macs"] = sum(r.macs for r in rows) * args.batch * runs
+        rate = _macs_per_second(args.device)
+        print(f"timing {len(rows)} models at batch {args.batch}, {runs} runs each: about "
+              f"{_duration(total['macs'] / rate)} (estimated from their MACs and this "
+              "machine's speed); --quick or fewer models (cnnlab compare --keras MODEL...) "
+              "to shorten it", file=sys.stderr, flush=True)
+
+    def progress(i, row, seconds):
+        done["macs"] += row.macs * args.batch * runs
+        done["s"] += seconds
+        left = done["s"] / max(done["macs"], 1) * (total["macs"] - done["macs"])
+        print(f"[{i + 1}/{len(names or KERAS_TO_CNNLAB)}] {row.model}: {seconds:.1f} s"
+              f" ({_duration(left)} left)", file=sys.stderr, flush=True)
+
     rows = keras_table(names, timing=timing, batch=args.batch, device=args.device,
                        repeats=args.repeats, warmup=args.warmup,
-                       time_budget_s=args.time_budget)
+                       time_budget_s=args.time_budget, progress=progress, plan=plan)
     header = header_lines(args.batch, args.device, timing, args.repeats, args.warmup)[:-1]
     if args.json:
         print(json.dumps({"header": header, "conventions": {
@@ -152,3 +181,29 @@ def run_keras(args) -> int:
     else:
         print(format_keras(rows, "markdown" if args.markdown else "text", header))
     return 0
+
+
+def _macs_per_second(device: str) -> float:
+    """Multiply-accumulates per second of one 3x3 convolution (64 -> 64 channels, 56x56), the
+    best of 3 runs: the yardstick of the up-front estimate."""
+    import time
+
+    import torch
+
+    x = torch.randn(1, 64, 56, 56, device=device)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device).eval()
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(3):
+            t0 = time.perf_counter()
+            conv(x)
+            best = min(best, time.perf_counter() - t0)
+    return 64 * 64 * 9 * 56 * 56 / max(best, 1e-9)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

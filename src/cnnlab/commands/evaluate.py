@@ -118,7 +118,7 @@ def folder_labels(root: Path, model_classes: list[str], skip_bad: bool = False):
             f"{len(names)}-class head)")
     files = [f for c in names for f in found[c]]
     labels = [i for c, i in zip(names, index, strict=True) for _ in found[c]]
-    good, _ = check_files(files, root, skip_bad)
+    good, _, _ = check_files(files, root, skip_bad)
     keep = set(good)
     labels = [y for f, y in zip(files, labels, strict=True) if f in keep]
     files = [f for f in files if f in keep]

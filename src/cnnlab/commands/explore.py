@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import new_command
+from . import new_command, output_file
 
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "explore",
+        sub, "explore", outputs=True,
         help="write one offline HTML page that shows a model at work on an image",
         description="Write one self-contained HTML file (no network needed to open it): the "
                     "architecture as it is built (stages, blocks, Inception branches, residual "
@@ -56,7 +56,16 @@ def run(args) -> int:
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"the page is HTML: give -o a name ending in .html, got {out}")
     start = time.perf_counter()
-    data = write_page(args.target, out, image=args.image, depth=args.depth, input_size=size)
+    import os
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.html")
+    try:
+        data = write_page(args.target, tmp, image=args.image, depth=args.depth,
+                          input_size=size)
+        output_file(out, args, "-o")  # after the mistakes write_page finds (unknown model...)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     size_mb = out.stat().st_size / 2**20
     print(f"wrote {out} ({size_mb:.2f} MB, {data['rows']} layer boxes at depth {args.depth}, "
           f"{time.perf_counter() - start:.1f}s); open it in a browser")

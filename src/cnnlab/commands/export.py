@@ -23,7 +23,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import new_command, parse_input_size
+from . import new_command, output_file, parse_input_size
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
@@ -34,7 +34,8 @@ OTHER_BATCH = 3         # the second batch size checked with --dynamic-batch
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "export", help="export a model or a trained run to ONNX, TorchScript or torch.export",
+        sub, "export", outputs=True,
+        help="export a model or a trained run to ONNX, TorchScript or torch.export",
         description="Export a registered model (random weights) or a run folder (its trained "
                     "weights) and check the file: it is loaded back (onnxruntime, "
                     "torch.jit.load, torch.export.load) and compared with eager PyTorch.",
@@ -185,6 +186,7 @@ def run(args) -> int:
     if out.is_dir():
         raise CnnlabError(f"-o {out} is a folder; give a file name, for example "
                           f"{out / 'model'}{'.onnx' if args.fmt == 'onnx' else '.pt'}")
+    output_file(out, args, "-o")
     if args.fmt == "onnx":
         check_onnx_packages()
     if args.input is not None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import new_command
+from . import new_command, output_file
 
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "filter", torch=False,
+        sub, "filter", torch=False, outputs=True,
         help="apply classical filters (Sobel, Prewitt, lines, blur...) to an image",
         description="Convolve a grayscale version of IMAGE with named masks and write the "
                     "filtered image(s) and a side-by-side PNG figure. Responses are computed "
@@ -70,6 +70,14 @@ def run(args) -> int:
         return 0
     if args.image is None or not args.kernel:
         raise ValueError("give an IMAGE and at least one --kernel NAME (or --list)")
+    out = args.out or Path(f"{args.image.stem}_{_safe(args.kernel[0])}.png")
+    paths = [out if len(args.kernel) == 1 else out.with_name(f"{out.stem}_{_safe(n)}{out.suffix}")
+             for n in args.kernel]
+    fig = None
+    if args.figure is None or str(args.figure).lower() != "none":
+        fig = args.figure or out.with_name(f"{out.stem}_figure.png")
+    for path, flag in [(p, "--out") for p in paths] + ([(fig, "--figure")] if fig else []):
+        output_file(path, args, flag)  # before any work: an existing file is not replaced
     image = read_grayscale(args.image)
     responses = []
     for name in args.kernel:
@@ -86,18 +94,14 @@ def run(args) -> int:
         responses.append((name, resp))
         print(f"{name}: kernel {kernel.shape[0]}x{kernel.shape[1]}, mode {mode}, output "
               f"{resp.shape[0]}x{resp.shape[1]}, values [{resp.min():.4g}, {resp.max():.4g}]")
-    out = args.out or Path(f"{args.image.stem}_{_safe(args.kernel[0])}.png")
-    for name, resp in responses:
-        path = (out if len(responses) == 1
-                else out.with_name(f"{out.stem}_{_safe(name)}{out.suffix}"))
+    for (_, resp), path in zip(responses, paths, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() == ".npy":
             np.save(path, resp)
         else:
             Image.fromarray(F.to_uint8(resp, args.normalize)).save(path)
         print(f"saved {path}")
-    if args.figure is None or str(args.figure).lower() != "none":
-        fig = args.figure or out.with_name(f"{out.stem}_figure.png")
+    if fig is not None:
         op = "correlation" if args.correlate else "convolution"
         side_by_side(image, responses, fig, title=f"{args.image.name}: {op}, "
                      f"boundary {args.boundary}")

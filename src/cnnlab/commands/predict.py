@@ -100,7 +100,7 @@ def open_model(args):
     from ..errors import CheckpointError
     from ..pretrained import create_pretrained, read_weights
     from ..registry import list_models
-    from ..training.runs import open_run
+    from ..training.runs import open_run, usable_device
 
     notes: list[str] = []  # printed once everything is known to be right
     say = notes.append
@@ -125,7 +125,7 @@ def open_model(args):
         cfg = wf.run_config if wf.run_config and wf.run_config.get("model") == args.run else {}
         c = opt["input_size"][0] if opt["input_size"] else None
         model = create_pretrained(args.run, wf, in_chans=c, log=say)
-        model = model.to(args.device).eval()
+        model = model.to(usable_device(args.device)).eval()
         c = model.in_chans
         n = getattr(model, "num_classes", 0)
         if cfg:

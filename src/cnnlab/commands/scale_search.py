@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
-from . import new_command
+from . import new_command, output_file
 
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "scale-search",
+        sub, "scale-search", outputs=True,
         help="the EfficientNet grid search for alpha, beta, gamma (alpha*beta^2*gamma^2 ~ 2)",
         examples=["cnnlab scale-search                 # the default grid on the digits",
                   "cnnlab scale-search --quick         # a tiny grid on a subset, ~1 minute",
@@ -51,9 +51,12 @@ def run(args) -> int:
     from ..data import load_data
     from ..scaling import BASES, DEFAULT_GRID, QUICK_GRID, Data, Recipe, format_result, grid, plot
     from ..scaling import search as run_search
+    from ..training.config import check_threads
 
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+    if args.plot:
+        output_file(args.plot, args, "--plot")
     if args.base not in BASES:
         raise ValueError(f"--base must be one of {', '.join(BASES)}, got {args.base!r}")
     axes = QUICK_GRID if args.quick else DEFAULT_GRID
@@ -62,6 +65,7 @@ def run(args) -> int:
     limit = args.limit if args.limit is not None else (400 if args.quick else None)
     if epochs < 1 or (limit is not None and limit < 10) or args.threads < 1:
         raise ValueError("--epochs and --threads must be at least 1 and --limit at least 10")
+    check_threads(args.threads)
     grid(args.budget, tolerance, axes)           # a budget no grid point meets fails here
     recipe = Recipe(epochs=epochs, seed=args.seed, train_limit=limit)
     data = Data(load_data(args.data), train_limit=limit,

@@ -51,6 +51,8 @@ def add_parser(sub) -> None:
                    help="BLAS threads (default 1: fastest on a busy machine)")
     t.add_argument("--out", type=Path, default=None,
                    help="folder for the weights (.npz), config and history")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the model already saved in --out (refused without it)")
     t.add_argument("--show", action="store_true",
                    help="also save the C1 kernels and the feature maps of a test digit "
                         "(needs --out)")
@@ -77,9 +79,13 @@ def argparse_suppress():
 
 
 def run_train(args) -> int:
+    from ..errors import DataError
     from ..scratch.runs import CONFIG, WEIGHTS, load_split
     from ..scratch.train import TrainConfig, train
-    from ..training.config import absolute_data  # show/explore work from any folder
+    from ..training.config import (
+        absolute_data,  # show/explore work from any folder
+        check_threads,
+    )
 
     if args.show and args.out is None:
         raise ValueError("--show needs --out FOLDER to write the pictures into")
@@ -88,8 +94,24 @@ def run_train(args) -> int:
                          f"{args.batch_size}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
-    data = None if args.data == "digits" and args.limit is None else load_split(
-        args.data, args.input, args.limit)
+    import math
+
+    for flag, v in (("--momentum", args.momentum), ("--decay", args.decay)):
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{flag} must be a finite number >= 0, got {v}")
+    if args.threads > 1:
+        check_threads(args.threads)
+    if args.out is not None:
+        _check_out(args.out, [WEIGHTS, CONFIG] + (["c1_kernels.png", "feature_maps.png"]
+                                                  if args.show else []), args.overwrite)
+    try:
+        data = None if args.data == "digits" and args.limit is None else load_split(
+            args.data, args.input, args.limit)
+    except DataError as err:  # UnreadableFilesError (data.folder imports torch): its advice,
+        if not hasattr(err, "listing"):  # --skip-bad, is train's, not scratch's
+            raise
+        raise DataError(f"{err.listing}; fix or remove them (the NumPy engine reads every "
+                        "file of the folder)") from None
     cfg = TrainConfig(input_size=args.input, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, momentum=args.momentum, decay=args.decay, seed=args.seed,
                       activation=args.activation, pool=args.pool, threads=args.threads)
@@ -116,6 +138,16 @@ def run_train(args) -> int:
                 print(f"saved {path}")
     return 0
 
+
+
+def _check_out(out: Path, names: list[str], overwrite: bool) -> None:
+    """Refuse (before training) an --out folder that already holds a saved model."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder; give a folder name")
+    taken = [n for n in names if (out / n).exists()]
+    if taken and not overwrite:
+        raise FileExistsError(f"{out} already holds a saved model ({', '.join(taken)}); give "
+                              "another --out, or add --overwrite to replace it")
 
 
 def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = None

@@ -12,10 +12,16 @@ def _model_arg(text: str) -> tuple[str, object]:
     key, eq, value = text.partition("=")
     if not eq or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if value in ("True", "False", "None"):  # what a Python user types (JSON: true, null)
+        return key, {"True": True, "False": False, "None": None}[value]
     try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
+        return key, json.loads(value, parse_constant=_not_a_number)
+    except ValueError:  # JSONDecodeError, or NaN/Infinity: left as text, which the check refuses
         return key, value
+
+
+def _not_a_number(text: str):
+    raise ValueError(text)
 
 
 def add_parser(sub) -> None:
@@ -194,9 +200,10 @@ def run(args) -> int:
                 run_dir = shlex.quote(str(stop.run_dir))
                 how = f"resume with: cnnlab train {stop.model} --resume {run_dir}"
             else:
+                run_dir = shlex.quote(str(stop.run_dir))
                 how = ("no checkpoint was written yet (the first one comes at the end of the "
-                       "first epoch, or with --checkpoint-every STEPS); start again: "
-                       + shlex.join(["cnnlab", *sys.argv[1:]]))
+                       "first epoch, or with --checkpoint-every STEPS); start it again from the "
+                       f"beginning with: cnnlab train {stop.model} --resume {run_dir}")
             print(f"cnnlab train: interrupted; {how}", file=sys.stderr)
         return 130
     except (CnnlabError, ValueError, OSError) as err:

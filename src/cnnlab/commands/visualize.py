@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import new_command
+from . import new_command, output_file
 
 
 def add_parser(sub) -> None:
     p = new_command(
-        sub, "visualize",
+        sub, "visualize", outputs=True,
         help="draw the first-layer filters and the feature maps of a trained model",
         description="Load the model of a run folder (model.safetensors + config.json) and save "
                     "PNGs of its first convolution's kernels and/or of the feature maps of one "
@@ -83,8 +83,11 @@ def run(args) -> int:
         raise ValueError("say what to draw: --filters and/or --features IMAGE")
     if args.layers < 1:
         raise ValueError(f"--layers must be >= 1, got {args.layers}")
-    model, config = load_run_model(args.run)
     out = args.out or args.run
+    for name, wanted in (("filters.png", args.filters), ("feature_maps.png", args.features)):
+        if wanted:
+            output_file(out / name, args, "--out")
+    model, config = load_run_model(args.run)
     name = config["model"]
     if args.filters:
         lname, conv = first_conv(model)

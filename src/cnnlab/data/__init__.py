@@ -64,6 +64,9 @@ def load_data(spec: str = "digits", fmt: str = "auto", skip_bad: bool = False) -
     if fmt == "synthetic" or (fmt == "auto" and spec.split(":")[0] == "synthetic"):
         from .synthetic import load_synthetic
         return load_synthetic(spec if spec.startswith("synthetic") else "synthetic")
+    if spec.split(":")[0] in ("digits", "synthetic") and not Path(spec).exists():
+        raise DataError(f"--format {fmt} reads files from a folder, but the data is {spec!r}; "
+                        f"give the folder with --data PATH")
     path = Path(spec).expanduser()
     kind = detect_format(path) if fmt == "auto" else fmt
     if not path.exists():

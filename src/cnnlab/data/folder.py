@@ -108,13 +108,14 @@ class UnreadableFilesError(DataError):
 
 
 def check_files(files: list[Path], root: Path, skip_bad: bool = False
-                ) -> tuple[list[Path], list[str]]:
+                ) -> tuple[list[Path], list[str], list[tuple[int, int]]]:
     """Verify every file (see :func:`~cnnlab.data.images.verify_image`); returns the good
-    files and their modes. Unreadable files raise one DataError listing them, or are left out
-    (with a warning line counting them) when ``skip_bad``."""
+    files, their modes and their (width, height). Unreadable files raise one DataError listing
+    them, or are left out (with a warning line counting them) when ``skip_bad``."""
     from tqdm import tqdm
 
     good, modes, bad, large = [], [], [], []
+    sizes: list[tuple[int, int]] = []  # (width, height) of the good files
     too_large = False
     limit = max_image_pixels()
     bar = tqdm(files, desc=f"checking {len(files)} images", unit="file", leave=False,
@@ -123,6 +124,7 @@ def check_files(files: list[Path], root: Path, skip_bad: bool = False
         try:
             mode, (w, h) = verify_image(f)
             modes.append(mode)
+            sizes.append((w, h))
             good.append(f)
             if limit is not None and w * h > limit // 2:
                 large.append(f"{_rel(f, root)} ({w}x{h})")
@@ -147,7 +149,7 @@ def check_files(files: list[Path], root: Path, skip_bad: bool = False
         _warn(f"{root}: {len(large)} images have more than half the limit of {limit:,} pixels "
               f"(slow to read, much memory): {', '.join(large[:SHOW_BAD])}"
               + (f" and {len(large) - SHOW_BAD} more" if len(large) > SHOW_BAD else ""))
-    return good, modes
+    return good, modes, sizes
 
 
 def _rel(f: Path, root: Path) -> str:
@@ -212,7 +214,7 @@ def load_folder(root: str | Path, skip_bad: bool = False) -> DataSplits:
     for split, folder in where.items():
         empty[split] = []
         found[split] = scan_classes(folder, empty[split])
-    good, modes = check_files([f for m in found.values() for fs in m.values() for f in fs],
+    good, modes, sizes = check_files([f for m in found.values() for fs in m.values() for f in fs],
                               root, skip_bad)
     keep = set(good)
     for split, m in found.items():
@@ -266,4 +268,14 @@ def load_folder(root: str | Path, skip_bad: bool = False) -> DataSplits:
         mean, std = (0.5,), (0.25,)
     return DataSplits(name="folder", train=train, val=val, test=test, classes=classes,
                       channels=channels, image_size=None, mean=mean, std=std,
-                      source=str(root), hflip=channels == 3)
+                      source=str(root), hflip=channels == 3,
+                      extra={"sizes": _size_range(sizes)})
+
+
+def _size_range(sizes: list[tuple[int, int]]) -> str | None:
+    """``"64x64"`` or ``"48x64 to 640x480"`` (width x height, smallest and largest area)."""
+    if not sizes:
+        return None
+    lo, hi = min(sizes, key=lambda s: s[0] * s[1]), max(sizes, key=lambda s: s[0] * s[1])
+    return f"{lo[0]}x{lo[1]}" if lo == hi and len(set(sizes)) == 1 else (
+        f"{lo[0]}x{lo[1]} to {hi[0]}x{hi[1]}")

@@ -33,8 +33,10 @@ STATS = {"mnist": ((0.1307,), (0.3081,)), "fashion-mnist": ((0.2860,), (0.3530,)
 SPLIT_SEED, VAL_FRACTION = 0, 0.10
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (``.gz`` or raw); a truncated or corrupt file raises DataError."""
+def read_idx(path: str | Path, ndim: int | None = None, what: str = "") -> np.ndarray:
+    """Read one IDX file (``.gz`` or raw); a truncated or corrupt file raises DataError, and so
+    does one whose header announces other than ``ndim`` dimensions (before its sizes are read:
+    a label file with an image file's magic was reported as truncated)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -45,6 +47,10 @@ def read_idx(path: str | Path) -> np.ndarray:
                         ) from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_TYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+    if ndim is not None and raw[3] != ndim:
+        raise DataError(f"{path}: expected {what or f'a {ndim}-D IDX file'} (magic "
+                        f"0000{raw[2]:02x}{ndim:02x}), but its magic number {raw[:4].hex()} "
+                        f"announces {raw[3]} dimensions; is it another file of the data set?")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
@@ -80,7 +86,8 @@ def find_idx_files(folder: Path) -> dict[str, Path] | None:
 
 
 def _pair(images_path: Path, labels_path: Path, num_classes: int) -> TensorImages:
-    images, labels = read_idx(images_path), read_idx(labels_path)
+    images = read_idx(images_path)
+    labels = read_idx(labels_path, 1, "a 1-D label file")
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DataError(f"{images_path}: expected N x H x W unsigned bytes, "
                         f"got {images.ndim} dimensions of {images.dtype}")

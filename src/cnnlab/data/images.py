@@ -60,9 +60,13 @@ def max_image_pixels() -> int | None:
             return None
         try:
             value = int(float(text))
-        except ValueError:
+        except (ValueError, OverflowError):  # inf is not a number of pixels either
             raise DataError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a number of "
                             "pixels; set it to e.g. 400000000, or 0 for no limit") from None
+        if value < 0:
+            raise DataError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a number of "
+                            "pixels; set it to a positive number, e.g. 400000000, or 0 for no "
+                            "limit")
         return value if value > 0 else None
     from PIL import Image
 
@@ -149,11 +153,18 @@ def verify_image(path: str | Path) -> tuple[str, tuple[int, int]]:
     limit, and Pillow's ``verify`` of the data where the format has one); returns its mode and
     (width, height). Raises DataError (ImageTooLargeError for the size) naming the file."""
     with open_image(path, warn=False) as im:
-        mode, size = im.mode, im.size
+        mode, size, fmt = im.mode, im.size, im.format
         try:
             im.verify()
         except Exception as err:
             raise _unreadable(path, err) from None
+    if fmt == "JPEG":  # Pillow's verify checks nothing of a JPEG: a truncated one passed
+        with open_image(path, warn=False) as im:
+            try:
+                im.draft(im.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))  # 1/8 scale
+                im.load()  # reads the whole entropy-coded data: truncation shows here
+            except Exception as err:
+                raise _unreadable(path, err) from None
     return mode, size
 
 

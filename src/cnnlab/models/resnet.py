@@ -280,21 +280,21 @@ def resnet34(**kwargs) -> ResNet:
 @register_model(reference="torchvision:resnet50",
                 data_config=torchvision_weights(256, 224))
 def resnet50(**kwargs) -> ResNet:
-    """ResNet-50 (He et al. 2015): bottlenecks [3, 4, 6, 3]; stride_in_1x1=True: paper's v1."""
+    """ResNet-50 v1.5 (stride in the 3x3) [3, 4, 6, 3]; stride_in_1x1=True: the paper's v1."""
     return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)
 
 
 @register_model(reference="torchvision:resnet101",
                 data_config=torchvision_weights(256, 224))
 def resnet101(**kwargs) -> ResNet:
-    """ResNet-101 (He et al. 2015): bottlenecks [3, 4, 23, 3]; stride_in_1x1=True: paper's v1."""
+    """ResNet-101 v1.5 (stride in the 3x3) [3, 4, 23, 3]; stride_in_1x1=True: the paper's v1."""
     return ResNet(Bottleneck, (3, 4, 23, 3), **kwargs)
 
 
 @register_model(reference="torchvision:resnet152",
                 data_config=torchvision_weights(256, 224))
 def resnet152(**kwargs) -> ResNet:
-    """ResNet-152 (He et al. 2015): bottlenecks [3, 8, 36, 3]; stride_in_1x1=True: paper's v1."""
+    """ResNet-152 v1.5 (stride in the 3x3) [3, 8, 36, 3]; stride_in_1x1=True: the paper's v1."""
     return ResNet(Bottleneck, (3, 8, 36, 3), **kwargs)
 
 

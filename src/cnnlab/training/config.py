@@ -8,6 +8,7 @@ picks torch's CPU thread count when ``--threads`` is not given.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,11 @@ class TrainConfig:
             bad(f"step size must be at least 1 epoch, got {self.step_size}")
         if self.threads is not None and self.threads < 1:
             bad(f"threads must be at least 1, got {self.threads}")
+        if self.threads is not None:
+            check_threads(self.threads)
+        if (self.num_workers or 0) > 4 * usable_cores():  # each is a process: 10**12 of them...
+            bad(f"--workers {self.num_workers} is more than 4 per usable core "
+                f"({usable_cores()} cores); give at most {4 * usable_cores()}")
         if self.checkpoint_every < 0 or (self.num_workers or 0) < 0:
             bad("checkpoint interval and worker count must be >= 0")
         self._validate_recipe(bad)
@@ -131,6 +137,13 @@ class TrainConfig:
         if self.name is not None and (not self.name or "/" in self.name
                                       or self.name in (".", "..")):
             bad(f"run name must be a plain folder name, got {self.name!r}")
+
+        for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "gamma",
+                    "label_smoothing", "clip_grad", "head_lr", "mean", "std"):
+            v = getattr(self, key)
+            if v is not None and not all(math.isfinite(x) for x in
+                                         (v if isinstance(v, (list, tuple)) else [v])):
+                bad(f"--{key.replace('_', '-')} must be a finite number, got {_plain(v)}")
 
     def _validate_recipe(self, bad) -> None:
         """The photo-recipe settings (--mixup, --cutmix, --random-erase, --ema, crop ranges)."""
@@ -175,13 +188,23 @@ class TrainConfig:
         return cls(**d)
 
 
+def _plain(v):
+    return " ".join(str(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
 def absolute_data(spec: str) -> str:
     """``digits`` and ``synthetic[:...]`` as given; a folder as an absolute path, so that a run
     can be evaluated or resumed from any working directory."""
     spec = str(spec)
     if spec.split(":")[0] in NAMED_DATA:
         return spec
-    return str(Path(spec).expanduser().resolve())
+    try:
+        return str(Path(spec).expanduser().resolve())
+    except RuntimeError:  # Python 3.11's "Symlink loop from ..."
+        from ..errors import DataError
+
+        raise DataError(f"{spec}: a loop of symbolic links (a link that leads back to itself);"
+                        " fix or remove it") from None
 
 
 def choose_workers(cores: int | None = None) -> tuple[int, str]:
@@ -198,6 +221,15 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def check_threads(n: int, flag: str = "--threads") -> None:
+    """Refuse more threads than the usable cores: ``--threads 100000`` made torch start that
+    many OpenMP threads and die with a segmentation fault."""
+    cores = usable_cores()
+    if n > cores:
+        raise ValueError(f"{flag} {n} is more than the {cores} usable cores of this machine; "
+                         f"give at most {cores}")
 
 
 def choose_threads(processes: int = 1) -> tuple[int, str]:

@@ -117,6 +117,11 @@ def start_from_weights(cfg, model: nn.Module, channels: int, data_stats,
     if cfg.mean is not None or cfg.std is not None:
         mean, std = cfg.mean or mean, cfg.std or std
         how = "given"
+        for key, v in (("mean", cfg.mean), ("std", cfg.std)):
+            if v is not None and len(v) not in (1, channels):
+                raise ValueError(f"--{key} has {len(v)} values, but {cfg.model} takes "
+                                 f"{channels}-channel input: give 1 value"
+                                 + (f" or {channels}" if channels > 1 else ""))
     elif source_cfg and source_cfg.get("mean") and len(source_cfg["mean"]) in (1, channels):
         mean, std = source_cfg["mean"], source_cfg["std"]
         how = f"the source run's ({source_cfg.get('model')})"

@@ -22,12 +22,29 @@ from .ema import EMA_WEIGHTS_FILE
 from .schema import check_model_outputs, validate_run_config
 
 
+def usable_device(device: str | torch.device) -> torch.device:
+    """``--device`` as a torch device, or a ValueError naming what this machine has."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} was asked for, but no CUDA device is available; "
+                         "use --device cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device} was asked for, but MPS is not available")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} is not supported; use cpu, cuda or mps")
+    return dev
+
+
 def open_run(path: str | Path, device: str | torch.device = "cpu", ema: bool = True):
     """``(model in eval mode, config, Preprocess)`` of a run folder or checkpoint file.
 
     ``ema``: a run trained with ``--ema`` gives its averaged weights (``model_ema.safetensors``,
     or the checkpoint's ``ema``); ``config["weights_used"]`` then says so (absent otherwise).
     A weights file named in ``path`` is the one used (``model.safetensors``: the raw ones)."""
+    device = usable_device(device)
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; give a run folder (runs/NAME) or its "

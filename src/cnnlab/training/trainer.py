@@ -48,6 +48,7 @@ from ..data import Augment, DataSplits, Prepared, Preprocess, load_data
 from ..data.config import DataConfig, photo_transform
 from ..data.folder import UnreadableFilesError
 from ..errors import CheckpointError, CnnlabError, DataError, InputShapeError
+from ..memory import check_training_fits
 from ..models.base import main_logits
 from ..registry import create_model, get_entry
 from ..weights import save_weights
@@ -65,6 +66,7 @@ from .config import (
     absolute_data,
     choose_threads,
     choose_workers,
+    usable_cores,
 )
 from .distributed import (
     DistInfo,
@@ -221,6 +223,7 @@ def prepare_model_and_data(cfg: TrainConfig, data: DataSplits | None = None,
                             ) from None
     c, h, w = cfg.input_size or entry.input_size
     kwargs = {"num_classes": data.num_classes, "in_chans": c, **cfg.model_kwargs}
+    check_training_fits(cfg.model, kwargs, (c, h, w), cfg.batch_size, cfg.optimizer)
     seed_everything(cfg.seed)
     model = create_model(cfg.model, **kwargs)
     in_chans = getattr(model, "in_chans", c)
@@ -359,7 +362,8 @@ def default_threads_info(cfg: TrainConfig, saved: dict | None = None) -> dict:
     if cfg.threads:
         return {"used": cfg.threads, "chosen": "--threads"}
     if saved and saved.get("used"):
-        return {"used": saved["used"], "chosen": "as when the run started (resume)"}
+        used = min(int(saved["used"]), usable_cores())  # resumed on a machine with fewer
+        return {"used": used, "chosen": "as when the run started (resume)"}
     n, why = choose_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
     return {"used": n, "chosen": why}
 
@@ -377,8 +381,10 @@ def new_run_folder(cfg: TrainConfig, writer: bool = True) -> RunFolder:
         run = RunFolder(runs / cfg.name).lock()  # RunLockedError names the writer's PID
         if run.is_used():
             run.unlock()
+            how = (" (it was stopped before its first checkpoint: --resume starts it again "
+                   "from the beginning)" if _stopped_before_first_checkpoint(run.path) else "")
             raise ValueError(f"run folder {run.path} already exists; use --resume to continue "
-                             "it or choose another --name")
+                             f"it{how} or choose another --name")
         return run
     base, i = default_run_name(cfg), 2
     run = RunFolder(runs / base)
@@ -393,6 +399,14 @@ def new_run_folder(cfg: TrainConfig, writer: bool = True) -> RunFolder:
                     return run
                 run.unlock()
         run, i = RunFolder(runs / f"{base}-{i}"), i + 1
+
+
+def _stopped_before_first_checkpoint(run_dir: Path) -> bool:
+    """A run folder with the run's config.json but neither a checkpoint nor a finished
+    model: the run was stopped (Ctrl-C, killed) before its first checkpoint."""
+    return ((run_dir / "config.json").is_file()
+            and not (run_dir / ckpt.CHECKPOINT_FILE).exists()
+            and not any((run_dir / f).exists() for f in ("model.safetensors", "results.json")))
 
 
 def resume_path(cfg: TrainConfig, resume) -> Path:
@@ -509,7 +523,9 @@ class Trainer:
             path = resume_path(cfg, resume)
             run_dir = path.parent if path.is_file() else path
             if not path.is_file() and not (run_dir / ckpt.CHECKPOINT_FILE).is_file():
-                ckpt.load_checkpoint(path)  # raises: no checkpoint, nothing to resume
+                if not _stopped_before_first_checkpoint(run_dir):
+                    ckpt.load_checkpoint(path)  # raises: no checkpoint, nothing to resume
+                return self._restart(run_dir, cfg, given, data)
             self.run = _on_main(info, lambda: RunFolder(run_dir).lock(),
                                 lambda: RunFolder(run_dir, writer=False))
             try:
@@ -527,6 +543,25 @@ class Trainer:
         except BaseException:
             if self.run is not None:
                 self.run.unlock()
+            raise
+        return self.run
+
+    def _restart(self, run_dir: Path, cfg: TrainConfig, given, data) -> RunFolder:
+        """``--resume`` of a run stopped before its first checkpoint: it starts again from the
+        beginning, in its folder, with its saved settings (those --resume may change taken
+        from ``cfg``). Before, --resume said "nothing to resume" and the name stayed taken."""
+        self.run = _on_main(self.info, lambda: RunFolder(run_dir).lock(),
+                            lambda: RunFolder(run_dir, writer=False))
+        try:
+            saved = json.loads((run_dir / "config.json").read_text())
+            validate_run_config(saved, run_dir)
+            cfg, _ = resume_config(saved, cfg, given, 0, where=str(run_dir))
+            cfg.validate()
+            self.say(f"{run_dir} was stopped before its first checkpoint: starting it again "
+                     "from the beginning with its saved settings")
+            self._build(cfg, data, None, None)
+        except BaseException:
+            self.run.unlock()
             raise
         return self.run
 
@@ -558,7 +593,7 @@ class Trainer:
             config["resumed"] = list(saved.get("resumed") or []) + [
                 {"at_epoch": saved_state["epoch"], "at_batch": saved_state["batch"],
                  "at_step": saved_state["step"], "changed": changes or {}}]
-        else:
+        elif self.run is None:  # (set already when a run restarts: see _restart)
             self.run = _on_main(info, lambda: new_run_folder(cfg),
                                 lambda: new_run_folder(cfg, writer=False))
         self.model, self.data, self.config = model, p, config
@@ -651,6 +686,10 @@ class Trainer:
             how = ("zero-padded, not resized, as LeCun et al. 1998" if p.preprocess.pad_from
                    else f"channels {config['resize']['channels']}")
             say(f"input: {fr[0]}x{fr[1]}x{fr[2]} images converted to {c}x{h}x{w} ({how})")
+        elif fr[1] is None and p.data.extra.get("sizes"):  # a folder: sizes read at the check
+            say(f"input: images of {p.data.extra['sizes']} pixels (width x height) resized to "
+                f"{w}x{h}, {c} channel{'s' if c > 1 else ''} ({config['resize']['mode']}; "
+                f"channels {config['resize']['channels']})")
         if p.weights:
             say(f"weights: {p.weights['given']} (sha256 {p.weights['sha256'][:16]}...)")
         for line in p.notes:
@@ -752,16 +791,19 @@ class Trainer:
         run.write_results(results)
         if cfg.plots:
             run.write_plots(history, test["confusion"], p.data.classes)
+        def top5(v):  # with 5 classes or fewer every label is in the top 5: no information
+            return _fmt(v, True) if len(p.data.classes) > 5 else "n/a"
+
         rows = [["train (last epoch)", _fmt(last.get("train_loss")),
-                 _fmt(last.get("train_top1"), True), _fmt(last.get("train_top5"), True)],
+                 _fmt(last.get("train_top1"), True), top5(last.get("train_top5"))],
                 ["validation", _fmt(last.get("val_loss")), _fmt(last.get("val_top1"), True),
-                 _fmt(last.get("val_top5"), True)],
-                ["test", _fmt(test["loss"]), _fmt(test["top1"], True), _fmt(test["top5"], True)]]
+                 top5(last.get("val_top5"))],
+                ["test", _fmt(test["loss"]), _fmt(test["top1"], True), top5(test["top5"])]]
         if ema_test is not None:
             rows += [["validation (EMA weights)", _fmt(last.get("val_ema_loss")),
-                      _fmt(last.get("val_ema_top1"), True), _fmt(last.get("val_ema_top5"), True)],
+                      _fmt(last.get("val_ema_top1"), True), top5(last.get("val_ema_top5"))],
                      ["test (EMA weights)", _fmt(ema_test["loss"]), _fmt(ema_test["top1"], True),
-                      _fmt(ema_test["top5"], True)]]
+                      top5(ema_test["top5"])]]
         self.say("")
         self.say(format_table(["split", "loss", "top-1", "top-5"], rows))
         self.say(f"\ntest accuracy {test['top1']:.2f}% after {len(history)} epochs in "
