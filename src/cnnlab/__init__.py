@@ -31,6 +31,7 @@ _LAZY = {
     "count_macs": ".analysis.macs",
     "receptive_field": ".analysis.receptive_field",
     "conv_cost": ".analysis.cost",
+    "fuse": ".fuse",
     "load_pretrained": ".pretrained",
 }
 
@@ -49,6 +50,7 @@ __all__ = [
     "count_macs",
     "receptive_field",
     "conv_cost",
+    "fuse",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -163,7 +163,8 @@ def analyse(name: str, *, no_aux: bool = False) -> CompareRow:
 def compare(names, *, batch: int = 32, device: str = "cpu", repeats: int = 10, warmup: int = 2,
             time_budget_s: float | None = None, timing: bool = True,
             checkpoints: dict[str, str] | None = None, progress=None, no_aux: bool = False,
-            channels_last: bool = False, amp: str | None = None) -> list[CompareRow]:
+            channels_last: bool = False, amp: str | None = None,
+            fuse: bool = False) -> list[CompareRow]:
     """One :class:`CompareRow` per model name. ``timing=False`` leaves the ms column empty.
 
     ``channels_last`` / ``amp`` ("bf16") time the model in that memory format / under
@@ -193,6 +194,9 @@ def compare(names, *, batch: int = 32, device: str = "cpu", repeats: int = 10, w
         if timing:
             torch.manual_seed(0)
             model = create_model(name)
+            if fuse:  # batch norm folded (cnnlab.fuse): same outputs, timed as deployed
+                from ..fuse import fuse as fold
+                model = fold(model.eval())
             if channels_last or amp:
                 row.max_diff = max_diff_vs_eager(model, row.input_size, device=device,
                                                  channels_last=channels_last, amp=amp)

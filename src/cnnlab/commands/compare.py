@@ -51,6 +51,8 @@ def add_parser(sub) -> None:
                         "output difference from fp32 eager)")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
                    help="time under torch.autocast in this precision (same extra columns)")
+    p.add_argument("--fuse", action="store_true",
+                   help="fold batch norm into the convolution before it (cnnlab.fuse)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
@@ -109,7 +111,7 @@ def run(args) -> int:
     rows = compare(names, batch=args.batch, device=args.device, repeats=args.repeats,
                    warmup=args.warmup, time_budget_s=args.time_budget, timing=timing,
                    checkpoints=checkpoints, progress=progress, no_aux=args.no_aux,
-                   channels_last=args.channels_last, amp=args.amp)
+                   channels_last=args.channels_last, amp=args.amp, fuse=args.fuse)
     if sys.stderr.isatty():
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
     header = header_lines(args.batch, args.device, timing, args.repeats, args.warmup,

@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
                    help="leave out the unreadable files of an image folder (as train --skip-bad)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    p.add_argument("--fuse", action="store_true",
+                   help="fold batch norm into the convolution before it (cnnlab.fuse)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run)
 
@@ -40,6 +42,9 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"batch size must be a positive integer, got {args.batch_size}")
     model, config, pre = open_run(args.run, args.device)
+    if args.fuse:
+        from ..fuse import fuse
+        model = fuse(model.eval())
     spec = args.data or config.get("data", {}).get("spec", "digits")
     data = load_data(spec, args.data_format, skip_bad=args.skip_bad)
     if list(data.classes) != list(config["classes"]):

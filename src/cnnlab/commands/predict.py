@@ -46,6 +46,8 @@ def add_parser(sub) -> None:
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
                    help="autocast to bf16 or fp16 (default none)")
+    p.add_argument("--fuse", action="store_true",
+                   help="fold batch norm into the convolution before it (cnnlab.fuse)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -186,6 +188,9 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     model, classes, pre, notes = open_model(args)
+    if args.fuse:
+        from ..fuse import fuse
+        model = fuse(model.eval())
     files = image_files(args.images)
     first = next(files)  # raises before any output when an input is missing
     for line in notes:
