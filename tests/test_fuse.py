@@ -1,6 +1,7 @@
 """cnnlab.fuse: batch norm folded into the convolution before it, over the whole registry.
 
-Each model is built seeded with 7 classes at its smallest input (at least 32 x 32); every batch
+Each model (the whole registry with ``-m slow``; one or two per family by default) is built
+seeded with 7 classes at its smallest input (at least 32 x 32); every batch
 norm gets seeded running statistics and affine parameters far from the identity (a freshly
 built batch norm is mean 0, variance 1, gamma 1, beta 0, which folding leaves almost as it
 was), then the fused copy must give the unfused model's outputs within 1e-5 relative.
@@ -17,7 +18,12 @@ from cnnlab.fuse import FuseError, fuse_with_report
 
 from .seeded_fill import relative_error
 
-MODELS = cnnlab.list_models()
+# one or two of each family in the default run (seconds); the whole registry under -m slow
+QUICK = ("lenet5", "resnet20", "resnet18", "resnet50_v2", "densenet121", "mobilenet_v1",
+         "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v1_g3", "shufflenet_v2_x0_5",
+         "efficientnet_b0", "googlenet", "inception_v3", "vgg11_bn", "xception", "allconv_c")
+MODELS = [pytest.param(n, marks=() if n in QUICK else pytest.mark.slow)
+          for n in cnnlab.list_models()]
 # batch norms that do not directly follow a convolution, by design of the architecture:
 # pre-activation ResNet v2 (BN-ReLU-conv) and DenseNet (BN-ReLU-conv on a concatenation)
 KEEPS_SOME = ("resnet50_v2", "resnet101_v2", "resnet152_v2", "densenet121", "densenet161",

@@ -31,6 +31,7 @@ COMMANDS = [
     "macs",
     "cost",
     "compare",
+    "bench",
     "errata",
     "scale-search",
     "scratch",
