@@ -8,6 +8,7 @@ a shared machine swing with its load.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from dataclasses import dataclass
@@ -600,11 +601,14 @@ def _predict(run, x, batch: int):
 
 def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warmup: int = 1,
           images: int = 32, peaks: bool = False, input_size=None, progress=None,
-          workdir=None, test_images: int | None = None) -> list[Result]:
+          workdir=None, test_images: int | None = None,
+          min_round_s: float = 0.05) -> list[Result]:
     """One :class:`Result` per (model, batch, backend). For each model and batch size the
     backends are prepared, then timed in rounds, one step of each backend per round, so that
     a change of the machine's load hits every backend alike; the median of the rounds is
-    the figure. ``peaks=True`` times the matrix-multiply peak kernels (:func:`peak_kernels`)
+    the figure; a fast backend runs several steps per round (at least ``min_round_s``), so
+    that a short step is not lost in the scheduler's noise. ``peaks=True`` times the
+    matrix-multiply peak kernels (:func:`peak_kernels`)
     in the same rounds, and each result's ``peak`` is the median MAC/s of its precision's
     kernel in its rounds. A backend that cannot run gives a result with ``error``."""
     import statistics
@@ -649,17 +653,21 @@ def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warm
                 ready[b] = run
             times = {b: [] for b in ready}
             peak_times = {p: [] for p in kernels}
+            inner = dict.fromkeys(ready, 1)  # steps per round: a round lasts >= min_round_s
             with torch.inference_mode():
-                for _ in range(warmup):
-                    for run in ready.values():
+                for _ in range(max(warmup, 1)):
+                    for b, run in ready.items():
+                        t = time.perf_counter()
                         run(reps)
+                        inner[b] = max(1, math.ceil(min_round_s / (time.perf_counter() - t)))
                 for i in range(repeats):
                     if progress:
                         progress(f"{subj.name} batch {batch}: round {i + 1}/{repeats}")
                     for b, run in ready.items():
                         t = time.perf_counter()
-                        run(reps)
-                        times[b].append(time.perf_counter() - t)
+                        for _ in range(inner[b]):
+                            run(reps)
+                        times[b].append((time.perf_counter() - t) / inner[b])
                     for p, (f, _) in kernels.items():
                         t = time.perf_counter()
                         f()
