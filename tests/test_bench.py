@@ -118,3 +118,20 @@ def test_int8_and_onnxruntime_on_a_small_resnet(capsys):
         assert rows[b]["agreement"] >= 0.75
     assert rows["ort"]["agreement"] == 1.0
     assert "int8" in rows["int8"]["note"]
+
+
+def test_backend_auto_takes_the_pick(monkeypatch):
+    R = B.Result
+    fake = [R("m", 4, "eager", "fp32", ms=10, runs=3, agreement=1.0),
+            R("m", 4, "int8", "int8", ms=2, runs=3, agreement=0.5),
+            R("m", 4, "ort", "fp32", ms=4, runs=3, agreement=1.0)]
+    seen = {}
+
+    def bench(names, **kw):
+        seen.update(kw, names=names)
+        return fake
+
+    monkeypatch.setattr(B, "bench", bench)
+    assert B.timed_with_backend("m", "auto", batch=4) == ("ort", 4, 3)
+    assert seen["backends"] == list(B.BACKENDS) and seen["batches"] == [4]
+    assert B.timed_with_backend("m", "int8", batch=4) == ("int8", 2, 3)

@@ -21,7 +21,7 @@ from .seeded_fill import relative_error
 # one or two of each family in the default run (seconds); the whole registry under -m slow
 QUICK = ("lenet5", "resnet20", "resnet18", "resnet50_v2", "densenet121", "mobilenet_v1",
          "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v1_g3", "shufflenet_v2_x0_5",
-         "efficientnet_b0", "googlenet", "inception_v3", "vgg11_bn", "xception", "allconv_c")
+         "efficientnet_b0", "googlenet", "vgg11_bn", "allconv_c")
 MODELS = [pytest.param(n, marks=() if n in QUICK else pytest.mark.slow)
           for n in cnnlab.list_models()]
 # batch norms that do not directly follow a convolution, by design of the architecture:
