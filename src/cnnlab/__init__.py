@@ -32,6 +32,7 @@ _LAZY = {
     "receptive_field": ".analysis.receptive_field",
     "trace_graph": ".graph",
     "conv_cost": ".analysis.cost",
+    "fuse": ".fuse",
     "load_pretrained": ".pretrained",
     "DataConfig": ".data.config",
     "data_config": ".data.config",
@@ -55,6 +56,7 @@ __all__ = [
     "conv_cost",
     "DataConfig",
     "data_config",
+    "fuse",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

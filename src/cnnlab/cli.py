@@ -36,6 +36,7 @@ COMMANDS = [
     "macs",
     "cost",
     "compare",
+    "bench",
     "errata",
     "scale-search",
     "scratch",

@@ -45,6 +45,7 @@ class CompareRow:
     channels_last: bool = False
     amp: str | None = None
     max_diff: float | None = None   # largest |output - fp32 eager output| (when a variant)
+    backend: str | None = None      # analysis.backends name the ms column was timed with
 
     @property
     def precision(self) -> str:
@@ -58,7 +59,7 @@ class CompareRow:
                 "macs": self.macs,
                 "flops": 2 * self.macs, "ms_per_step": None if self.ms is None else
                 round(self.ms, 3), "timed_runs": self.runs, "top1": self.top1,
-                "top5": self.top5, "checkpoint": self.checkpoint}
+                "top5": self.top5, "checkpoint": self.checkpoint, "backend": self.backend}
 
 
 def parse_checkpoints(items) -> dict[str, str]:
@@ -163,7 +164,8 @@ def analyse(name: str, *, no_aux: bool = False) -> CompareRow:
 def compare(names, *, batch: int = 32, device: str = "cpu", repeats: int = 10, warmup: int = 2,
             time_budget_s: float | None = None, timing: bool = True,
             checkpoints: dict[str, str] | None = None, progress=None, no_aux: bool = False,
-            channels_last: bool = False, amp: str | None = None) -> list[CompareRow]:
+            channels_last: bool = False, amp: str | None = None,
+            fuse: bool = False, backend: str | None = None) -> list[CompareRow]:
     """One :class:`CompareRow` per model name. ``timing=False`` leaves the ms column empty.
 
     ``channels_last`` / ``amp`` ("bf16") time the model in that memory format / under
@@ -190,9 +192,16 @@ def compare(names, *, batch: int = 32, device: str = "cpu", repeats: int = 10, w
         if name in checkpoints:
             row.checkpoint = checkpoints[name]
             row.top1, row.top5 = _check_run(name, checkpoints[name])
-        if timing:
+        if timing and backend not in (None, "eager"):  # cnnlab bench's figure for the column
+            from .backends import timed_with_backend
+            row.backend, row.ms, row.runs = timed_with_backend(
+                name, backend, batch=batch, repeats=repeats, warmup=warmup)
+        elif timing:
             torch.manual_seed(0)
             model = create_model(name)
+            if fuse:  # batch norm folded (cnnlab.fuse): same outputs, timed as deployed
+                from ..fuse import fuse as fold
+                model = fold(model.eval())
             if channels_last or amp:
                 row.max_diff = max_diff_vs_eager(model, row.input_size, device=device,
                                                  channels_last=channels_last, amp=amp)

@@ -54,6 +54,11 @@ def add_parser(sub) -> None:
                         "output difference from fp32 eager)")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
                    help="time under torch.autocast in this precision (same extra columns)")
+    p.add_argument("--backend", metavar="NAME",
+                   help="time the ms column with a 'cnnlab bench' backend (eager, fused, bf16, "
+                        "compile, int8, ort, ...) or 'auto': the fastest that keeps top-1")
+    p.add_argument("--fuse", action="store_true",
+                   help="fold batch norm into the convolution before it (cnnlab.fuse)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
@@ -116,11 +121,15 @@ def run(args) -> int:
     rows = compare(names, batch=args.batch, device=args.device, repeats=args.repeats,
                    warmup=args.warmup, time_budget_s=args.time_budget, timing=timing,
                    checkpoints=checkpoints, progress=progress, no_aux=args.no_aux,
-                   channels_last=args.channels_last, amp=args.amp)
+                   channels_last=args.channels_last, amp=args.amp, fuse=args.fuse,
+                   backend=args.backend)
     if sys.stderr.isatty():
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
     header = header_lines(args.batch, args.device, timing, args.repeats, args.warmup,
                           args.channels_last, args.amp, args.no_aux)
+    if args.backend:
+        header.append(f"ms/step backend: {args.backend} ("
+                      + ", ".join(f"{r.model}: {r.backend}" for r in rows if r.backend) + ")")
     if args.json:
         print(json.dumps({"header": header, "models": [r.to_dict() for r in rows]}, indent=2))
     else:

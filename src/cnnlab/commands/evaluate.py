@@ -63,6 +63,8 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=0,
                    help="processes reading images (default 0: the main process)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    p.add_argument("--fuse", action="store_true",
+                   help="fold batch norm into the convolution before it (cnnlab.fuse)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--no-ema", dest="ema", action="store_false", help="a run trained with "
                    "--ema: evaluate its raw weights, not the averaged ones (the default)")
@@ -193,12 +195,13 @@ def _run_run(args) -> int:
     from ..data.config import from_run_config
     from ..errors import DataError
     from ..training.runs import open_run
-    from .predict import apply_transform_args
+    from .predict import apply_transform_args, fused_if_asked
 
     model, config, run_pre = open_run(args.run, args.device, ema=args.ema)
     dc, pre = apply_transform_args(from_run_config(config), args, model.in_chans,
                                    None if args.input_size else run_pre.pad_from)
     classes = list(config["classes"])
+    model = fused_if_asked(model, args)
     spec = args.data or config.get("data", {}).get("spec", "digits")
     data = load_data(spec, args.data_format, skip_bad=args.skip_bad)
     if list(data.classes) != classes:
@@ -218,7 +221,7 @@ def _run_weights(args) -> int:
     from ..data.base import Prepared
     from ..data.folder import ImageFiles
     from ..errors import DataError
-    from .predict import open_model
+    from .predict import fused_if_asked, open_model
 
     if not args.data:
         raise DataError("give the labelled folder to evaluate on with --data FOLDER (one "
@@ -227,6 +230,7 @@ def _run_weights(args) -> int:
         raise DataError("with --weights, --data is a labelled image folder (--format folder)")
     args.classes = None
     model, classes, pre, notes, dc = open_model(args)
+    model = fused_if_asked(model, args)
     root = Path(args.data).expanduser()
     files, labels, names, index, note = folder_labels(root, classes, args.skip_bad)
     for line in notes + ([note] if note else []):

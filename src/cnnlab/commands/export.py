@@ -52,6 +52,8 @@ def add_parser(sub) -> None:
                    help="input size (default: the run's training size or the model's native size)")
     p.add_argument("--dynamic-batch", action="store_true",
                    help="leave the batch size free (default: fixed at 1)")
+    p.add_argument("--fuse", action="store_true",
+                   help="fold batch norm into the convolution before it (cnnlab.fuse)")
     p.set_defaults(func=run)
 
 
@@ -195,6 +197,9 @@ def run(args) -> int:
         except argparse.ArgumentTypeError as err:
             raise ValueError(str(err)) from None
     model, info = open_source(args.source)
+    if args.fuse:
+        from ..fuse import fuse
+        model = fuse(model.eval())
     if args.input is not None:
         info["input_size"] = list(input_size)
     c, h, w = info["input_size"]

@@ -48,6 +48,8 @@ def add_parser(sub) -> None:
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
                    help="autocast to bf16 or fp16 (default none)")
+    p.add_argument("--fuse", action="store_true",
+                   help="fold batch norm into the convolution before it (cnnlab.fuse)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--no-ema", dest="ema", action="store_false", help="a run trained with "
                    "--ema: use its raw weights, not the averaged ones (the default)")
@@ -75,6 +77,15 @@ def apply_transform_args(dc, args, channels: int | None = None, pad_from=None):
     dc = dc.override(**{k: getattr(args, k, None) for k in ("resize", "crop", "interpolation",
                                                              "mean", "std", "input_size")})
     return dc, Preprocess.from_config(dc, channels=channels, pad_from=pad_from)
+
+
+def fused_if_asked(model, args):
+    """``model`` with batch norm folded into its convolutions when ``--fuse`` was given."""
+    if not getattr(args, "fuse", False):
+        return model
+    from ..fuse import fuse
+
+    return fuse(model.eval())
 
 
 def _read_classes(path: str, n: int) -> list[str]:
@@ -209,6 +220,7 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     model, classes, pre, notes, _ = open_model(args)
+    model = fused_if_asked(model, args)
     files = image_files(args.images)
     first = next(files)  # raises before any output when an input is missing
     for line in notes:

@@ -192,6 +192,12 @@ def run(args) -> int:
 
     rank = int(os.environ.get("RANK", "0") or 0)
     try:
+        from ..training.config import TrainConfig
+        from ..training.distributed import elastic_restart_resumes
+
+        if not args.resume and elastic_restart_resumes(
+                args.runs_dir or TrainConfig(model="").runs_dir, args.name):
+            args.resume = True  # torchrun restarted the workers: continue from the checkpoint
         cfg = config_from_args(args)
         train(cfg, resume=args.resume, given=set(given_options(args)))
     except TrainingInterrupted as stop:

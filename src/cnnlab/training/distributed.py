@@ -4,10 +4,16 @@ torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MA
 :func:`init_distributed` reads them and joins the process group (``nccl`` on CUDA, ``gloo`` on
 the CPU). Without them the trainer runs as a single process (rank 0 of 1). Only rank 0
 writes files and prints; metrics are summed over ranks with :func:`all_reduce_sum`.
+
+Across machines (``torchrun --nnodes 2 --rdzv-backend c10d ...``) nothing changes here: the
+launchers agree on the ranks; see docs/training.md. A NaN loss on any rank stops every rank
+at the same step (:func:`nonfinite_losses`); a worker group that torchrun restarts continues
+the run from its last checkpoint (:func:`elastic_restart_resumes`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -48,6 +54,31 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def nonfinite_losses(value: float, info: DistInfo, device=None) -> list[tuple[int, float]]:
+    """``[(rank, loss)]`` of the ranks whose loss this step is not finite, the same list on every
+    rank. Every rank calls it each step: one all-reduce of ``world_size`` numbers. Without it a
+    rank that stopped on a NaN left the others waiting in backward's gradient all-reduce until
+    torch's collective timeout (30 minutes by default)."""
+    t = torch.zeros(info.world_size, dtype=torch.float64, device=device)
+    t[info.rank] = value
+    if info.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)  # a NaN or inf anywhere stays NaN / inf
+    return [(r, v) for r, v in enumerate(t.tolist()) if not math.isfinite(v)]
+
+
+def elastic_restart_resumes(runs_dir, name) -> bool:
+    """True in a worker that torchrun restarted (``--max-restarts``; ``TORCHELASTIC_RESTART_COUNT``
+    above 0) when the run it started, ``runs_dir/name``, has a checkpoint: the restarted
+    command then continues that run as ``--resume`` would, instead of refusing the taken
+    name. Before the first checkpoint there is nothing to continue and the restart fails
+    (``--checkpoint-every STEPS`` writes checkpoints within the first epoch)."""
+    from pathlib import Path
+
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) < 1 or not name:
+        return False
+    return (Path(runs_dir) / name / "checkpoint.pt").is_file()
 
 
 def broadcast_object(obj, info: DistInfo):

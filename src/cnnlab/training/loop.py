@@ -31,7 +31,7 @@ from ..data import Prepared
 from ..errors import TrainingDivergedError as DivergedError
 from ..models.base import AuxOutput, main_logits
 from .config import TrainConfig
-from .distributed import DistInfo, all_reduce_sum
+from .distributed import DistInfo, all_reduce_sum, nonfinite_losses
 from .metrics import confusion_matrix, topk_correct
 
 # --------------------------------------------------------------------------- the pieces
@@ -274,9 +274,14 @@ class Learner:
             out = self.net(x)
             loss = compute_loss(out, target, cfg.label_smoothing)
         value = loss.item()
-        if not math.isfinite(value):
-            raise DivergedError(f"the loss became {value} at {where}; lower the learning rate "
-                                "(--lr) or clip gradients (--clip-grad)")
+        bad = [] if math.isfinite(value) else [(self.info.rank, value)]
+        if self.info.enabled:  # a NaN on any rank stops every rank at this step (no one waits)
+            bad = nonfinite_losses(value, self.info, loss.device)
+        if bad:
+            on = (" on " + ", ".join(f"rank {r} ({v})" for r, v in bad)
+                  if self.info.enabled else "")
+            raise DivergedError(f"the loss became {bad[0][1]}{on} at {where}; lower the "
+                                "learning rate (--lr) or clip gradients (--clip-grad)")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg.clip_grad:
