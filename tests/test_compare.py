@@ -99,7 +99,7 @@ def test_model_list_and_checkpoint_mistakes(tmp_path):
         resolve_models([], False)
     with pytest.raises(cnnlab.UnknownModelError, match="no model matches"):
         resolve_models(["zzz*"], False)
-    assert resolve_models(["lenet*", "lenet5"], False) == ["lenet5"]
+    assert resolve_models(["lenet*", "lenet5"], False) == ["lenet5", "lenet5_paper"]
     with pytest.raises(ValueError, match="MODEL=RUN_FOLDER"):
         parse_checkpoints(["lenet5"])
     with pytest.raises(ValueError, match="not in the comparison"):

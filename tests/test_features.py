@@ -70,9 +70,9 @@ def test_seeded_feature_maps_equal_timm(name):
 
 # One model per model class (the trunks are declared per class); every other registered model
 # runs with -m slow.
-ONE_PER_CLASS = ["lenet5", "alexnet", "alexnet_original", "vgg11_bn", "allconv_c", "googlenet",
-                 "inception_v3", "resnet20", "resnet18", "resnet50_v2", "densenet121",
-                 "xception", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small",
+ONE_PER_CLASS = ["lenet5", "lenet5_paper", "alexnet", "alexnet_original", "vgg11_bn",
+                 "allconv_c", "googlenet", "inception_v3", "resnet20", "resnet18", "resnet50_v2",
+                 "densenet121", "xception", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small",
                  "shufflenet_v1", "shufflenet_v2_x0_5", "efficientnet_b0"]
 ALL_MODELS = [n if n in ONE_PER_CLASS else pytest.param(n, marks=pytest.mark.slow)
               for n in list_models()]

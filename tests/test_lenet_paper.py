@@ -94,11 +94,12 @@ def test_paper_initialisation_is_uniform_in_2_4_over_fan_in():
     for s in (m.features.s2, m.features.s4):
         assert s.weight.abs().max() <= 0.6 and s.bias.abs().max() <= 0.6
     c3 = m.features.c3  # per output map: 3, 4 or 6 input maps of 5x5
-    per_map = torch.bincount(c3.out_index) * 25
-    bound = (2.4 / per_map.float())[c3.out_index]
+    out = torch.tensor(c3.out_list)
+    per_map = torch.bincount(out) * 25
+    bound = (2.4 / per_map.float())[out]
     assert (c3.weight.abs().amax((1, 2)) <= bound).all()
-    assert c3.weight[c3.out_index == 15].abs().max() <= 2.4 / 150 < 2.4 / 75
-    assert c3.weight[c3.out_index == 0].abs().max() > 2.4 / 150  # the 3-map ones are wider
+    assert c3.weight[out == 15].abs().max() <= 2.4 / 150 < 2.4 / 75
+    assert c3.weight[out == 0].abs().max() > 2.4 / 150  # the 3-map ones are wider
 
 
 def test_shapes_options_and_refusals():

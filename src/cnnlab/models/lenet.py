@@ -67,8 +67,10 @@ class SparseConv2d(nn.Module):
         if any(not 0 <= i < in_chs for _, i in pairs):
             raise ValueError(f"connection table refers to input maps outside 0..{in_chs - 1}")
         self.in_channels, self.out_channels, self.kernel_size = in_chs, len(table), kernel_size
-        self.register_buffer("out_index", torch.tensor([o for o, _ in pairs]), persistent=False)
-        self.register_buffer("in_index", torch.tensor([i for _, i in pairs]), persistent=False)
+        # Plain lists, not buffers: a model built on the meta device and then materialised
+        # (to_empty + load_state_dict) would leave non-persistent index buffers uninitialised.
+        self.out_list: list[int] = [o for o, _ in pairs]
+        self.in_list: list[int] = [i for _, i in pairs]
         self.weight = nn.Parameter(torch.empty(len(pairs), kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(len(table)))
         self.fan_in = tuple(len(ins) * kernel_size**2 for ins in table)  # per output map
@@ -80,7 +82,9 @@ class SparseConv2d(nn.Module):
     def dense_weight(self) -> torch.Tensor:
         k = self.kernel_size
         w = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
-        return w.index_put((self.out_index, self.in_index), self.weight)
+        dev = self.weight.device
+        index = (torch.tensor(self.out_list, device=dev), torch.tensor(self.in_list, device=dev))
+        return w.index_put(index, self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.dense_weight(), self.bias)
@@ -391,7 +395,7 @@ class LeNet5Paper(ImageClassifier):
                                            device=m.weight.device)
                 with torch.no_grad():
                     m.weight.copy_((torch.rand_like(m.weight) * 2 - 1)
-                                   * bound[m.out_index].view(-1, 1, 1))
+                                   * bound[torch.tensor(m.out_list)].view(-1, 1, 1))
                     m.bias.copy_((torch.rand_like(m.bias) * 2 - 1) * bound)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
