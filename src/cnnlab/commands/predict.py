@@ -106,6 +106,7 @@ def open_model(args):
     ``crop``, ``interpolation``."""
     from dataclasses import replace
 
+    from ..bundled import for_command
     from ..data.config import data_config, from_run_config
     from ..data.imagenet import names_for
     from ..errors import CheckpointError
@@ -119,6 +120,7 @@ def open_model(args):
                                                 "resize", "crop", "interpolation")}
 
     pad = None
+    args.weights = for_command(args.run, args.weights)  # bundled: "predict lenet5 digit.png"
     if args.weights is None:
         if args.run in list_models() and not Path(args.run).exists():
             raise CheckpointError(f"{args.run} is a model name: give its weights with "
