@@ -161,7 +161,8 @@ def record_key(rec: dict) -> str:
 
 
 def _range(a: np.ndarray) -> tuple[float, float]:
-    lo, hi = float(a.min()), float(a.max())
+    big = 1e38  # an untrained deep network can overflow float32; its colours stay finite
+    lo, hi = float(np.clip(np.nanmin(a), -big, big)), float(np.clip(np.nanmax(a), -big, big))
     if lo < 0 < hi:  # signed values: a diverging scale centred on zero
         m = max(-lo, hi)
         lo, hi = -m, m
@@ -172,6 +173,7 @@ def _range(a: np.ndarray) -> tuple[float, float]:
 
 
 def _quant(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=lo, posinf=hi, neginf=lo)
     return np.clip(np.rint((a - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 
 

@@ -109,8 +109,8 @@
       img.data[4 * i] = L[3 * v]; img.data[4 * i + 1] = L[3 * v + 1]; img.data[4 * i + 2] = L[3 * v + 2]; img.data[4 * i + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
-    var s = Math.max(1, Math.floor(px / Math.max(m.w, m.h)));
-    cv.style.width = (m.w * s) + "px"; cv.style.height = (m.h * s) + "px";
+    var mx = Math.max(m.w, m.h), s = px >= mx ? Math.floor(px / mx) : px / mx;  // large maps shrink
+    cv.style.width = Math.round(m.w * s) + "px"; cv.style.height = Math.round(m.h * s) + "px";
     return cv;
   }
   function vecCanvas(m, width) {
@@ -292,6 +292,7 @@
   }
   function mapGrid(m, px, onPick) {
     var g = el("div", "grid");
+    if (m.w > px && m.s <= 16) px = Math.min(m.w, 224);  // full-size maps: one screen pixel per value
     for (var c = 0; c < Math.min(m.s, 32); c++) {
       var cell = el("figure", "cell");
       var cv = mapCanvas(m, c, px);
