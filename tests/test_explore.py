@@ -492,3 +492,27 @@ def test_weights_page_header_in_chromium(tmp_path):
     assert console == [] and "untrained: random weights" not in text
     p = f32(data["probs"])
     assert f"prediction: {data['classes'][int(p.argmax())]} ({100 * p.max():.1f} %)" in text
+
+
+def test_operators_a_container_runs_get_their_maps_from_the_graph():
+    """Boxes of the traced graph that are no module (Inception A's F.avg_pool2d branch, the
+    concatenation) show the tensor that operator made."""
+    import zlib
+
+    from torch import nn
+
+    from cnnlab.models.inception_v3 import InceptionA
+
+    torch.manual_seed(0)
+    model = nn.Sequential(InceptionA(8, pool_features=4)).eval()
+    x = torch.randn(1, 8, 9, 9)
+    data = explore_data(model, x, depth=2)
+    by = {n["name"]: n for n in data["nodes"]}
+    for key, want in (("0.avg_pool2d", F.avg_pool2d(x, 3, 1, 1)), ("0.cat", model(x))):
+        m = data["maps"][by[key]["map"]]
+        q = np.frombuffer(zlib.decompress(base64.b64decode(m["z"])), np.uint8)
+        q = q.reshape(m["s"], m["h"], m["w"])
+        lo, hi = np.array(m["lo"])[:, None, None], np.array(m["hi"])[:, None, None]
+        got = lo + q * (hi - lo) / 255
+        np.testing.assert_allclose(got, want[0, :m["s"]].detach().numpy(),
+                                   atol=float((hi - lo).max()) / 255 / 2 + 1e-6)

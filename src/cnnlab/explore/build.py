@@ -14,6 +14,7 @@ numbers of the arithmetic as float32, so the page can redo PyTorch's sums exactl
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import math
 import zlib
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 ACTIVATIONS = {"ReLU": "relu", "ReLU6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh",
@@ -70,26 +72,62 @@ def _first_tensor(obj):
     return None
 
 
-def capture(model: nn.Module, x: torch.Tensor, wanted, record) -> torch.Tensor:
+class _Functions(TorchDispatchMode):
+    """The operators a container runs in its own ``forward`` (``x + identity``, ``torch.cat``,
+    ``F.relu``, ``F.avg_pool2d``), named as the traced graph names them: the k-th operator
+    ``op`` run directly in container ``C`` (any call of it) is node ``C.op`` with ``call`` k."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:  # as graph._Tracer: eager forwards only
+        return False
+
+    def __init__(self, stack: list[str], containers: set[str], wanted: dict, record):
+        super().__init__()
+        self.stack, self.containers, self.wanted, self.record = stack, containers, wanted, record
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if self.stack and self.stack[-1] in self.containers:
+            from ..graph import op_name
+
+            key = (self.stack[-1], op_name(func))
+            k = self.counts.get(key, 0)
+            self.counts[key] = k + 1
+            name = self.wanted.get((*key, k))
+            t = _first_tensor(out)
+            if name is not None and t is not None:
+                self.record(name, t)
+        return out
+
+
+def capture(model: nn.Module, x: torch.Tensor, wanted, record, functions=None,
+            record_function=None) -> torch.Tensor:
     """One eval-mode forward pass of ``x`` (1 x C x H x W); returns the logits.
 
     For every module name in ``wanted`` (its first call only), ``record(name, module, input,
-    output)`` runs as soon as the module returns, and only what it keeps stays in memory:
-    no layer's output is held after it has been recorded (EfficientNet-B7 at 600x600 would
-    need gigabytes otherwise)."""
+    output)`` runs as soon as the module returns; for every ``(container, op, k)`` of
+    ``functions`` (the traced graph's function nodes), ``record_function(key, output)`` as
+    soon as the operator has run. Only what they keep stays in memory: no layer's output is
+    held after it has been recorded (EfficientNet-B7 at 600x600 would need gigabytes)."""
     names = {}
     for n, m in model.named_modules():
         names.setdefault(m, n)
     done: set[str] = set()
     pending: dict[str, torch.Tensor | None] = {}
+    stack: list[str] = []
+    containers = {names[m] for m in names if any(True for _ in m.children())}
 
     def pre(mod, args):
         name = names[mod]
+        stack.append(name)
         if name in wanted and name not in done and name not in pending:
             pending[name] = _first_tensor(args)
 
     def post(mod, args, out):
         name = names[mod]
+        if stack and stack[-1] == name:
+            stack.pop()
         if name in pending:
             inp = pending.pop(name)
             done.add(name)
@@ -97,12 +135,14 @@ def capture(model: nn.Module, x: torch.Tensor, wanted, record) -> torch.Tensor:
             if t is not None:
                 record(name, mod, inp, t)
 
-    handles = [h for m in names if names[m] in wanted
+    handles = [h for m in names
                for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
+    mode = (_Functions(stack, containers, functions, record_function) if functions
+            else contextlib.nullcontext())
     was = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), mode:
             logits = model(x)
     finally:
         for h in handles:

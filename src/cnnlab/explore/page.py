@@ -207,7 +207,18 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
             op["xin"] = rec["in_map"]  # the 8-bit input any clicked pixel is recomputed from
         rec["op"] = op
 
-    logits = capture(model, x, set(row_of) & set(mods), record)
+    # the operators a container runs itself (a residual add, a concatenation, F.relu, a
+    # functional pooling): boxes of the traced graph, with their maps too
+    functions = {}
+    for r in rows:
+        if r.kind == "function" and r.node is not None:
+            gn = graph.node(r.node)
+            functions[(gn.module, gn.op, gn.call)] = r.key
+
+    def record_function(key, out):
+        recs[key] = {"map": add_map(map_record(out, lim))}
+
+    logits = capture(model, x, set(row_of) & set(mods), record, functions, record_function)
 
     nodes = []
     for r in rows:
@@ -228,7 +239,8 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
             src = [box_of.get(i, "") for i in ins if i >= 0]
             node["input_from"] = ("(input)" if -1 in ins else
                                   next((k for k in src if k and k != r.key), None))
-        rec = recs.get(r.name) if row_of.get(r.name) is r else None
+        rec = (recs.get(r.name) if row_of.get(r.name) is r else
+               recs.get(r.key) if r.kind == "function" else None)
         if rec is not None:
             node.update({k: v for k, v in rec.items() if v is not None})
             if rec.get("map") is not None:
