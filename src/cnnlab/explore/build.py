@@ -214,6 +214,8 @@ def _range(a: np.ndarray) -> tuple[float, float]:
 
 def _quant(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
     a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=lo, posinf=hi, neginf=lo)
+    if not hi - lo > 0:  # a constant channel near float32's limit: lo + 1 rounds back to lo
+        return np.zeros(a.shape, dtype=np.uint8)
     return np.clip(np.rint((a - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 
 

@@ -12,6 +12,8 @@
   var consoleError = console.error.bind(console);
   console.error = function () { noteError(Array.prototype.join.call(arguments, " ")); consoleError.apply(null, arguments); };
 
+  var t0 = performance.now();
+  console.info("cnnlab explore: script start");  // benchmarks/explore_pages.py times these
   var D = JSON.parse(document.getElementById("cnnlab-data").textContent);
   var byName = {}, selectCallbacks = [];
   D.nodes.forEach(function (n) {
@@ -804,7 +806,8 @@
     return done;
   }).then(function () {
     document.body.setAttribute("data-ready", "1");
-    if (window.performance) document.body.setAttribute("data-ready-ms", String(Math.round(performance.now())));
+    document.body.setAttribute("data-ready-ms", String(Math.round(performance.now() - t0)));
+    console.info("cnnlab explore: ready");
     // the inputs of the layers (for clicks), inflated in the background
     D.maps.forEach(function (m) { if (m.lazy) ready(m); });
   }).catch(function (e) { noteError(e && e.stack || e); });
