@@ -339,7 +339,8 @@ def test_imagenet_models_pages_are_small_and_quick(tmp_path, name):
     start = time.process_time()
     data = write_page(name, path)
     cpu = time.process_time() - start
-    assert path.stat().st_size < 5 * 2**20
+    # every pixel clickable: 10.9 MB (resnet50), 15.0 MB (inception_v3), 1.0 MB (b0)
+    assert path.stat().st_size < 20 * 2**20
     # under 20 s on 2 cores: the CPU seconds of all threads bound the wall time of an idle
     # machine, and unlike the wall time they do not grow with other jobs' load
     assert cpu < 20
@@ -349,6 +350,23 @@ def test_imagenet_models_pages_are_small_and_quick(tmp_path, name):
         assert len(dom.layers) == data["rows"]
         k, n = (int(v) for v in dom.body["data-selfcheck"].split("/"))
         assert k == n > 0
+        assert dom.body.get("data-overflow") == "0"
+
+
+@pytest.mark.slow
+def test_efficientnet_b7_page_needs_under_3_gb(tmp_path):
+    """Issue 22: ``cnnlab explore efficientnet_b7`` (600x600) peaked at 11 GB; now the pass
+    keeps no layer output after recording it (0.90 GB measured)."""
+    import resource
+    import subprocess
+    import sys
+
+    out = tmp_path / "b7.html"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    subprocess.run([sys.executable, "-m", "cnnlab", "explore", "efficientnet_b7", "-o",
+                    str(out)], check=True, env=env, capture_output=True, timeout=900)
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert out.is_file() and peak_kb < 3 * 2**20, peak_kb
 
 
 # --- issue 26: trained weights, photos, every pixel, layout -----------------------------------
