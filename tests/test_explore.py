@@ -262,6 +262,7 @@ def browse(path: Path, fragment: str = "", screenshot: Path | None = None):
     url = path.resolve().as_uri() + (f"#{fragment}" if fragment else "")
     profile = tempfile.mkdtemp(prefix="cnnlab-chromium-")  # a fresh profile: no shared lock
     base = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--run-all-compositor-stages-before-draw",  # screenshots of scrolled pages
             f"--user-data-dir={profile}",
             "--no-first-run", "--disable-extensions", "--virtual-time-budget=20000",
             "--enable-logging=stderr", "--v=0"]
