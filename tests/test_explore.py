@@ -535,3 +535,47 @@ def test_operators_a_container_runs_get_their_maps_from_the_graph():
         got = lo + q * (hi - lo) / 255
         np.testing.assert_allclose(got, want[0, :m["s"]].detach().numpy(),
                                    atol=float((hi - lo).max()) / 255 / 2 + 1e-6)
+
+
+def test_role_labels_at_the_default_depth():
+    torch.manual_seed(0)
+    data = explore_data(cnnlab.create_model("mobilenet_v2").eval(), torch.randn(1, 3, 32, 32))
+    labels = " ".join(n["label"] for n in data["nodes"])
+    for word in ("depthwise", "pointwise", "expansion"):
+        assert word in labels, word
+
+
+def test_render_html_inlines_extra_assets(monkeypatch, pages):
+    from cnnlab.explore import page
+
+    _, data = pages["lenet5"]
+    plain = page.render_html(data)
+    monkeypatch.setattr(page, "EXTRA_ASSETS", ["page.css"])
+    text = page.render_html(data)
+    css = (ROOT / "src" / "cnnlab" / "explore" / "page.css").read_text(encoding="utf-8")
+    assert plain.count(css) == 1 and text.count(css) == 2
+
+
+def test_page_api_for_other_scripts_in_chromium(pages, tmp_path):
+    """window.cnnlabPage.getMap(name) gives the map's values back (the teaching layer's
+    contract): here features.c1's, against the embedded 8-bit numbers decoded in Python."""
+    _need_chromium()
+    import zlib
+
+    _, data = pages["lenet5"]
+    probe = ("<script>window.cnnlabPage.getMap('features.c1').then(function (m) {"
+             "document.body.setAttribute('data-api', [m.channels, m.height, m.width,"
+             "m.data.length, m.data[37].toFixed(5), m.range[1].toFixed(5),"
+             "window.cnnlabPage.nodes.length].join(','));});</script></body>")
+    path = tmp_path / "api.html"
+    path.write_text(cnnlab.explore.render_html(data).replace("</body>", probe),
+                    encoding="utf-8")
+    dom, console = browse(path)
+    assert console == [] and dom.body.get("data-ready") == "1"
+    c1 = {n["name"]: n for n in data["nodes"]}["features.c1"]
+    m = data["maps"][c1["map"]]
+    q = np.frombuffer(zlib.decompress(base64.b64decode(m["z"])), np.uint8)
+    v37 = np.float32(m["lo"][0]) + q[37] * (np.float32(m["hi"][0]) - np.float32(m["lo"][0])) / 255
+    want = [m["s"], m["h"], m["w"], m["s"] * m["h"] * m["w"], f"{v37:.5f}",
+            f"{max(m['hi']):.5f}", len(data["nodes"])]
+    assert dom.body.get("data-api") == ",".join(map(str, want))
