@@ -106,7 +106,6 @@ def open_model(args):
     ``crop``, ``interpolation``."""
     from dataclasses import replace
 
-    from ..bundled import for_command
     from ..data.config import data_config, from_run_config
     from ..data.imagenet import names_for
     from ..errors import CheckpointError
@@ -120,7 +119,6 @@ def open_model(args):
                                                 "resize", "crop", "interpolation")}
 
     pad = None
-    args.weights = for_command(args.run, args.weights)  # bundled: "predict lenet5 digit.png"
     if args.weights is None:
         if args.run in list_models() and not Path(args.run).exists():
             raise CheckpointError(f"{args.run} is a model name: give its weights with "
@@ -221,6 +219,9 @@ def run(args) -> int:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    from ..bundled import for_command
+
+    args.weights = for_command(args.run, args.weights)  # bundled: "predict lenet5 digit.png"
     model, classes, pre, notes, _ = open_model(args)
     model = fused_if_asked(model, args)
     files = image_files(args.images)
