@@ -425,6 +425,9 @@ def test_explore_weights_file_and_its_mistakes(tmp_path, capsys):
     assert main(["explore", "resnet20", "--weights", str(tmp_path / "no.pth"), "-o",
                  str(out), "--overwrite"]) == 2
     assert "no.pth" in capsys.readouterr().err
+    assert main(["explore", str(tmp_path), "--weights", str(wfile), "-o", str(out),
+                 "--overwrite"]) == 2  # a run (any existing path) brings its own weights
+    assert "--weights is for a registered model" in capsys.readouterr().err
 
 
 def test_untrained_rgb_model_runs_a_photo_and_says_it_is_untrained():
