@@ -582,3 +582,12 @@ def test_page_api_for_other_scripts_in_chromium(pages, tmp_path):
     want = [m["s"], m["h"], m["w"], m["s"] * m["h"] * m["w"], f"{v37:.5f}",
             f"{max(m['hi']):.5f}", len(data["nodes"])]
     assert dom.body.get("data-api") == ",".join(map(str, want))
+
+
+def test_progress_is_reported_for_every_recorded_layer():
+    torch.manual_seed(0)
+    seen = []
+    data = explore_data(cnnlab.create_model("resnet20").eval(), torch.randn(1, 3, 32, 32),
+                        progress=lambda done, total, name: seen.append((done, total, name)))
+    assert [d for d, _, _ in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1][0] == seen[-1][1] == sum(1 for n in data["nodes"] if "map" in n)

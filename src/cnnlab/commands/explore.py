@@ -66,14 +66,25 @@ def run(args) -> int:
         raise ValueError(f"the page is HTML: give -o a name ending in .html, got {out}")
     start = time.perf_counter()
     import os
+    import sys
+
+    from tqdm import tqdm
 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.html")
+    bar = tqdm(unit="layer", leave=False, file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def progress(done, total, name):  # the layers of the forward pass, as they are recorded
+        bar.total = total
+        bar.set_description(name[-40:], refresh=False)
+        bar.update(1)
+
     try:
         data = write_page(args.target, tmp, image=args.image, depth=args.depth,
-                          input_size=size, weights=args.weights)
+                          input_size=size, weights=args.weights, progress=progress)
         output_file(out, args, "-o")  # after the mistakes write_page finds (unknown model...)
         os.replace(tmp, out)
     finally:
+        bar.close()
         tmp.unlink(missing_ok=True)
     size_mb = out.stat().st_size / 2**20
     print(f"wrote {out} ({size_mb:.2f} MB, {data['rows']} layer boxes at depth {args.depth}, "

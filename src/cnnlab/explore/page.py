@@ -121,14 +121,15 @@ def _next_activation(nid, graph, consumers: dict, model_modules: dict) -> dict |
 def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_name: str = "",
                  classes: list[str] | None = None, image: torch.Tensor | None = None,
                  source: dict | None = None, limits: Limits | None = None,
-                 analysis_model: nn.Module | None = None) -> dict:
+                 analysis_model: nn.Module | None = None, progress=None) -> dict:
     """Everything the page draws, as JSON-ready data.
 
     ``x`` is the network input (1 x C x H x W, normalised); ``image`` the same picture in
     0..1 for display (C x H x W). Rows, shapes, parameters and MACs are
     :func:`cnnlab.analysis.summary`'s; receptive fields :func:`receptive_field`'s, run on
     ``analysis_model`` when given (the same architecture built on the ``meta`` device: no
-    arithmetic, so only the image's own forward pass costs time).
+    arithmetic, so only the image's own forward pass costs time). ``progress(done, total,
+    name)``, if given, is called as each layer of the pass is recorded.
     """
     size = tuple(int(v) for v in x.shape[1:])
     lim = limits or Limits.for_input(size)
@@ -176,10 +177,22 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
 
     row_of = {r.name: r for r in rows if r.kind in ("module", "group") and r.call == 1}
     recs: dict[str, dict] = {}
+    # the operators a container runs itself (a residual add, a concatenation, F.relu, a
+    # functional pooling): boxes of the traced graph, with their maps too
+    functions = {}
+    for r in rows:
+        if r.kind == "function" and r.node is not None:
+            gn = graph.node(r.node)
+            functions[(gn.module, gn.op, gn.call)] = r.key
+
+    def tick(name):
+        if progress is not None:
+            progress(len(recs), len(row_of) + len(functions), name)
 
     def record(name, m, inp, out):
         """Called during the forward pass, as each wanted module returns."""
         rec = recs[name] = {"map": add_map(map_record(out, lim))}
+        tick(name)
         r = row_of[name]
         is_conv = isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight")
         if inp is None or not (is_conv or isinstance(m, (*POOLS, nn.BatchNorm2d))):
@@ -207,16 +220,10 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
             op["xin"] = rec["in_map"]  # the 8-bit input any clicked pixel is recomputed from
         rec["op"] = op
 
-    # the operators a container runs itself (a residual add, a concatenation, F.relu, a
-    # functional pooling): boxes of the traced graph, with their maps too
-    functions = {}
-    for r in rows:
-        if r.kind == "function" and r.node is not None:
-            gn = graph.node(r.node)
-            functions[(gn.module, gn.op, gn.call)] = r.key
 
     def record_function(key, out):
         recs[key] = {"map": add_map(map_record(out, lim))}
+        tick(key)
 
     logits = capture(model, x, set(row_of) & set(mods), record, functions, record_function)
 
