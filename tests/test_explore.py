@@ -514,6 +514,10 @@ def test_weights_page_header_in_chromium(tmp_path):
     assert console == [] and "untrained: random weights" not in text
     p = f32(data["probs"])
     assert f"prediction: {data['classes'][int(p.argmax())]} ({100 * p.max():.1f} %)" in text
+    # f6's receptive field is the whole 32x32 input: the layer view says what that means
+    assert next(n for n in data["nodes"] if n["name"] == "f6")["rf"].startswith("32x32")
+    dom, _ = browse(path, "layer=f6")
+    assert "every output pixel sees the whole image" in " ".join(dom.texts)
 
 
 def test_operators_a_container_runs_get_their_maps_from_the_graph():

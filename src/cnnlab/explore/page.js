@@ -357,6 +357,7 @@
       var tr = el("tr"); tr.appendChild(el("th", null, r[0])); tr.appendChild(el("td", null, r[1])); info.appendChild(tr);
     });
     L.appendChild(info);
+    if (n.rf && /whole image/.test(rfExplain(n))) L.appendChild(el("p", "note rfnote", rfExplain(n) + "."));
     if (n.map) {
       var s = section(L, "Output: " + describeMap(n.map));
       s.appendChild(scaleBar(n.map));
