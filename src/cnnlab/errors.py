@@ -53,3 +53,8 @@ class ResourceError(CnnlabError, MemoryError):
     """Work too large for this machine (an input size, batch, model width or kernel size whose
     memory is more than what is available), refused before it is allocated; see
     :mod:`cnnlab.memory`. The command line treats it as the user's mistake (exit 2)."""
+
+
+class ExploreError(CnnlabError, ValueError):
+    """A ``cnnlab explore`` request that does not fit its target (``--weights`` given for a
+    run folder, which brings its own weights)."""

@@ -156,6 +156,8 @@ def create_model(name: str, weights=None, sha256: str | None = None, *,
     """
     if out_indices is not None and not features_only:
         raise ValueError("out_indices selects feature maps; it needs features_only=True")
+    from .bundled import resolve as _bundled  # "digits" -> the LeNet-5 cnnlab ships
+    weights = _bundled(name, weights)
     if weights is not None:
         from .pretrained import create_pretrained
 

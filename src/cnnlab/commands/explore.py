@@ -19,9 +19,13 @@ def add_parser(sub) -> None:
                     "shape, parameters, MACs, receptive field and feature maps for one image, "
                     "its kernels, and the arithmetic of a convolution, pooling, batch norm and "
                     "softmax, recomputed and checked against PyTorch by the page itself. "
-                    "MODEL_OR_RUN is a registered model (initial weights), a run folder of "
-                    "'cnnlab train', or a folder of 'cnnlab scratch train --out'.",
-        examples=["cnnlab explore runs/lenet5-digits -o lenet5.html",
+                    "MODEL_OR_RUN is a registered model, a run folder of "
+                    "'cnnlab train', or a folder of 'cnnlab scratch train --out'. A registered "
+                    "model shows --weights FILE, its bundled weights (lenet5), or random "
+                    "initial weights (the page says so).",
+        examples=["cnnlab explore lenet5   # the LeNet-5 cnnlab ships, trained on the digits",
+                  "cnnlab explore resnet50 --weights resnet50-0676ba61.pth -o resnet50.html",
+                  "cnnlab explore runs/lenet5-digits -o lenet5.html",
                   "cnnlab explore resnet50 --image cat.jpg --depth 2 -o resnet50.html",
                   "cnnlab explore googlenet --input 3x64x64",
                   "cnnlab explore runs/np   # a 'cnnlab scratch train --out runs/np' run"])
@@ -29,6 +33,11 @@ def add_parser(sub) -> None:
                    help="registered model name, run folder / checkpoint, or scratch run folder")
     p.add_argument("--image", type=Path, default=None, metavar="FILE",
                    help="image to run (default: a test image of the run's data, or a digit)")
+    p.add_argument("--weights", metavar="FILE", default=None,
+                   help="trained weights for a registered model: a .safetensors/.pth/.pt file "
+                        "(torchvision, timm or cnnlab layout) or a cnnlab run folder; 'digits' "
+                        "for lenet5's bundled weights (its default). Without it other models "
+                        "show random initial weights")
     p.add_argument("--depth", type=int, default=3,
                    help="how deep to open nested blocks (default 3, as 'cnnlab summary')")
     p.add_argument("--input", metavar="CxHxW", default=None,
@@ -57,14 +66,25 @@ def run(args) -> int:
         raise ValueError(f"the page is HTML: give -o a name ending in .html, got {out}")
     start = time.perf_counter()
     import os
+    import sys
+
+    from tqdm import tqdm
 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.html")
+    bar = tqdm(unit="layer", leave=False, file=sys.stderr, disable=not sys.stderr.isatty())
+
+    def progress(done, total, name):  # the layers of the forward pass, as they are recorded
+        bar.total = total
+        bar.set_description(name[-40:], refresh=False)
+        bar.update(1)
+
     try:
         data = write_page(args.target, tmp, image=args.image, depth=args.depth,
-                          input_size=size)
+                          input_size=size, weights=args.weights, progress=progress)
         output_file(out, args, "-o")  # after the mistakes write_page finds (unknown model...)
         os.replace(tmp, out)
     finally:
+        bar.close()
         tmp.unlink(missing_ok=True)
     size_mb = out.stat().st_size / 2**20
     print(f"wrote {out} ({size_mb:.2f} MB, {data['rows']} layer boxes at depth {args.depth}, "

@@ -219,6 +219,9 @@ def run(args) -> int:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    from ..bundled import for_command
+
+    args.weights = for_command(args.run, args.weights)  # bundled: "predict lenet5 digit.png"
     model, classes, pre, notes, _ = open_model(args)
     model = fused_if_asked(model, args)
     files = image_files(args.images)

@@ -12,9 +12,15 @@ from .page import explore_data, render_html
 
 
 def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
-               limits: Limits | None = None) -> dict:
+               limits: Limits | None = None, weights=None, progress=None) -> dict:
     """Explore ``target`` (a registered model name, a run folder or checkpoint, or a
-    ``cnnlab scratch train --out`` folder) and write the page to ``out``; returns the data."""
+    ``cnnlab scratch train --out`` folder) and write the page to ``out``; returns the data.
+
+    ``weights`` (a model name only): a weights file in torchvision's, timm's or cnnlab's
+    layout, a cnnlab run folder, or a bundled name (``"digits"`` for ``lenet5``), as
+    ``create_model(name, weights=...)``; without it a model with bundled weights uses them
+    (``lenet5``) and any other shows its random initial weights, and says so.
+    ``progress(done, total, name)`` is called as each layer of the forward pass is recorded."""
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a positive integer, got {depth!r}")
     import torch
@@ -24,17 +30,22 @@ def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _write_page(target, out, image, depth, input_size, limits)
+        return _write_page(target, out, image, depth, input_size, limits, weights, progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _write_page(target, out, image, depth, input_size, limits) -> dict:
+def _write_page(target, out, image, depth, input_size, limits, weights=None,
+                progress=None) -> dict:
+    from ..errors import ExploreError
     from ..scratch.runs import is_run as is_scratch_run
     from ..weights import atomic_write_bytes
     from . import source
 
     path = Path(str(target))
+    if weights is not None and path.exists():
+        raise ExploreError(f"--weights is for a registered model name; {target} is a run, "
+                           "which brings its own weights: leave out --weights")
     if is_scratch_run(path):
         model, x, shown, classes, src = source.from_scratch(path, image)
         name = "lenet5 (NumPy engine)"
@@ -45,10 +56,12 @@ def _write_page(target, out, image, depth, input_size, limits) -> dict:
         raise FileNotFoundError(f"{target} does not exist; give a run folder, a checkpoint, "
                                 "a 'cnnlab scratch train --out' folder or a model name")
     else:
-        model, x, shown, classes, src = source.from_model(str(target), image, input_size)
+        model, x, shown, classes, src = source.from_model(str(target), image, input_size,
+                                                          weights=weights)
         name = str(target)
     data = explore_data(model, x, depth=depth, model_name=name, classes=classes, image=shown,
-                        source=src, limits=limits, analysis_model=_on_meta(src))
+                        source=src, limits=limits, analysis_model=_on_meta(src),
+                        progress=progress)
     atomic_write_bytes(out, render_html(data).encode("utf-8"))
     return data
 

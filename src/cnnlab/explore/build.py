@@ -14,7 +14,10 @@ numbers of the arithmetic as float32, so the page can redo PyTorch's sums exactl
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,13 +42,18 @@ class Limits:
     kernel_floats: int    # kernel numbers per convolution (whole output channels, >= 1)
     full_input: int       # whole inputs and outputs (float32) of the first layers, in all
     probes: int           # output pixels per convolution with their exact window
+    input_values: int = 0  # 8-bit values of whole layer inputs (any pixel clickable), in all
 
     @staticmethod
     def for_input(size) -> Limits:
         if size[1] * size[2] <= 64 * 64:
             return Limits(map_channels=32, map_side=32, kernel_floats=4096, full_input=60000,
-                          probes=4)
-        return Limits(map_channels=12, map_side=20, kernel_floats=2048, full_input=0, probes=3)
+                          probes=4, input_values=4_000_000)
+        # up to 299x299: every pixel at full resolution; larger inputs are averaged down and
+        # their layer inputs stop at the budget (memory and page size stay bounded)
+        return Limits(map_channels=8, map_side=160, kernel_floats=8192, full_input=0,
+                      probes=3, input_values=24_000_000 if size[1] * size[2] <= 299 * 299
+                      else 4_000_000)
 
 
 def b64_f32(a) -> str:
@@ -64,103 +72,83 @@ def _first_tensor(obj):
     return None
 
 
-class _OwnOps(TorchDispatchMode):
-    """Which merging operators (add, cat, mul) each module ran itself (not in a child), and
-    where every tensor came from: ``parent[id(out)]`` is the operator's first input tensor."""
+class _Functions(TorchDispatchMode):
+    """The operators a container runs in its own ``forward`` (``x + identity``, ``torch.cat``,
+    ``F.relu``, ``F.avg_pool2d``), named as the traced graph names them: the k-th operator
+    ``op`` run directly in container ``C`` (any call of it) is node ``C.op`` with ``call`` k."""
 
-    def __init__(self, stack: list[str]):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:  # as graph._Tracer: eager forwards only
+        return False
+
+    def __init__(self, stack: list[str], containers: set[str], wanted: dict, record):
         super().__init__()
-        self.stack = stack
-        self.ops: dict[str, set[str]] = {}
-        self.parent: dict[int, torch.Tensor] = {}
-        self.alive: list = []
+        self.stack, self.containers, self.wanted, self.record = stack, containers, wanted, record
+        self.counts: dict[tuple[str, str], int] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        ins = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
-        if ins:
-            for o in tree_flatten(out)[0]:
-                if isinstance(o, torch.Tensor) and all(o is not i for i in ins):
-                    self.parent[id(o)] = ins[0]
-                    self.alive.append(o)
-        name = func._overloadpacket.__name__.rstrip("_")
-        if name in ("add", "cat", "mul") and self.stack:
-            tensors = [a for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)]
-            big = [t for t in tensors if t.dim() >= 2]
-            if name == "cat" or len(big) >= 2:
-                self.ops.setdefault(self.stack[-1], set()).add(name)
+        if self.stack and self.stack[-1] in self.containers:
+            from ..graph import op_name
+
+            key = (self.stack[-1], op_name(func))
+            k = self.counts.get(key, 0)
+            self.counts[key] = k + 1
+            name = self.wanted.get((*key, k))
+            t = _first_tensor(out)
+            if name is not None and t is not None:
+                self.record(name, t)
         return out
 
 
-@dataclass
-class Capture:
-    outputs: dict[str, torch.Tensor]
-    inputs: dict[str, torch.Tensor]
-    in_token: dict[str, int]
-    out_token: dict[str, int]
-    order: list[str]
-    own_ops: dict[str, set[str]]
-    logits: torch.Tensor
+def capture(model: nn.Module, x: torch.Tensor, wanted, record, functions=None,
+            record_function=None) -> torch.Tensor:
+    """One eval-mode forward pass of ``x`` (1 x C x H x W); returns the logits.
 
-
-def capture(model: nn.Module, x: torch.Tensor) -> Capture:
-    """One eval-mode forward pass of ``x`` (1 x C x H x W) recording what the page needs."""
+    For every module name in ``wanted`` (its first call only), ``record(name, module, input,
+    output)`` runs as soon as the module returns; for every ``(container, op, k)`` of
+    ``functions`` (the traced graph's function nodes), ``record_function(key, output)`` as
+    soon as the operator has run. Only what they keep stays in memory: no layer's output is
+    held after it has been recorded (EfficientNet-B7 at 600x600 would need gigabytes)."""
     names = {}
     for n, m in model.named_modules():
         names.setdefault(m, n)
-    keep_input = (nn.Conv2d, nn.BatchNorm2d, *POOLS)
-    outputs, inputs, in_tok, out_tok, order = {}, {}, {}, {}, []
-    tokens: dict[int, int] = {}
-    alive = []
+    done: set[str] = set()
+    pending: dict[str, torch.Tensor | None] = {}
     stack: list[str] = []
-
-    own = _OwnOps(stack)
-
-    def token(t, follow: bool = False):
-        """The tensor's number; with ``follow``, a tensor that a functional operator made
-        (pooling, flatten, a view) takes the number of the module output it came from."""
-        if t is None:
-            return -1
-        while follow and id(t) not in tokens and id(t) in own.parent:
-            t = own.parent[id(t)]
-        if id(t) not in tokens:
-            tokens[id(t)] = len(tokens)
-            alive.append(t)  # keep the object alive so that its id is not reused
-        return tokens[id(t)]
+    containers = {names[m] for m in names if any(True for _ in m.children())}
 
     def pre(mod, args):
         name = names[mod]
-        t = _first_tensor(args)
-        if name not in in_tok:
-            # a list of maps (a dense layer's inputs): the newest one says where it comes from
-            ts = [a for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)]
-            in_tok[name] = token(ts[-1] if ts else None, follow=True)
-            order.append(name)
-        if t is not None and (isinstance(mod, keep_input) or hasattr(mod, "dense_weight")):
-            inputs[name] = t.detach().clone()
         stack.append(name)
+        if name in wanted and name not in done and name not in pending:
+            pending[name] = _first_tensor(args)
 
     def post(mod, args, out):
-        name = stack.pop()
-        t = _first_tensor(out)
-        if t is not None:
-            outputs[name] = t.detach().clone()  # a module called twice shows its last output
-            if name not in out_tok:  # ... but its place in the graph is its first call's
-                out_tok[name] = token(t)
+        name = names[mod]
+        if stack and stack[-1] == name:
+            stack.pop()
+        if name in pending:
+            inp = pending.pop(name)
+            done.add(name)
+            t = _first_tensor(out)
+            if t is not None:
+                record(name, mod, inp, t)
 
-    handles = [h for m in names for h in (m.register_forward_pre_hook(pre),
-                                          m.register_forward_hook(post))]
+    handles = [h for m in names
+               for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
+    mode = (_Functions(stack, containers, functions, record_function) if functions
+            else contextlib.nullcontext())
     was = model.training
     try:
         model.eval()
-        with torch.no_grad(), own:
+        with torch.no_grad(), mode:
             logits = model(x)
     finally:
         for h in handles:
             h.remove()
         model.train(was)
-    logits = _first_tensor(logits)
-    return Capture(outputs, inputs, in_tok, out_tok, order, own.ops, logits.detach())
+    return _first_tensor(logits).detach()
 
 
 # --- arrays for the page -----------------------------------------------------------------
@@ -169,39 +157,65 @@ def _block(h: int, w: int, side: int) -> int:
     return max(1, math.ceil(max(h, w) / side))
 
 
-def map_record(t: torch.Tensor, lim: Limits) -> dict | None:
-    """A layer's output for the page: the first channels, block-averaged, 8-bit, with range."""
+def b64_z(a: np.ndarray) -> str:
+    """uint8 values, zlib-compressed (the page inflates them with DecompressionStream)."""
+    raw = np.ascontiguousarray(a, dtype=np.uint8).tobytes()
+    return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+
+
+def map_record(t: torch.Tensor, lim: Limits, channels: int | None = None,
+               side: int | None = None) -> dict | None:
+    """A tensor (1 x C x H x W, or 1 x N) for the page: its first ``channels`` channels (the
+    limits' by default), block-averaged above ``side``, 8-bit with one range per channel (a
+    channel of values near 1e-6 keeps its own scale: nothing fades to blank), compressed.
+    ``lo[c] + q * (hi[c] - lo[c]) / 255`` gives the value back to half a step."""
     t = t[0].float()
     if t.dim() == 1:
         v = t[:1024].numpy()
         lo, hi = _range(v)
-        return {"kind": "vec", "n": int(t.numel()), "s": int(v.size), "lo": lo, "hi": hi,
-                "q": b64_u8(_quant(v, lo, hi))}
+        return {"kind": "vec", "n": int(t.numel()), "s": int(v.size), "lo": [lo], "hi": [hi],
+                "z": b64_z(_quant(v, lo, hi))}
     if t.dim() != 3:
         return None
     c, h, w = t.shape
-    keep = t[:lim.map_channels]
-    f = _block(h, w, lim.map_side)
+    keep = t[:lim.map_channels if channels is None else channels]
+    f = _block(h, w, lim.map_side if side is None else side)
     if f > 1:
         keep = F.avg_pool2d(keep[None], f, f, ceil_mode=True)[0]
     keep = keep.numpy()
-    lo, hi = _range(keep)
+    los, his, q = [], [], np.empty(keep.shape, dtype=np.uint8)
+    for i in range(keep.shape[0]):
+        lo, hi = _range(keep[i])
+        los.append(lo)
+        his.append(hi)
+        q[i] = _quant(keep[i], lo, hi)
     return {"kind": "map", "c": int(c), "h0": int(h), "w0": int(w), "s": int(keep.shape[0]),
-            "h": int(keep.shape[1]), "w": int(keep.shape[2]), "f": f, "lo": lo, "hi": hi,
-            "q": b64_u8(_quant(keep, lo, hi))}
+            "h": int(keep.shape[1]), "w": int(keep.shape[2]), "f": f, "lo": los, "hi": his,
+            "z": b64_z(q)}
+
+
+def record_key(rec: dict) -> str:
+    """Two records of the same numbers (a block's output is its last child's) share a key."""
+    parts = (rec["z"], rec["lo"], rec["hi"], rec.get("h"), rec.get("s"), rec.get("c"))
+    return hashlib.sha1(repr(parts).encode()).hexdigest()
 
 
 def _range(a: np.ndarray) -> tuple[float, float]:
-    lo, hi = float(a.min()), float(a.max())
+    big = 1e38  # an untrained deep network can overflow float32; its colours stay finite
+    lo, hi = float(np.clip(np.nanmin(a), -big, big)), float(np.clip(np.nanmax(a), -big, big))
     if lo < 0 < hi:  # signed values: a diverging scale centred on zero
         m = max(-lo, hi)
-        return -m, m
+        lo, hi = -m, m
     if hi == lo:
         hi = lo + 1.0
-    return lo, hi
+    # float32 numbers: the page computes lo + q * (hi - lo) / 255 with the same values
+    return float(np.float32(lo)), float(np.float32(hi))
 
 
 def _quant(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=lo, posinf=hi, neginf=lo)
+    if not hi - lo > 0:  # a constant channel near float32's limit: lo + 1 rounds back to lo
+        return np.zeros(a.shape, dtype=np.uint8)
     return np.clip(np.rint((a - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -253,7 +267,7 @@ def conv_record(mod: nn.Module, inp: torch.Tensor, out: torch.Tensor, lim: Limit
     groups = int(getattr(mod, "groups", 1))
     zeros = getattr(mod, "padding_mode", "zeros") == "zeros"
     per = cin_g * kh * kw
-    kc = min(cout, 64 if first else max(1, lim.kernel_floats // per))
+    kc = min(cout, 64 if first else max(1, min(lim.map_channels, lim.kernel_floats // per)))
     inp0, out0 = inp[0].float(), out[0].float()
     rec = {"kind": "conv", "cin": int(inp0.shape[0]), "cout": int(cout), "cin_g": int(cin_g),
            "k": [int(kh), int(kw)], "stride": list(stride), "pad": list(pad),

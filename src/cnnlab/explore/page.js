@@ -12,12 +12,15 @@
   var consoleError = console.error.bind(console);
   console.error = function () { noteError(Array.prototype.join.call(arguments, " ")); consoleError.apply(null, arguments); };
 
+  var t0 = performance.now();
+  console.info("cnnlab explore: script start");  // benchmarks/explore_pages.py times these
   var D = JSON.parse(document.getElementById("cnnlab-data").textContent);
-  var byName = {};
+  var byName = {}, selectCallbacks = [];
   D.nodes.forEach(function (n) {
     byName[n.name] = n;
     if (n.map != null) n.map = D.maps[n.map];
     if (n.in_map != null) n.in_map = D.maps[n.in_map];
+    if (n.op && n.op.xin != null) n.op.xin = D.maps[n.op.xin];
   });
 
   // ---- decoding ------------------------------------------------------------------------
@@ -34,7 +37,26 @@
     if (!(key in c)) c[key] = fn(obj[key]);
     return c[key];
   }
-  function q8(m) { return dec(m, "q", bytes); }
+  // Maps travel as zlib-compressed 8-bit values with one range per channel; ready(m) inflates
+  // them (DecompressionStream, no library) once, q8(m) gives the bytes after that.
+  function ready(m) {
+    if (!m) return Promise.resolve(null);
+    if (!m._ready) {
+      if (m.q != null) { m._q = bytes(m.q); m._ready = Promise.resolve(m); }
+      else {
+        var ds = new DecompressionStream("deflate");
+        var body = new Blob([bytes(m.z)]).stream().pipeThrough(ds);
+        m._ready = new Response(body).arrayBuffer().then(function (b) { m._q = new Uint8Array(b); return m; });
+      }
+    }
+    return m._ready;
+  }
+  function q8(m) { return m._q; }
+  function lo(m, c) { return Array.isArray(m.lo) ? m.lo[Math.min(c || 0, m.lo.length - 1)] : m.lo; }
+  function hi(m, c) { return Array.isArray(m.hi) ? m.hi[Math.min(c || 0, m.hi.length - 1)] : m.hi; }
+  function step(m, c) { return (hi(m, c) - lo(m, c)) / 255; }
+  // the value at channel c, position (y, x) of a full-size map (f = 1), back from 8 bits
+  function valueAt(m, c, y, x) { return lo(m, c) + q8(m)[(c * m.h + y) * m.w + x] * step(m, c); }
 
   // ---- numbers -------------------------------------------------------------------------
   function fmt(v) {
@@ -73,30 +95,30 @@
     return out;
   }
   var LUT_SEQ = lut(SEQ), LUT_DIV = lut(DIV);
-  function lutFor(m) { return m.lo < 0 ? LUT_DIV : LUT_SEQ; }
-  function scaleCss(m) {
-    var s = m.lo < 0 ? DIV : SEQ;
+  function lutFor(m, c) { return lo(m, c) < 0 ? LUT_DIV : LUT_SEQ; }
+  function scaleCss(m, c) {
+    var s = lo(m, c) < 0 ? DIV : SEQ;
     return "linear-gradient(to right," + s.map(function (c) { return "rgb(" + c.join(",") + ")"; }).join(",") + ")";
   }
 
   function mapCanvas(m, ch, px) {
     var cv = el("canvas", "map");
     cv.width = m.w; cv.height = m.h;
-    var ctx = cv.getContext("2d"), img = ctx.createImageData(m.w, m.h), q = q8(m), L = lutFor(m);
+    var ctx = cv.getContext("2d"), img = ctx.createImageData(m.w, m.h), q = q8(m), L = lutFor(m, ch);
     var off = ch * m.h * m.w;
     for (var i = 0; i < m.h * m.w; i++) {
       var v = q[off + i];
       img.data[4 * i] = L[3 * v]; img.data[4 * i + 1] = L[3 * v + 1]; img.data[4 * i + 2] = L[3 * v + 2]; img.data[4 * i + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
-    var s = Math.max(1, Math.floor(px / Math.max(m.w, m.h)));
-    cv.style.width = (m.w * s) + "px"; cv.style.height = (m.h * s) + "px";
+    var mx = Math.max(m.w, m.h), s = px >= mx ? Math.floor(px / mx) : px / mx;  // large maps shrink
+    cv.style.width = Math.round(m.w * s) + "px"; cv.style.height = Math.round(m.h * s) + "px";
     return cv;
   }
   function vecCanvas(m, width) {
     var cv = el("canvas", "vec"), n = m.s;
     cv.width = n; cv.height = 1;
-    var ctx = cv.getContext("2d"), img = ctx.createImageData(n, 1), q = q8(m), L = lutFor(m);
+    var ctx = cv.getContext("2d"), img = ctx.createImageData(n, 1), q = q8(m), L = lutFor(m, 0);
     for (var i = 0; i < n; i++) { var v = q[i]; img.data[4 * i] = L[3 * v]; img.data[4 * i + 1] = L[3 * v + 1]; img.data[4 * i + 2] = L[3 * v + 2]; img.data[4 * i + 3] = 255; }
     ctx.putImageData(img, 0, 0);
     cv.style.width = width + "px"; cv.style.height = "14px";
@@ -115,10 +137,12 @@
     cv.style.width = Math.round(im.w * s) + "px"; cv.style.height = Math.round(im.h * s) + "px";
     return cv;
   }
-  function scaleBar(m) {
+  function scaleBar(m, c) {
     var w = el("div", "scale");
-    var bar = el("span", "bar"); bar.style.background = scaleCss(m);
-    w.appendChild(el("span", "lo", fmt(m.lo))); w.appendChild(bar); w.appendChild(el("span", "hi", fmt(m.hi)));
+    var bar = el("span", "bar"); bar.style.background = scaleCss(m, c || 0);
+    var many = Array.isArray(m.lo) && m.lo.length > 1;
+    w.appendChild(el("span", "lo", fmt(lo(m, c || 0)))); w.appendChild(bar); w.appendChild(el("span", "hi", fmt(hi(m, c || 0))));
+    if (many) w.appendChild(el("span", "hint", "channel " + (c || 0) + "; each channel has its own scale (its range under it), so small values stay visible"));
     return w;
   }
 
@@ -134,8 +158,19 @@
     s.appendChild(el("span", "shape", n.shape));
     s.appendChild(el("span", "params", big(n.params) + " params"));
     s.appendChild(el("span", "macs", big(n.macs) + " MACs"));
-    if (n.rf) s.appendChild(el("span", "rf", "RF " + n.rf));
+    if (n.rf) {
+      var rf = el("span", "rf", "RF " + n.rf);
+      rf.title = rfExplain(n);
+      s.appendChild(rf);
+    }
     return s;
+  }
+  function rfExplain(n) {
+    var t = "receptive field: each output pixel depends on a " + n.rf.replace(" (whole map)", "") + " window of input pixels";
+    var m = /^(\d+)x(\d+)/.exec(n.rf || "");
+    if (m && (+m[1] >= D.input[1] || +m[2] >= D.input[2]) || /whole/.test(n.rf || ""))
+      t += ". It is as large as the input or larger: every output pixel sees the whole image (the window reaches past the borders into the padding), so this layer can combine evidence from anywhere in the picture";
+    return t;
   }
   function short(v) { var a = Math.abs(v); return a !== 0 && (a >= 1e3 || a < 1e-2) ? v.toExponential(0) : v.toFixed(2); }
   function thumbs(n) {
@@ -145,10 +180,11 @@
     if (n.map.kind === "vec") t.appendChild(vecCanvas(n.map, 96));
     else for (var c = 0; c < Math.min(3, n.map.s); c++) t.appendChild(mapCanvas(n.map, c, 34));
     var sc = el("div", "miniscale");  // the colour scale of the thumbnails, with its range
-    var bar = el("span", "bar"); bar.style.background = scaleCss(n.map);
-    sc.appendChild(el("span", null, n.map.lo < 0 ? "\u2212" + short(n.map.hi) : short(n.map.lo)));
+    var bar = el("span", "bar"); bar.style.background = scaleCss(n.map, 0);
+    sc.appendChild(el("span", null, lo(n.map, 0) < 0 ? "\u2212" + short(hi(n.map, 0)) : short(lo(n.map, 0))));
     sc.appendChild(bar);
-    sc.appendChild(el("span", null, short(n.map.hi)));
+    sc.appendChild(el("span", null, short(hi(n.map, 0))));
+    sc.title = "colour scale of channel 0 (each channel has its own)";
     w.appendChild(sc);
     return w;
   }
@@ -161,9 +197,10 @@
     var title = el("div", "name");
     title.appendChild(el("b", null, n.name.split(".").pop()));
     title.appendChild(el("span", "type", " " + n.type));
+    title.title = n.name + " (" + n.type + ")";
     txt.appendChild(title);
     txt.appendChild(stats(n));
-    if (n.label) txt.appendChild(el("div", "role", n.label));
+    if (n.label) { var rl = el("div", "role", n.label); rl.title = n.label; txt.appendChild(rl); }
     if (n.rf_note) txt.appendChild(el("div", "badge", "RF: " + n.rf_note));
     if (n.aux) txt.appendChild(el("div", "badge aux", "auxiliary head: used in training only" + (n.notrun ? ", not run here" : "")));
     else if (n.notrun) txt.appendChild(el("div", "badge", "not run in eval mode"));
@@ -231,7 +268,7 @@
     st.appendChild(el("div", "name", "softmax (prediction)"));
     var p = f32(D.probs), best = 0;
     for (var i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
-    st.appendChild(el("div", "stats", "predicted: " + D.classes[best] + " (" + (100 * p[best]).toFixed(1) + " %)"));
+    st.appendChild(el("div", "stats", (D.trained === false ? "random weights; largest output: " : "predicted: ") + D.classes[best] + " (" + (100 * p[best]).toFixed(1) + " %)"));
     sm.appendChild(st);
     sm.addEventListener("click", function () { showSoftmax(); });
     ov.appendChild(sm);
@@ -247,6 +284,7 @@
     if (b) b.classList.add("selected");
     current = n;
     showLayer(n);
+    selectCallbacks.forEach(function (cb) { try { cb(name); } catch (e) { noteError(e); } });
   }
   function section(parent, title) {
     var s = el("section", "part");
@@ -256,7 +294,8 @@
   }
   function mapGrid(m, px, onPick) {
     var g = el("div", "grid");
-    for (var c = 0; c < m.s; c++) {
+    if (m.w > px && m.s <= 16) px = Math.min(m.w, 224);  // full-size maps: one screen pixel per value
+    for (var c = 0; c < Math.min(m.s, 32); c++) {
       var cell = el("figure", "cell");
       var cv = mapCanvas(m, c, px);
       if (onPick) {
@@ -270,7 +309,10 @@
         })(c, cv);
       }
       cell.appendChild(cv);
-      cell.appendChild(el("figcaption", null, "ch " + c));
+      var cap = el("figcaption", null, "ch " + c);
+      cap.appendChild(el("span", "chrange", " " + short(lo(m, c)) + "\u2026" + short(hi(m, c))));
+      cap.title = "channel " + c + ": colour scale from " + fmt(lo(m, c)) + " to " + fmt(hi(m, c));
+      cell.appendChild(cap);
       g.appendChild(cell);
     }
     return g;
@@ -280,6 +322,7 @@
     var s = m.c + " channel" + (m.c > 1 ? "s" : "") + " of " + m.h0 + "x" + m.w0;
     if (m.s < m.c) s += "; the first " + m.s + " are embedded";
     if (m.f > 1) s += "; shown " + m.h + "x" + m.w + " (mean of " + m.f + "x" + m.f + " blocks)";
+    else s += "; every pixel";
     return s;
   }
   var inputView = null;
@@ -314,6 +357,7 @@
       var tr = el("tr"); tr.appendChild(el("th", null, r[0])); tr.appendChild(el("td", null, r[1])); info.appendChild(tr);
     });
     L.appendChild(info);
+    if (n.rf && /whole image/.test(rfExplain(n))) L.appendChild(el("p", "note rfnote", rfExplain(n) + "."));
     if (n.map) {
       var s = section(L, "Output: " + describeMap(n.map));
       s.appendChild(scaleBar(n.map));
@@ -334,18 +378,24 @@
         from.calls > 1 ? "what this layer receives, from " + from.name + " (called " + from.calls + " times; its box shows its last call)" :
         "what this layer receives: the output of " + from.name + " after the operations hidden at this depth (an activation, ...)" };
     }
+    layerReady = Promise.resolve();
     if (src && src.map && src.map.kind === "map") {
-      var si = section(L, "Input: " + src.name + " (" + describeMap(src.map) + ")");
-      si.appendChild(scaleBar(src.map));
+      var si = section(L, "Input: " + src.name + " (" + describeMap(src.map) + (src.map.s > 32 ? "; the first 32 drawn" : "") + ")");
       si.id = "inputpart";
-      inputView = { map: src.map, grid: mapGrid(src.map, src.map.s > 16 ? 56 : 80, null) };
-      si.appendChild(inputView.grid);
+      var m0 = src.map;
+      layerReady = ready(m0).then(function () {
+        if (current !== n) return;
+        si.appendChild(scaleBar(m0));
+        inputView = { map: m0, grid: mapGrid(m0, m0.s > 16 ? 56 : 80, null) };
+        si.appendChild(inputView.grid);
+      });
     }
     if (n.op && n.op.kind === "conv" && n.op.probes.length) {
       var p = n.op.probes[0];
       arith(n, p.co, p.y, p.x);
     }
   }
+  var layerReady = Promise.resolve();
   function showKernels(L, n) {
     var op = n.op, W = dec(op, "W", f32), kh = op.k[0], kw = op.k[1], per = op.cin_g * kh * kw;
     var rgb = op.cin_g === 3;
@@ -407,8 +457,24 @@
   }
   // The window of input numbers that output pixel (co, y, x) of a convolution sees, from the
   // whole input when the page holds it, else from an embedded probe at that pixel.
-  function convWindow(op, co, y, x) {
+  function convWindow(op, co, y, x, n) {
     var kh = op.k[0], kw = op.k[1], cg = op.cin_g, win = new Float32Array(cg * kh * kw);
+    var om = n && n.map, M = op.xin;
+    if (!op.x && M && q8(M) && om && om.kind === "map" && om.f === 1 && co < om.s) {
+      // the page's 8-bit copy of the whole input: every pixel, each number within half a step
+      var g8 = Math.floor(co / (op.cout / op.groups)), half = new Float32Array(cg * kh * kw);
+      for (var c8 = 0; c8 < cg; c8++) for (var i8 = 0; i8 < kh; i8++) for (var j8 = 0; j8 < kw; j8++) {
+        var y8 = y * op.stride[0] - op.pad[0] + i8 * op.dil[0], x8 = x * op.stride[1] - op.pad[1] + j8 * op.dil[1], k8 = (c8 * kh + i8) * kw + j8;
+        var in8 = y8 >= 0 && y8 < op.H && x8 >= 0 && x8 < op.Wd;
+        win[k8] = in8 ? valueAt(M, g8 * cg + c8, y8, x8) : 0;
+        half[k8] = in8 ? step(M, g8 * cg + c8) / 2 : 0;
+      }
+      for (var q = 0; q < op.probes.length; q++) {  // an exact probe at this very pixel wins
+        var pq = op.probes[q];
+        if (pq.co === co && pq.y === y && pq.x === x) return { win: dec(pq, "win", f32), v: pq.v, exact: true };
+      }
+      return { win: win, v: valueAt(om, co, y, x), exact: false, half: half, vtol: step(om, co) / 2 };
+    }
     if (op.x) {
       var X = dec(op, "x", f32), g = Math.floor(co / (op.cout / op.groups)), H = op.H, Wd = op.Wd;
       for (var c = 0; c < cg; c++) for (var i = 0; i < kh; i++) for (var j = 0; j < kw; j++) {
@@ -431,6 +497,13 @@
     return { prods: prods, sum: s, bias: b, total: s + b, scale: abs + Math.abs(b) };
   }
   function agrees(js, torch, scale) { return Math.abs(js - torch) <= 1e-4 * Math.max(Math.abs(torch), 1e-3 * scale); }
+  // the largest difference the 8-bit copies allow: each input number within half a step
+  // (times |w|), PyTorch's output within half a step of the output map
+  function bound8(op, co, w) {
+    var W = dec(op, "W", f32), per = w.win.length, b = w.vtol;
+    for (var i = 0; i < per; i++) b += Math.abs(W[co * per + i]) * w.half[i];
+    return b;
+  }
 
   function numGrid(vals, kh, kw, off, cls, hl) {
     var t = el("table", "num " + (cls || ""));
@@ -444,6 +517,12 @@
   function labelled(label, node) { var f = el("figure", "lab"); f.appendChild(node); f.appendChild(el("figcaption", null, label)); return f; }
 
   function arith(n, co, y, x, scroll) {
+    var shown = current;
+    return layerReady.then(function () { return ready(n.op && n.op.xin); }).then(function () {
+      if (current === shown) arithNow(n, co, y, x, scroll);
+    });
+  }
+  function arithNow(n, co, y, x, scroll) {
     var A = document.getElementById("arith");
     A.innerHTML = "";
     var op = n.op;
@@ -472,7 +551,7 @@
     var op = n.op, kh = op.k[0], kw = op.k[1];
     A.appendChild(el("h2", null, "How " + n.name + " computes channel " + co + ", pixel (" + y + ", " + x + ")"));
     if (co >= op.kc) { missing(A, n, co, y, x, "only the first " + op.kc + " output channels' kernels are embedded"); return; }
-    var w = convWindow(op, co, y, x);
+    var w = convWindow(op, co, y, x, n);
     if (!w) { missing(A, n, co, y, x, "the whole input of this layer is too large"); return; }
     var r = convSum(op, co, w.win), W = dec(op, "W", f32), per = w.win.length;
     var g0 = Math.floor(co / (op.cout / op.groups)) * op.cin_g, chs = [];
@@ -509,15 +588,22 @@
     line("sum of all " + per + " products", r.sum);
     line("+ bias b[" + co + "]", r.bias);
     line("= output (recomputed here, in JavaScript)", r.total, "total");
-    line("value PyTorch computed (shown in the map)", w.v, "torch");
+    line(w.exact ? "value PyTorch computed (shown in the map)" : "value PyTorch computed, from the page's 8-bit copy of the map", w.v, "torch");
     A.appendChild(t);
-    var ok = agrees(r.total, w.v, r.scale);
-    A.appendChild(el("p", ok ? "ok" : "bad", ok ? "\u2714 equal to 1e-4 relative" : "\u2718 differs: " + fmt(r.total - w.v)));
+    if (w.exact) {
+      var ok = agrees(r.total, w.v, r.scale);
+      A.appendChild(el("p", ok ? "ok" : "bad", ok ? "\u2714 equal to 1e-4 relative" : "\u2718 differs: " + fmt(r.total - w.v)));
+    } else {
+      var bd = bound8(op, co, w), ok8 = Math.abs(r.total - w.v) <= bd * (1 + 1e-6) + 1e-4 * Math.abs(w.v);
+      A.setAttribute("data-bound", String(bd));
+      A.appendChild(el("p", ok8 ? "ok" : "bad", (ok8 ? "\u2714 agree within " : "\u2718 differ by more than ") + fmt(bd) + ", the rounding of the page's 8-bit copies (difference " + fmt(r.total - w.v) + ")"));
+      A.appendChild(el("p", "note", "This page keeps every layer's input as 8-bit numbers (each channel's range in 255 steps) to stay small, so any pixel can be clicked: the window above is those numbers, each within half a step of PyTorch's float32 value, and the bound is the sum of |w| \u00b7 half a step, plus half a step of the output map. The self-check in the header redoes exact float32 windows."));
+    }
     var nx = op.next;
     if (nx && nx.fn) A.appendChild(el("p", "formula", "then " + nx.name + " (" + nx.fn + "): " + nx.fn + "(" + fmt(w.v) + ") = " + fmt(actFn(nx, w.v))));
     else if (nx && nx.type) A.appendChild(el("p", "note", "next, " + nx.name + " (" + nx.type + ") takes this value; select it to follow."));
   }
-  function poolWindow(op, co, y, x) {
+  function poolWindow(op, co, y, x, n) {
     var kh = op.k[0], kw = op.k[1];
     if (op.x && co < op.kc) {
       var X = dec(op, "x", f32), H = op.H, Wd = op.Wd, win = new Float32Array(kh * kw), inside = new Uint8Array(kh * kw);
@@ -536,12 +622,23 @@
       var pr = op.probes[p];
       if (pr.co === co && pr.y === y && pr.x === x) return { win: dec(pr, "win", f32), v: pr.v, div: null };
     }
+    var M = op.xin, om = n && n.map;
+    if (M && q8(M) && co < M.s && om && om.kind === "map" && om.f === 1 && co < om.s) {
+      var w8 = new Float32Array(kh * kw), h8 = y * op.stride[0] - op.pad[0], v8 = x * op.stride[1] - op.pad[1], cnt8 = 0;
+      var hE = Math.min(h8 + kh, op.H + op.pad[0]), wE = Math.min(v8 + kw, op.Wd + op.pad[1]);
+      for (var a = 0; a < kh; a++) for (var b = 0; b < kw; b++) {
+        var ya = h8 + a * op.dil[0], xb = v8 + b * op.dil[1];
+        if (ya >= 0 && ya < op.H && xb >= 0 && xb < op.Wd) { w8[a * kw + b] = valueAt(M, co, ya, xb); cnt8++; }
+        else w8[a * kw + b] = op.op === "max" ? -Infinity : 0;
+      }
+      return { win: w8, v: valueAt(om, co, y, x), div: op.include_pad ? (hE - h8) * (wE - v8) : cnt8, approx: step(M, co) / 2 + step(om, co) / 2 };
+    }
     return null;
   }
   function arithPool(A, n, co, y, x) {
     var op = n.op, kh = op.k[0], kw = op.k[1];
     A.appendChild(el("h2", null, "How " + n.name + " computes channel " + co + ", pixel (" + y + ", " + x + ")"));
-    var w = poolWindow(op, co, y, x);
+    var w = poolWindow(op, co, y, x, n);
     if (!w) { missing(A, n, co, y, x, "the whole input of this layer is too large"); return; }
     markWindow(y * op.stride[0] - op.pad[0], x * op.stride[1] - op.pad[1], kh, kw, [co]);
     var res, k = kh * kw, best = -Infinity, bi = -1, s = 0;
@@ -553,8 +650,12 @@
     var t = el("table", "sum");
     function line(label, v, cls) { var tr = el("tr", cls); tr.appendChild(el("th", null, label)); tr.appendChild(el("td", null, fmt(v))); t.appendChild(tr); }
     if (op.op === "avg") { line("sum", s); line("/ " + div, res, "total"); } else line("max", res, "total");
-    line("value PyTorch computed", w.v, "torch");
+    line(w.approx ? "value PyTorch computed, from the page's 8-bit copy of the map" : "value PyTorch computed", w.v, "torch");
     A.appendChild(t);
+    if (w.approx) {
+      var okp = Math.abs(res - w.v) <= w.approx * (1 + 1e-6);
+      A.appendChild(el("p", okp ? "ok" : "bad", (okp ? "\u2714 agree within " : "\u2718 differ by more than ") + fmt(w.approx) + ", the rounding of the page's 8-bit copies of the input and output"));
+    }
   }
   function arithBN(A, n, co, y, x) {
     var op = n.op;
@@ -565,6 +666,15 @@
     if (co >= op.kc) { A.appendChild(el("p", "hint", "statistics of channel " + co + " are not embedded")); return; }
     A.appendChild(el("p", "formula", "y = (x \u2212 " + fmt(mu[co]) + ") / \u221a(" + fmt(va[co]) + " + " + op.eps + ") \u00d7 " + fmt(ga[co]) + " + " + fmt(be[co])));
     A.appendChild(el("p", "note", "In eval mode batch norm uses the running mean and variance collected in training (two of its four statistics) and its learned scale gamma and shift beta (the other two): per channel, one multiplication and one addition."));
+    var M = op.xin, om = n.map;
+    if (M && q8(M) && co < M.s && om && om.kind === "map" && om.f === 1 && co < om.s && y < M.h && x < M.w) {
+      var xin = valueAt(M, co, y, x), yb = (xin - mu[co]) / Math.sqrt(va[co] + op.eps) * ga[co] + be[co], yt = valueAt(om, co, y, x);
+      var bb = Math.abs(ga[co]) / Math.sqrt(va[co] + op.eps) * step(M, co) / 2 + step(om, co) / 2;
+      A.appendChild(el("p", "formula", "at pixel (" + y + ", " + x + "): x = " + fmt(xin) + " \u2192 y = " + fmt(yb) + " (PyTorch: " + fmt(yt) + ", from the page's 8-bit copies)"));
+      var okb = Math.abs(yb - yt) <= bb * (1 + 1e-6);
+      A.appendChild(el("p", okb ? "ok" : "bad", (okb ? "\u2714 agree within " : "\u2718 differ by more than ") + fmt(bb) + ", the rounding of the 8-bit copies"));
+      p = null;
+    }
     if (p) {
       var yv = (p.in - mu[co]) / Math.sqrt(va[co] + op.eps) * ga[co] + be[co];
       A.appendChild(el("p", "formula", "at pixel (" + p.y + ", " + p.x + "): x = " + fmt(p.in) + " \u2192 y = " + fmt(yv) + " (PyTorch: " + fmt(p.v) + ")"));
@@ -627,31 +737,80 @@
     var p = f32(D.probs), best = 0;
     for (var i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
     var t = el("div", "facts");
-    t.appendChild(el("div", "pred", "prediction: " + D.classes[best] + " (" + (100 * p[best]).toFixed(1) + " %)"));
+    if (D.trained === false) {  // random weights: no confident prediction
+      var u = el("div", "pred untrained", "untrained: random weights, so the output means nothing");
+      u.setAttribute("data-untrained", "1");
+      t.appendChild(u);
+      t.appendChild(el("div", "legend", "its largest output is " + D.classes[best] + " (" + (100 * p[best]).toFixed(1) + " %) by chance; give trained weights with --weights FILE"));
+    } else t.appendChild(el("div", "pred", "prediction: " + D.classes[best] + " (" + (100 * p[best]).toFixed(1) + " %)"));
     t.appendChild(el("div", null, "input " + D.input.join("x") + " \u00b7 " + D.total_params.toLocaleString("en") + " parameters \u00b7 " + big(D.macs) + " MACs \u00b7 depth " + D.weighted_depth + " \u00b7 " + D.rows + " layer boxes (depth " + D.depth + ")"));
-    t.appendChild(el("div", "legend", "box: name, type, output shape, parameters, MACs (multiply-accumulates), RF = receptive field in input pixels; thumbnails: the first channels of the output, blue negative, red positive (or dark to yellow when all \u2265 0)"));
+    t.appendChild(el("div", "legend", "box: name, type, output shape, parameters, MACs (multiply-accumulates), RF = receptive field in input pixels; thumbnails: the first channels of the output, each on its own colour scale, blue negative, red positive (or dark to yellow when all \u2265 0)"));
     S.appendChild(t);
   }
 
-  header();
-  buildOverview();
-  selfCheck();
-  var firstConv = D.nodes.filter(function (n) { return n.op && n.op.kind === "conv"; })[0];
-  if (firstConv) select(firstConv.name); else showSoftmax();
-  // page.html#layer=NAME&px=C,Y,X opens a layer and the arithmetic of one output pixel;
-  // #softmax opens the softmax (links in notes, and the browser tests use them)
-  var hash = decodeURIComponent(location.hash.slice(1));
-  if (hash === "softmax") showSoftmax();
-  else if (hash) {
-    var args = {};
-    hash.split("&").forEach(function (kv) { var i = kv.indexOf("="); if (i > 0) args[kv.slice(0, i)] = kv.slice(i + 1); });
-    if (args.layer && byName[args.layer]) {
-      select(args.layer);
-      var box = document.querySelector('[data-layer="' + CSS.escape(args.layer) + '"]');
-      if (box && box.getBoundingClientRect().top > window.innerHeight * 0.8) box.scrollIntoView({ block: "center" });
-      var px = (args.px || "").split(",").map(Number);
-      if (px.length === 3 && byName[args.layer].op) arith(byName[args.layer], px[0], px[1], px[2], true);
-    }
+  // Boxes that stick out of the overview column (a branch cut off): 0 when the layout holds.
+  function overflowCount() {
+    var ov = document.getElementById("overview").getBoundingClientRect(), k = 0;
+    document.querySelectorAll("#overview .box").forEach(function (b) {
+      var r = b.getBoundingClientRect();
+      if (r.width > 0 && (r.right > ov.right + 1 || r.left < ov.left - 1)) k++;
+    });
+    return k;
   }
-  document.body.setAttribute("data-ready", "1");
+  function getMap(name) {
+    var n = byName[name];
+    if (!n || !n.map || n.map.kind !== "map") return null;
+    var m = n.map;
+    return ready(m).then(function () {
+      var size = m.h * m.w, data = new Float32Array(m.s * size), q = q8(m), a = Infinity, b = -Infinity;
+      for (var c = 0; c < m.s; c++) {
+        var l = lo(m, c), st = step(m, c);
+        a = Math.min(a, l); b = Math.max(b, hi(m, c));
+        for (var i = 0; i < size; i++) data[c * size + i] = l + q[c * size + i] * st;
+      }
+      return { channels: m.s, height: m.h, width: m.w, data: data, range: [a, b] };
+    });
+  }
+  // The stable API other scripts of the page build on (the teaching layer, teach.js).
+  window.cnnlabPage = {
+    data: D,
+    nodes: D.nodes.map(function (n) { return { name: n.name, kind: KIND[n.type] || "other", type: n.type, shape: n.shape, parent: n.parent }; }),
+    getMap: getMap,
+    onSelect: function (cb) { selectCallbacks.push(cb); },
+    select: function (name) { select(name); }
+  };
+
+  var shown = D.maps.filter(function (m) { return !m.lazy; });
+  Promise.all(shown.concat([D.input_map]).map(ready)).then(function () {
+    header();
+    buildOverview();
+    selfCheck();
+    document.body.setAttribute("data-overflow", String(overflowCount()));
+    var firstConv = D.nodes.filter(function (n) { return n.op && n.op.kind === "conv"; })[0];
+    if (firstConv) select(firstConv.name); else showSoftmax();
+    // page.html#layer=NAME&px=C,Y,X opens a layer and the arithmetic of one output pixel;
+    // #softmax opens the softmax (links in notes, and the browser tests use them)
+    var hash = decodeURIComponent(location.hash.slice(1)), done = layerReady;
+    if (hash === "softmax") showSoftmax();
+    else if (hash) {
+      var args = {};
+      hash.split("&").forEach(function (kv) { var i = kv.indexOf("="); if (i > 0) args[kv.slice(0, i)] = kv.slice(i + 1); });
+      if (args.layer && byName[args.layer]) {
+        select(args.layer);
+        done = layerReady;
+        var box = document.querySelector('[data-layer="' + CSS.escape(args.layer) + '"]');
+        if (box && box.getBoundingClientRect().top > window.innerHeight * 0.8) box.scrollIntoView({ block: "center" });
+        var px = (args.px || "").split(",").map(Number);
+        if (px.length === 3 && byName[args.layer].op) done = arith(byName[args.layer], px[0], px[1], px[2], true);
+      }
+    }
+    return done;
+  }).then(function () {
+    document.body.setAttribute("data-ready", "1");
+    document.body.setAttribute("data-ready-ms", String(Math.round(performance.now() - t0)));
+    console.info("cnnlab explore: ready");
+    // the inputs of the layers (for clicks), inflated in the background
+    D.maps.forEach(function (m) { if (m.lazy) ready(m); });
+  }).catch(function (e) { noteError(e && e.stack || e); });
+  if (window.cnnlabTeach) window.cnnlabTeach.init(window.cnnlabPage);
 })();

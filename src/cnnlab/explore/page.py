@@ -22,7 +22,18 @@ from .build import (
     conv_record,
     map_record,
     pool_record,
+    record_key,
 )
+
+# Extra .js/.css files of this package folder that render_html inlines after page.js /
+# page.css, in this order (the teaching layer appends its files here).
+EXTRA_ASSETS: list[str] = []
+
+
+try:
+    from .teach import teach_data
+except ImportError:
+    teach_data = None
 
 
 def _parent(name: str, visible: set[str]) -> str:
@@ -84,36 +95,41 @@ def _rf_text(row) -> str | None:
     return s + " (whole map)" if row.rf_whole_map else s
 
 
-def _next_activation(name: str, cap, model_modules: dict) -> dict | None:
-    """The activation that runs right after ``name`` on its output, if any."""
-    try:
-        i = cap.order.index(name)
-    except ValueError:
+_FUNCTION_ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid",
+                         "tanh": "tanh", "silu": "silu", "hardswish": "hardswish",
+                         "leaky_relu": "leaky_relu", "hardsigmoid": "hardsigmoid"}
+
+
+def _next_activation(nid, graph, consumers: dict, model_modules: dict) -> dict | None:
+    """The layer that takes node ``nid``'s output next (in the traced graph), as the page's
+    arithmetic continues it: an activation with its function, or another layer's name."""
+    if nid is None or not consumers.get(nid):
         return None
-    tok = cap.out_token.get(name)
-    for nxt in cap.order[i + 1:i + 4]:
-        m = model_modules.get(nxt)
-        if m is None or cap.in_token.get(nxt) != tok:
-            continue
-        kind = ACTIVATIONS.get(type(m).__name__)
+    c = graph.node(consumers[nid][0])
+    if c.kind == "module":
+        kind = ACTIVATIONS.get(c.op)
         if kind:
-            slope = float(getattr(m, "negative_slope", 0.01))
-            return {"name": nxt, "fn": kind, "slope": slope}
-        return {"name": nxt, "type": type(m).__name__}
-    return None
+            m = model_modules.get(c.name)
+            return {"name": c.key, "fn": kind,
+                    "slope": float(getattr(m, "negative_slope", 0.01))}
+        return {"name": c.key, "type": c.op}
+    if c.op in _FUNCTION_ACTIVATIONS:
+        return {"name": c.key, "fn": _FUNCTION_ACTIVATIONS[c.op], "slope": 0.01}
+    return {"name": c.key, "type": c.op}
 
 
 def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_name: str = "",
                  classes: list[str] | None = None, image: torch.Tensor | None = None,
                  source: dict | None = None, limits: Limits | None = None,
-                 analysis_model: nn.Module | None = None) -> dict:
+                 analysis_model: nn.Module | None = None, progress=None) -> dict:
     """Everything the page draws, as JSON-ready data.
 
     ``x`` is the network input (1 x C x H x W, normalised); ``image`` the same picture in
     0..1 for display (C x H x W). Rows, shapes, parameters and MACs are
     :func:`cnnlab.analysis.summary`'s; receptive fields :func:`receptive_field`'s, run on
     ``analysis_model`` when given (the same architecture built on the ``meta`` device: no
-    arithmetic, so only the image's own forward pass costs time).
+    arithmetic, so only the image's own forward pass costs time). ``progress(done, total,
+    name)``, if given, is called as each layer of the pass is recorded.
     """
     size = tuple(int(v) for v in x.shape[1:])
     lim = limits or Limits.for_input(size)
@@ -125,11 +141,11 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
     graph = summ.graph
     fields = receptive_field(amodel, size, graph=graph)
     note = whole_input_note(fields, size)
-    cap = capture(model, x)
     mods = dict(model.named_modules())
     rows = summ.visible_rows(depth)
     visible = {r.key for r in rows}
     groups = {g.id: g for g in graph.groups()}
+    consumers = graph.consumers()
     # where each graph node is drawn: its own box, the box it is folded into, or the nearest
     # visible block around it
     box_of: dict[int, str] = {}
@@ -145,22 +161,74 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
     first_conv = next((n for n, m in mods.items()
                        if isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight")), None)
 
-    nodes = []
-    budget = [lim.full_input]
+    budget = [lim.full_input, lim.input_values]
     maps: list[dict] = []
     seen: dict[str, int] = {}
+    shown_maps: set[int] = set()
 
     def add_map(rec):  # a container's output is often its last child's: store it once
         if rec is None:
             return None
-        key = rec["q"] + repr((rec.get("lo"), rec.get("hi"), rec.get("h"), rec.get("s")))
+        key = record_key(rec)
         if key not in seen:
             seen[key] = len(maps)
             maps.append(rec)
         return seen[key]
 
+    row_of = {r.name: r for r in rows if r.kind in ("module", "group") and r.call == 1}
+    recs: dict[str, dict] = {}
+    # the operators a container runs itself (a residual add, a concatenation, F.relu, a
+    # functional pooling): boxes of the traced graph, with their maps too
+    functions = {}
     for r in rows:
-        m = mods.get(r.name) if r.kind in ("module", "group", "not run") else None
+        if r.kind == "function" and r.node is not None:
+            gn = graph.node(r.node)
+            functions[(gn.module, gn.op, gn.call)] = r.key
+
+    def tick(name):
+        if progress is not None:
+            progress(len(recs), len(row_of) + len(functions), name)
+
+    def record(name, m, inp, out):
+        """Called during the forward pass, as each wanted module returns."""
+        rec = recs[name] = {"map": add_map(map_record(out, lim))}
+        tick(name)
+        r = row_of[name]
+        is_conv = isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight")
+        if inp is None or not (is_conv or isinstance(m, (*POOLS, nn.BatchNorm2d))):
+            return
+        # what the layer really received (after hidden ops), full size: any output pixel's
+        # window can be read from it (all channels for a convolution, within the budget)
+        chans = int(inp.shape[1]) if is_conv else min(lim.map_channels, int(inp.shape[1]))
+        full = inp.dim() == 4 and max(inp.shape[-2:]) <= 299
+        n = chans * (inp[0, 0].numel() if inp.dim() == 4 else 1)
+        if full and n <= budget[1]:
+            budget[1] -= n
+            in_rec = map_record(inp, lim, channels=chans, side=max(inp.shape[-2:]))
+        else:
+            in_rec = map_record(inp, lim)
+        rec["in_map"] = add_map(in_rec)
+        if is_conv:
+            op = conv_record(m, inp, out, lim, name == first_conv, budget)
+            op["next"] = _next_activation(r.node, graph, consumers, mods)
+        elif isinstance(m, POOLS):
+            op = pool_record(m, inp, out, lim, budget)
+        else:
+            op = bn_record(m, inp, out, lim)
+            op["next"] = _next_activation(r.node, graph, consumers, mods)
+        if in_rec is not None and in_rec.get("f") == 1 and in_rec["s"] >= chans:
+            op["xin"] = rec["in_map"]  # the 8-bit input any clicked pixel is recomputed from
+        rec["op"] = op
+
+
+    def record_function(key, out):
+        recs[key] = {"map": add_map(map_record(out, lim))}
+        tick(key)
+
+    logits = capture(model, x, set(row_of) & set(mods), record, functions, record_function)
+
+    nodes = []
+    for r in rows:
         node = {"name": r.key, "type": r.type, "level": r.level, "shape": r.output_shape,
                 "params": r.params, "macs": r.macs, "calls": r.calls,
                 "parent": _parent(r.key, visible), "label": r.role,
@@ -178,28 +246,23 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
             src = [box_of.get(i, "") for i in ins if i >= 0]
             node["input_from"] = ("(input)" if -1 in ins else
                                   next((k for k in src if k and k != r.key), None))
-        out = cap.outputs.get(r.name) if m is not None and r.call == 1 else None
-        if out is not None:
-            node["map"] = add_map(map_record(out, lim))
-            if r.name in cap.inputs:  # what the layer really received (after hidden ops)
-                node["in_map"] = add_map(map_record(cap.inputs[r.name], lim))
-            if isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight"):
-                node["op"] = conv_record(m, cap.inputs[r.name], out, lim, r.name == first_conv,
-                                         budget)
-                node["op"]["next"] = _next_activation(r.name, cap, mods)
-            elif isinstance(m, POOLS):
-                node["op"] = pool_record(m, cap.inputs[r.name], out, lim, budget)
-            elif isinstance(m, nn.BatchNorm2d):
-                node["op"] = bn_record(m, cap.inputs[r.name], out, lim)
-                node["op"]["next"] = _next_activation(r.name, cap, mods)
+        rec = (recs.get(r.name) if row_of.get(r.name) is r else
+               recs.get(r.key) if r.kind == "function" else None)
+        if rec is not None:
+            node.update({k: v for k, v in rec.items() if v is not None})
+            if rec.get("map") is not None:
+                shown_maps.add(rec["map"])
         nodes.append(node)
+    for i, m in enumerate(maps):  # inputs only: inflated when their layer is opened
+        if i not in shown_maps:
+            m["lazy"] = True
 
-    logits = cap.logits[0].float()
+    logits = logits[0].float()
     probs = torch.softmax(logits, 0)
     names = list(classes) if classes else [str(i) for i in range(logits.numel())]
     img = image if image is not None else x[0]
     img = torch.from_numpy(np.clip(np.rint(img.float().numpy() * 255), 0, 255).astype(np.uint8))
-    return {
+    data = {
         "model": summ.model_name, "input": list(size), "depth": depth,
         "total_params": summ.total_params, "macs": summ.macs, "weighted_depth": summ.depth,
         "rows": len(rows), "nodes": nodes, "maps": maps,
@@ -210,7 +273,11 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
         "source": source or {}, "limits": lim.__dict__,
         "conventions": summ.conventions,
         "rf_note": note[1] if note else None,
+        "trained": bool((source or {}).get("trained", True)),
     }
+    if teach_data is not None:  # the teaching layer (explore/teach.py), when installed
+        data["teach"] = teach_data(model, x, graph)
+    return data
 
 
 def render_html(data: dict) -> str:
@@ -219,10 +286,16 @@ def render_html(data: dict) -> str:
     html = (pkg / "page.html").read_text(encoding="utf-8")
     css = (pkg / "page.css").read_text(encoding="utf-8")
     js = (pkg / "page.js").read_text(encoding="utf-8")
+    for extra in EXTRA_ASSETS:  # inlined after the page's own code
+        text = (pkg / extra).read_text(encoding="utf-8")
+        if extra.endswith(".css"):
+            css += "\n" + text
+        elif extra.endswith(".js"):
+            js += "\n;" + text
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     title = f"{data['model']}: cnnlab explore"
     return (html.replace("{{TITLE}}", title).replace("/*{{CSS}}*/", css)
             .replace("/*{{DATA}}*/", payload).replace("/*{{JS}}*/", js))
 
 
-__all__ = ["explore_data", "render_html", "b64_f32"]
+__all__ = ["EXTRA_ASSETS", "explore_data", "render_html", "b64_f32"]

@@ -39,33 +39,74 @@ def _image_file(path: Path, c: int):
     return load_image(path, 1 if c == 1 else 3)
 
 
-def from_model(name: str, image: Path | None = None, input_size=None, seed: int = 0):
-    """A registered model with its initial (untrained) weights, seeded."""
+def photo(index: int = 0):
+    """One of scikit-learn's bundled sample photos (3 x H x W, 0..1) and its name."""
+    from sklearn.datasets import load_sample_image
+
+    name = ("china.jpg", "flower.jpg")[index]
+    a = load_sample_image(name)  # H x W x 3 uint8, shipped with scikit-learn
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float() / 255.0, name
+
+
+def from_model(name: str, image: Path | None = None, input_size=None, seed: int = 0,
+               weights=None):
+    """A registered model with ``weights`` (a file, a cnnlab run folder, or a bundled name;
+    a model with bundled weights uses them by default: ``lenet5``), else its initial weights,
+    seeded. The default image is a photo (3 channels) or a digit (1 channel), prepared with
+    the evaluation transform of the weights (``cnnlab.data_config``, or the run's)."""
+    from ..bundled import for_command
+    from ..data.config import data_config, from_run_config
+    from ..data.imagenet import names_for
     from ..registry import create_model, get_entry
 
     entry = get_entry(name)
+    given = input_size is not None
     c, h, w = input_size or entry.input_size
+    weights = for_command(name, weights)
+    cfg = {}
     torch.manual_seed(seed)
-    model = create_model(name, in_chans=c).eval()
+    if weights is not None:
+        from ..pretrained import create_pretrained, read_weights
+
+        wf = read_weights(weights)
+        cfg = wf.run_config if wf.run_config and wf.run_config.get("model") == name else {}
+        notes: list[str] = []
+        model = create_pretrained(name, wf, in_chans=c if given else None, log=notes.append)
+        model = model.eval()
+        c = int(getattr(model, "in_chans", c))
+        wpath = Path(str(weights))
+        bundled = "bundled" in wpath.parts
+        what = (f"{name}: trained weights bundled with cnnlab ({wpath.name})" if bundled
+                else f"{name}: weights {wpath.name}")
+        if cfg.get("data"):
+            what += f", trained on {cfg['data'].get('spec', '?')}"
+    else:
+        model = create_model(name, in_chans=c).eval()
+        what = f"{name}: untrained (random initial weights, seed {seed})"
     if hasattr(model, "check_input"):
         model.check_input(torch.zeros(1, c, h, w))
-    if image is not None:  # the evaluation transform of the model's weights, at this size
-        from ..data.config import data_config
-
-        dc = data_config(name).override(input_size=(c, h, w))
-        img, what = _image_file(image, c), f"image {Path(image).name}"
-        x, shown = _prepare(img, c, h, w, dc.mean, dc.std, dc.resize, dc.interpolation)
-        norm = f"{dc.describe()} ({dc.source})"
+    dc = from_run_config(cfg) if cfg else data_config(name)
+    dc = dc.override(input_size=(c, h, w))
+    n = int(getattr(model, "num_classes", 0))
+    classes = list(cfg.get("classes") or []) or names_for(n)
+    if image is not None:
+        img, shown_what = _image_file(image, c), f"image {Path(image).name}"
+    elif c == 3:
+        img, pname = photo()
+        shown_what = f"photo {pname} (scikit-learn's sample images)"
     else:
         d, img, label = _digit()
-        what = f"digits test image 0 (label {label})"
-        x, shown = _prepare(img, c, h, w, d.mean, d.std)
-        norm = "mean/std of the digits"
-    from ..data.imagenet import names_for
-
-    src = {"kind": "model", "what": f"{name}: untrained (initial weights, seed {seed})",
-           "image": what, "norm": norm, "arch": name, "arch_kwargs": {"in_chans": c}}
-    return model, x, shown, names_for(getattr(model, "num_classes", 0)), src
+        shown_what = f"digits test image 0 (label {label})"
+    x, shown = _prepare(img, c, h, w, dc.mean, dc.std, dc.resize, dc.interpolation)
+    norm = f"{dc.describe()} ({dc.source})"
+    src = {"kind": "model", "what": what, "image": shown_what, "norm": norm, "arch": name,
+           "arch_kwargs": dict(cfg.get("model_kwargs") or {"in_chans": c}),
+           "trained": weights is not None}
+    if weights is None:
+        src["note"] = ("Random weights: nothing was learned, so the prediction means nothing "
+                       "and the maps show what random filters do. Give trained weights with "
+                       "--weights FILE.")
+    return model, x, shown, classes, src
 
 
 def from_run(path: Path, image: Path | None = None):
@@ -89,6 +130,7 @@ def from_run(path: Path, image: Path | None = None):
     x = pre(img)[None]
     shown = pre.geometry(img).clamp(0, 1)
     src = {"kind": "run", "what": f"{config['model']} trained run {Path(path).name}",
+           "trained": True,
            "image": what, "norm": f"mean {_fmt(pre.mean)}, std {_fmt(pre.std)} (the run's)",
            "arch": config["model"], "arch_kwargs": config.get("model_kwargs", {})}
     return model, x, shown, list(config["classes"]), src
@@ -151,7 +193,7 @@ def from_scratch(path: Path, image: Path | None = None, index: int = 0):
            "note": "The NumPy engine stores each kernel W for a true convolution; the PyTorch "
                    "layer shown here holds rot180(W) and correlates: the same numbers. Its "
                    f"logits equal the NumPy forward pass's to {diff:.1e}.",
-           "arch": "lenet5", "arch_kwargs": kwargs}
+           "arch": "lenet5", "arch_kwargs": kwargs, "trained": True}
     return model, x, shown, [str(i) for i in range(10)], src
 
 
