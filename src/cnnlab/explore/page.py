@@ -23,6 +23,7 @@ from .build import (
     map_record,
     pool_record,
 )
+from .teach import teach_data
 
 
 def _parent(name: str, visible: set[str]) -> str:
@@ -210,7 +211,13 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
         "source": source or {}, "limits": lim.__dict__,
         "conventions": summ.conventions,
         "rf_note": note[1] if note else None,
+        "teach": teach_data(model, x, graph, image=image),
     }
+
+
+#: further files of this package inlined into the page: styles after page.css, scripts
+#: before page.js (which calls ``window.cnnlabTeach.init(window.cnnlabPage)`` at its end)
+EXTRA_ASSETS = ["i18n.js", "teach.js", "teach.css"]
 
 
 def render_html(data: dict) -> str:
@@ -219,6 +226,9 @@ def render_html(data: dict) -> str:
     html = (pkg / "page.html").read_text(encoding="utf-8")
     css = (pkg / "page.css").read_text(encoding="utf-8")
     js = (pkg / "page.js").read_text(encoding="utf-8")
+    extra = {a: (pkg / a).read_text(encoding="utf-8") for a in EXTRA_ASSETS}
+    css += "".join("\n" + t for a, t in extra.items() if a.endswith(".css"))
+    js = "".join(t + "\n" for a, t in extra.items() if a.endswith(".js")) + js
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     title = f"{data['model']}: cnnlab explore"
     return (html.replace("{{TITLE}}", title).replace("/*{{CSS}}*/", css)
