@@ -238,10 +238,11 @@
   }
 
   // ---- the layer view ------------------------------------------------------------------
-  var current = null;
+  var current = null, selectHooks = [];
   function select(name) {
     var n = byName[name];
     if (!n) return;
+    selectHooks.forEach(function (cb) { cb(name); });
     document.querySelectorAll(".selected").forEach(function (e) { e.classList.remove("selected"); });
     var b = document.querySelector('[data-layer="' + CSS.escape(name) + '"]');
     if (b) b.classList.add("selected");
@@ -653,5 +654,18 @@
       if (px.length === 3 && byName[args.layer].op) arith(byName[args.layer], px[0], px[1], px[2], true);
     }
   }
+  // the API the teaching views (teach.js) build on
+  window.cnnlabPage = {
+    data: D, nodes: D.nodes,
+    getMap: function (name) {
+      var m = name === "(input)" ? D.input_map : byName[name] && byName[name].map;
+      if (!m || m.kind !== "map") return null;
+      var q = q8(m), data = new Float32Array(q.length);
+      for (var i = 0; i < q.length; i++) data[i] = m.lo + q[i] / 255 * (m.hi - m.lo);
+      return Promise.resolve({ channels: m.s, height: m.h, width: m.w, data: data, range: [m.lo, m.hi] });
+    },
+    onSelect: function (cb) { selectHooks.push(cb); }
+  };
+  if (window.cnnlabTeach) window.cnnlabTeach.init(window.cnnlabPage);
   document.body.setAttribute("data-ready", "1");
 })();
