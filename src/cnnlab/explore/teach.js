@@ -177,7 +177,7 @@
     if (S.layers.length) startLayer(S.layers[0].name);
   }
   function captions() {
-    var L = A.L, v = { name: L.name, k: pair(L.k), s: pair(L.stride), p: pair(L.pad), d: pair(L.dil), ci: L.ci, cin: L.cin, co: L.co, cil: L.ci - Math.floor(L.co / Math.max(1, L.cout / L.groups)) * L.cin_g, op: L.op };
+    var L = A.L, v = { name: L.name, k: L.k[0] + "x" + L.k[1], s: pair(L.stride), p: pair(L.pad), d: pair(L.dil), ci: L.ci, cin: L.cin, co: L.co, cil: L.ci - Math.floor(L.co / Math.max(1, L.cout / L.groups)) * L.cin_g, op: L.op };
     A.cap.textContent = tr(L.kind === "conv" ? "convCaption" : "poolCaption", v);
     var n = [L.cropped ? tr("cropped", L) : tr("whole", L)];
     if (L.kind === "conv") n.push(L.full ? tr("fullNote") : tr("partial", { n: L.cin_g, b: fmt(L.total_bias), ci: L.ci }));
@@ -206,6 +206,7 @@
     A.p.setAttribute("data-anim-layer", L.name);
     captions();
     resetAnim();
+    if (A.started && !A.p.hidden) play(true);
   }
   function resetAnim() { A.pos = 0; A.vals = []; A.hot = null; A.maxdiff = 0; A.check.textContent = ""; A.check.className = "slide-check"; status(); draw(); }
   function windowValue(oy, ox) {
@@ -253,6 +254,8 @@
   }
   function play(on) {
     if (!on) return pause();
+    A.started = true;
+    if (A.timer) pause();
     if (A.pos >= A.n) resetAnim();
     var ms = +A.speed.value;
     A.timer = setInterval(function () { advance(); if (A.pos >= A.n) pause(); }, ms);
@@ -287,7 +290,8 @@
     var cur = A.hot && A.hot.kind === "out" ? A.hot : A.pos > 0 ? { y: Math.floor((A.pos - 1) / L.ow), x: (A.pos - 1) % L.ow } : { y: 0, x: 0 };
     var w = windowAt(cur.y, cur.x);
     outline(ctx, w.c, w.r, w.w, w.h, cs, "#1f6feb", 2);
-    for (i = 0; i < L.k[0]; i++) for (j = 0; j < L.k[1]; j++) outline(ctx, w.c + j * L.dil[1], w.r + i * L.dil[0], 1, 1, cs, "#ffb000", 3);
+    for (i = 0; i < L.k[0]; i++) for (j = 0; j < L.k[1]; j++) { ctx.fillStyle = "rgba(255,176,0,0.35)"; ctx.fillRect((w.c + j * L.dil[1]) * cs + 2, (w.r + i * L.dil[0]) * cs + 2, cs - 4, cs - 4); }
+    outline(ctx, w.c, w.r, w.w, w.h, cs, "#1f6feb", 3);
     if (A.hot && A.hot.kind === "in") outline(ctx, A.hot.x, A.hot.y, 1, 1, cs, "#e8006f", 3);
     // kernel
     var kc = A.ck.getContext("2d");
@@ -573,9 +577,10 @@
     oc.putImageData(d, 0, 0);
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, 0, 0, D.pad.width, D.pad.height);
-    predict();
+    predict(x);
   }
-  function predict() {
+  function predict(exact) {  // exact: the page's own input (the default image), not re-read
+
     var sctx = D.small.getContext("2d");
     sctx.imageSmoothingEnabled = true; sctx.imageSmoothingQuality = "high";
     sctx.drawImage(D.pad, 0, 0, D.w, D.h);
@@ -584,7 +589,7 @@
       var v = D.c === 1 ? (0.299 * px[4 * i] + 0.587 * px[4 * i + 1] + 0.114 * px[4 * i + 2]) / 255 : px[4 * i + c] / 255;
       x[c * n + i] = sm.affine.a[c] * v + sm.affine.b[c];
     }
-    var z = forward(x), p = softmax(z);
+    var z = forward(exact || x), p = softmax(z);
     D.result = { z: z, p: p };
     D.p.setAttribute("data-input-png", D.small.toDataURL("image/png"));
     D.p.setAttribute("data-logits", JSON.stringify(Array.from(z, function (v) { return +v.toPrecision(8); })));
@@ -640,7 +645,7 @@
       warn.textContent = o < 1 ? tr("pgEmpty", { e: ext, hp: v.H + 2 * v.p }) : left > 0 ? tr("pgLeft", { n: left }) : "";
       real.textContent = tr("pgReal", { name: L.name, k: L.k[0], s: L.stride[0], p: L.pad[0], d: L.dil[0], o: outSize(L.H, L.k[0], L.stride[0], L.pad[0], L.dil[0]), t: L.Ho });
       // the padded input (rows) with the first and last window
-      var hp = v.H + 2 * v.p, cs = Math.max(4, Math.min(16, Math.floor(420 / hp)));
+      var hp = v.H + 2 * v.p, cs = Math.max(3, Math.min(16, Math.floor(320 / hp)));
       cv.width = hp * cs; cv.height = hp * cs;
       var ctx = cv.getContext("2d");
       for (var i = 0; i < hp; i++) for (var j = 0; j < hp; j++) {
@@ -687,6 +692,7 @@
       panes.querySelectorAll(".teach-pane").forEach(function (p) { p.hidden = p.getAttribute("data-pane") !== name; });
       tabs.querySelectorAll(".tab").forEach(function (b) { b.classList.toggle("on", b.getAttribute("data-tab") === name); });
       root.setAttribute("data-tab", name);
+      if (name === "slide" && A && A.L && !A.started) { A.started = true; play(true); }  // it moves on its own, once
     }
     bar.appendChild(tabs);
     var langs = el("div", "teach-langs");
@@ -713,6 +719,8 @@
       if (k) { selectedTopic = k; drawExplain(); }
       if (A && layerOf(name)) startLayer(name);
     });
+    var sel = document.querySelector(".selected[data-layer]");
+    if (sel) { selectedName = sel.getAttribute("data-layer"); selectedTopic = topicOf(selectedName) || selectedTopic; drawExplain(); }
     var m = /(?:^|[#&])teach=(\w+)/.exec(location.hash);
     if (m) show(m[1]);
     window.cnnlabTeach.ready = true;
