@@ -215,7 +215,7 @@ def test_drawn_digit_prediction_equals_pytorch(pages):
               "mouse(pad,'mousemove',pts[i-1][0]*(1-t)+pts[i][0]*t,pts[i-1][1]*(1-t)+pts[i][1]*t);}}"
               "mouse(pad,'mouseup',.48,.85);")
     path = driven(pages["lenet5"], script, "draw.html")
-    dom, console, html = dump(path, screenshot=ARTIFACTS / "teach-draw.png")
+    dom, console, html = dump(path)
     body_ok(dom, console)
     assert dom.body["data-teach-check-ok"] == "1"  # default image: page forward == PyTorch
     assert float(dom.body["data-teach-check"]) < 1e-4
@@ -265,31 +265,41 @@ def test_language_switch_changes_the_explanations(pages):
     assert dom.body["data-lang"] == "es" and "correlación cruzada" in " ".join(dom.texts)
 
 
-@pytest.mark.parametrize("layer", ["features.c1", "features.s2", "features.c3", "0", "2", "3"])
-def test_animation_reaches_the_last_output_with_the_right_values(pages, layer):
-    """Played by its timer (fast speed) to the end: every value the page computed while the
-    kernel slid equals PyTorch's output there, computed here from the module's input."""
+@pytest.mark.parametrize("key,played,ended", [
+    ("lenet5", "features.c1", ["features.s2", "features.c3"]), ("tiny", "0", ["2", "3"])])
+def test_animation_reaches_the_last_output_with_the_right_values(pages, key, played, ended):
+    """``played`` runs on its timer (fast speed) to the end; the ``ended`` layers jump there
+    with "To the end". Every value the page computed while the kernel slid equals PyTorch's
+    output at that position, computed here from the module's own input."""
     _need_chromium()
-    key = "lenet5" if layer.startswith("features") else "tiny"
-    script = ("var P=pane('slide'),sel=P.querySelector('select.slide-layer');"
-              "P.querySelector('select.speed').value='25';"
-              f"sel.value={json.dumps(layer)};sel.dispatchEvent(new Event('change'));tab('slide');")
-    path = driven(pages[key], script, f"anim-{layer}.html")
+    script = ("var P=pane('slide'),sel=P.querySelector('select.slide-layer'),out={};"
+              "function pick(n){sel.value=n;sel.dispatchEvent(new Event('change'));}"
+              f"{json.dumps(ended)}.forEach(function(n){{pick(n);"
+              "P.querySelector('[data-t=\"end\"]').click();"
+              "out[n]=[P.getAttribute('data-anim-pos'),P.getAttribute('data-anim-values')];});"
+              "T.setAttribute('data-test',JSON.stringify(out));"
+              f"P.querySelector('select.speed').value='25';pick({json.dumps(played)});tab('slide');")
+    path = driven(pages[key], script, f"anim-{key}.html")
     dom, console, html = dump(path)
     body_ok(dom, console)
     a = _Attrs(html, "data-anim-pos").a
-    rec = {r["module"]: r for r in page_data(pages[key])["teach"]["layers"]}[layer]
-    n = rec["oh"] * rec["ow"]
-    assert a["data-anim-layer"] == layer and a["data-anim-pos"] == f"{n}/{n}"
+    got = {played: [a["data-anim-pos"], a["data-anim-values"]]}
+    got.update(json.loads(_Attrs(html, "data-test").a["data-test"]))
+    assert a["data-anim-layer"] == played
     if key == "lenet5":
         model = lenet5()
         x = torch.from_numpy(f32(page_data(pages[key])["teach"]["small"]["x"]).copy())
         x = x.reshape(1, 1, 32, 32)
     else:
         model, x = pages["tiny_model"], pages["tiny_x"]
-    want = expected_crop(model, x, rec).ravel()
-    got = np.array(json.loads(a["data-anim-values"]))
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    recs = {r["module"]: r for r in page_data(pages[key])["teach"]["layers"]}
+    for layer in [played, *ended]:
+        rec = recs[layer]
+        n = rec["oh"] * rec["ow"]
+        assert got[layer][0] == f"{n}/{n}", layer
+        want = expected_crop(model, x, rec).ravel()
+        np.testing.assert_allclose(np.array(json.loads(got[layer][1])), want, rtol=1e-4,
+                                   atol=1e-5, err_msg=layer)
     assert "equal PyTorch" in " ".join(dom.texts)
 
 
@@ -317,7 +327,8 @@ def test_hovered_unit_shows_its_window_and_receptive_field(pages):
 def test_playground_formula(pages):
     _need_chromium()
     script = ("tab('playground');var P=pane('playground');"
-              "function set(k,v){var i=P.querySelector('input[data-pg=\"'+k+'\"]');i.value=String(v);"
+              "function set(k,v){var i=P.querySelector('input[data-pg=\"'+k+'\"]');"
+              "i.value=String(v);"
               "i.dispatchEvent(new Event('input'));}"
               "var out={first:P.querySelector('.pg-filled').textContent};"
               "set('k',3);set('s',2);set('p',1);set('d',2);"
@@ -326,7 +337,7 @@ def test_playground_formula(pages):
               "set('k',11);set('p',0);set('d',4);out.empty=P.querySelector('.pg-warn').textContent;"
               "T.setAttribute('data-test',JSON.stringify(out));")
     path = driven(pages["lenet5"], script, "pg.html")
-    dom, console, html = dump(path, screenshot=ARTIFACTS / "teach-playground.png")
+    dom, console, html = dump(path)
     body_ok(dom, console)
     out = json.loads(_Attrs(html, "data-test").a["data-test"])
     # LeNet-5's C1 as built: 32, k 5, s 1, p 0, d 1 -> 28
