@@ -9,7 +9,7 @@
   checks against these);
 - receptive-field geometry per layer (size, jump, start: :mod:`cnnlab.graph`'s), to outline a
   hovered unit's field in the input image;
-- ``small``: for a small model (under :data:`SMALL_PARAMS` parameters, every operator one of
+- ``small``: for a small model (up to :data:`SMALL_PARAMS` parameters, every operator one of
   :data:`SMALL_OPS`) its whole forward pass as a list of operators with inline float32
   weights, the input and PyTorch's logits: the page recomputes the forward pass of a digit
   the student draws or an image dropped on it, and its self-check compares its own forward
@@ -26,7 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SMALL_PARAMS = 1_000_000
+#: models up to this many parameters carry their weights (float32, base64: 5.3 bytes each)
+#: for the page's own forward pass by default: LeNet-5 (61,706) and other digit-size CNNs,
+#: a page of at most ~0.8 MB more. ``teach_data(small_params=...)`` raises it (the CIFAR
+#: ResNet-20, 269,722 parameters, adds 1.4 MB).
+SMALL_PARAMS = 150_000
 
 
 def b64_f32(a) -> str:
@@ -254,11 +258,12 @@ def _thumb(image: torch.Tensor, side: int = 160) -> dict:
 
 
 def teach_data(model: nn.Module, x: torch.Tensor, graph, *, image: torch.Tensor | None = None,
-               crop: int | None = None) -> dict:
+               crop: int | None = None, small_params: int = SMALL_PARAMS) -> dict:
     """``data["teach"]``: see the module docstring. ``graph`` is
     :func:`cnnlab.graph.trace_graph`'s for this model and input size; ``image`` the picture
     in 0..1 that ``x`` was made from (C x H x W: the normalisation is fitted from the pair);
-    ``crop`` the largest output side animated (default 14 for inputs up to 64x64, else 8)."""
+    ``crop`` the largest output side animated (default 14 for inputs up to 64x64, else 8);
+    ``small_params`` the most parameters whose weights go in for the in-page forward pass."""
     model = model.eval()
     size = tuple(int(v) for v in x.shape[1:])
     side = crop or (14 if size[1] * size[2] <= 64 * 64 else 8)
@@ -280,8 +285,9 @@ def teach_data(model: nn.Module, x: torch.Tensor, graph, *, image: torch.Tensor 
 
     params = sum(p.numel() for p in model.parameters())
     small: dict = {"ok": False}
-    if params >= SMALL_PARAMS:
-        small["why"] = f"{params:,} parameters (the page computes models under {SMALL_PARAMS:,})"
+    if params > small_params:
+        small["why"] = (f"{params:,} parameters (the page computes models of up to "
+                        f"{small_params:,}, to stay small)")
     else:
         ops, why, weights = _small_ops(model, graph, modules)
         if ops is None:
