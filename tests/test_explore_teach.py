@@ -216,7 +216,14 @@ def test_drawn_digit_prediction_equals_pytorch(pages):
               "mouse(pad,'mousedown',pts[0][0],pts[0][1]);"
               "for(var i=1;i<pts.length;i++){for(var k=1;k<=6;k++){var t=k/6;"
               "mouse(pad,'mousemove',pts[i-1][0]*(1-t)+pts[i][0]*t,pts[i-1][1]*(1-t)+pts[i][1]*t);}}"
-              "mouse(pad,'mouseup',.48,.85);")
+              "mouse(pad,'mouseup',.48,.85);"
+              # a crossbar drawn with a finger: touch events
+              "function touch(type,fx,fy){var r=pad.getBoundingClientRect(),t=new Touch({"
+              "identifier:1,target:pad,clientX:r.left+fx*r.width,clientY:r.top+fy*r.height});"
+              "pad.dispatchEvent(new TouchEvent(type,{bubbles:true,cancelable:true,"
+              "touches:type==='touchend'?[]:[t],changedTouches:[t]}));}"
+              "touch('touchstart',.45,.5);for(var j=1;j<=8;j++)touch('touchmove',.45+.3*j/8,.5);"
+              "touch('touchend',.75,.5);")
     path = driven(pages["lenet5"], script, "draw.html")
     dom, console, html = dump(path)
     body_ok(dom, console)
@@ -231,6 +238,7 @@ def test_drawn_digit_prediction_equals_pytorch(pages):
     gray = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255
     assert gray.max() > 0.9 and (gray > 0.5).sum() > 20  # a stroke, not an empty canvas
     assert gray[0].max() < 0.1 and gray[:, 0].max() < 0.1  # ... only where it was drawn
+    assert gray[16, 17:22].min() > 0.5  # the touch stroke's crossbar, rows 15-17 of 32
     affine = page_data(pages["lenet5"])["teach"]["small"]["affine"]
     x = torch.tensor(affine["a"][0] * gray + affine["b"][0], dtype=torch.float32)[None, None]
     with torch.no_grad():
@@ -238,6 +246,37 @@ def test_drawn_digit_prediction_equals_pytorch(pages):
     js = np.array(json.loads(a["data-logits"]))
     np.testing.assert_allclose(js, logits, rtol=1e-4, atol=1e-5)
     assert int(a["data-pred"]) == int(logits.argmax())
+
+
+def test_dropped_image_file_is_run_through_the_network(pages):
+    """A PNG (a white bar on black, made by the page's own canvas) dropped on the pane as a
+    file: the page letterboxes it onto the pad and predicts; PyTorch agrees."""
+    _need_chromium()
+    script = ("tab('draw');var P=pane('draw'),c=document.createElement('canvas');"
+              "c.width=40;c.height=20;var g=c.getContext('2d');g.fillStyle='#000';"
+              "g.fillRect(0,0,40,20);g.fillStyle='#fff';g.fillRect(5,8,30,4);"
+              "c.toBlob(function(b){var dt=new DataTransfer();"
+              "dt.items.add(new File([b],'bar.png',{type:'image/png'}));"
+              "P.dispatchEvent(new DragEvent('drop',{bubbles:true,cancelable:true,"
+              "dataTransfer:dt}));},'image/png');")
+    path = driven(pages["lenet5"], script, "drop.html")
+    dom, console, html = dump(path)
+    body_ok(dom, console)
+    a = _Attrs(html, "data-input-png").a
+    from PIL import Image
+
+    png = base64.b64decode(a["data-input-png"].split(",", 1)[1])
+    gray = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float64) / 255
+    # 40x20 letterboxed into 32x32: 0.8 px per source px, the bar at rows 14.4..17.6 + 8
+    assert gray[16, 6:26].min() > 0.5 and gray[:10].max() < 0.05 and gray[24:].max() < 0.05
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
+    gray = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255
+    affine = page_data(pages["lenet5"])["teach"]["small"]["affine"]
+    x = torch.tensor(affine["a"][0] * gray + affine["b"][0], dtype=torch.float32)[None, None]
+    with torch.no_grad():
+        logits = lenet5()(x)[0].numpy()
+    np.testing.assert_allclose(np.array(json.loads(a["data-logits"])), logits, rtol=1e-4,
+                               atol=1e-5)
 
 
 def test_language_switch_changes_the_explanations(pages):

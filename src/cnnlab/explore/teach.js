@@ -532,8 +532,8 @@
     var ctx = pad.getContext("2d");
     ctx.lineCap = "round"; ctx.lineJoin = "round";
     function pos(e) { var b = pad.getBoundingClientRect(); return [(e.clientX - b.left) * pad.width / b.width, (e.clientY - b.top) * pad.height / b.height]; }
-    function start(e) { D.drawing = true; D.last = pos(e); stroke(D.last); e.preventDefault(); }
-    function move(e) { if (!D.drawing) return; stroke(pos(e)); e.preventDefault(); }
+    function start(e, at) { D.drawing = true; D.last = pos(at || e); stroke(D.last); e.preventDefault(); }
+    function move(e, at) { if (!D.drawing) return; stroke(pos(at || e)); e.preventDefault(); }
     function end() { if (D.drawing) { D.drawing = false; predict(); } }
     function stroke(q) {
       ctx.strokeStyle = "#fff"; ctx.lineWidth = pad.width / 11;
@@ -542,8 +542,8 @@
     }
     pad.addEventListener("mousedown", start); pad.addEventListener("mousemove", move);
     window.addEventListener("mouseup", end); pad.addEventListener("mouseleave", end);
-    pad.addEventListener("touchstart", function (e) { start(e.touches[0]); e.preventDefault(); }, { passive: false });
-    pad.addEventListener("touchmove", function (e) { move(e.touches[0]); e.preventDefault(); }, { passive: false });
+    pad.addEventListener("touchstart", function (e) { start(e, e.touches[0]); }, { passive: false });
+    pad.addEventListener("touchmove", function (e) { move(e, e.touches[0]); }, { passive: false });
     pad.addEventListener("touchend", end);
     p.addEventListener("dragover", function (e) { e.preventDefault(); p.classList.add("drop"); });
     p.addEventListener("dragleave", function () { p.classList.remove("drop"); });
