@@ -13,7 +13,6 @@ import base64
 import io
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -349,7 +348,11 @@ def test_hovered_unit_shows_its_window_and_receptive_field(pages):
     _need_chromium()
     script = ("var P=pane('slide'),sel=P.querySelector('select.slide-layer');"
               "sel.value='features.c3';sel.dispatchEvent(new Event('change'));tab('slide');"
-              "var c=P.querySelector('canvas.slide-out');mouse(c,'mousemove',3.5/10,2.5/10);")
+              "var c=P.querySelector('canvas.slide-out');mouse(c,'mousemove',3.5/10,2.5/10);"
+              # the same unit in the view of any layer: c3's box clicked in the overview
+              "document.querySelector('[data-layer=\"features.c3\"]').click();tab('units');"
+              "var Q=pane('units');setTimeout(function(){"
+              "mouse(Q.querySelector('canvas.units-out'),'mousemove',3.5/10,2.5/10);},50);")
     path = driven(pages["lenet5"], script, "hover.html")
     dom, console, html = dump(path)
     body_ok(dom, console)
@@ -364,6 +367,10 @@ def test_hovered_unit_shows_its_window_and_receptive_field(pages):
     got = [int(v) for v in _Attrs(html, "data-hover-rf").a["data-hover-rf"].split(",")]
     assert got == want and got[2] - got[0] + 1 == 14
     assert "receptive field is 14x14 pixels" in text
+    u = _Attrs(html, "data-units-window").a
+    assert u["data-units-layer"] == "features.c3"
+    assert u["data-units-window"] == "2,3,6,7"  # rows 2..6, cols 3..7 of s2, from the fields
+    assert [int(v) for v in u["data-units-rf"].split(",")] == want
 
 
 def test_playground_formula(pages):
@@ -394,13 +401,19 @@ def test_playground_formula(pages):
 
 def test_other_models_build_their_teaching_views(pages):
     """The tiny model (stride 2, padding 2, dilation 2, max pooling with padding): the page's
-    forward pass equals PyTorch's; no errors."""
+    forward pass equals PyTorch's; a pooling unit's window in the layer before it."""
     _need_chromium()
-    dom, console, _ = dump(pages["tiny"], "teach=slide",
-                           screenshot=ARTIFACTS / "teach-slide-tiny.png")
+    script = ("document.querySelector('[data-layer=\"2\"]').click();tab('units');"
+              "var Q=pane('units');setTimeout(function(){"
+              "mouse(Q.querySelector('canvas.units-out'),'mousemove',1.5/4,1.5/4);},50);")
+    path = driven(pages["tiny"], script, "tiny-units.html")
+    dom, console, html = dump(path, screenshot=ARTIFACTS / "teach-units-tiny.png")
     body_ok(dom, console)
     assert dom.body["data-teach-check-ok"] == "1"
-    assert re.search(r"tiny|0 \(Conv2d\)", " ".join(dom.texts))
+    # MaxPool2d(3, stride 2, padding 1), unit (1, 1): rows/cols 1*2-1 .. 1*2-1+2 of the ReLU
+    u = _Attrs(html, "data-units-window").a
+    assert u["data-units-layer"] == "2" and u["data-units-window"] == "1,1,3,3"
+    assert "output unit (1, 1) sees rows 1..3, columns 1..3 of 1" in " ".join(dom.texts)
 
 
 def test_residual_network_forward_in_the_page(tmp_path):

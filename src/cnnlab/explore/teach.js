@@ -318,18 +318,22 @@
     return { r0: Math.round(cy - (rf.size[0] - 1) / 2), r1: Math.round(cy + (rf.size[0] - 1) / 2), c0: Math.round(cx - (rf.size[1] - 1) / 2), c1: Math.round(cx + (rf.size[1] - 1) / 2) };
   }
   var imgCache = null;
-  function drawImage(cur) {
-    var im = S.image, cv = A.cimg, scale = Math.max(1, Math.floor(160 / Math.max(im.w, im.h)));
-    cv.width = im.w * scale; cv.height = im.h * scale;
-    var ctx = cv.getContext("2d");
+  function imageCanvas() {  // the input image at its stored size, drawn once
+    var im = S.image;
     if (!imgCache) {
       var off = document.createElement("canvas"); off.width = im.w; off.height = im.h;
       var oc = off.getContext("2d"), d = oc.createImageData(im.w, im.h), q = bytes(im.q), n = im.w * im.h;
       for (var i = 0; i < n; i++) { for (var c = 0; c < 3; c++) d.data[4 * i + c] = q[(im.c === 1 ? 0 : c) * n + i]; d.data[4 * i + 3] = 255; }
       oc.putImageData(d, 0, 0); imgCache = off;
     }
+    return imgCache;
+  }
+  function drawImage(cur) {
+    var im = S.image, cv = A.cimg, scale = Math.max(1, Math.floor(160 / Math.max(im.w, im.h)));
+    cv.width = im.w * scale; cv.height = im.h * scale;
+    var ctx = cv.getContext("2d");
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(imgCache, 0, 0, cv.width, cv.height);
+    ctx.drawImage(imageCanvas(), 0, 0, cv.width, cv.height);
     var L = A.L, rect;
     if (A.hot && A.hot.kind === "in") rect = L.in_rf ? rfRect(L.in_rf, A.hot.y + L.y0, A.hot.x + L.x0) : rfRect(null, A.hot.y + L.y0, A.hot.x + L.x0);
     else rect = rfRect(L.rf, cur.y, cur.x);
@@ -357,6 +361,95 @@
       A.hover.textContent = tr("hoverOut", { y: y, x: x, r0: w.r + L.y0, r1: w.r + L.y0 + w.h - 1, c0: w.c + L.x0, c1: w.c + L.x0 + w.w - 1, prev: prev, rf: rf + clipped });
     } else A.hover.textContent = tr("hoverIn", { y: y + L.y0, x: x + L.x0, prev: prev, rf: rf + clipped });
     A.p.setAttribute("data-hover-rf", [rect.r0, rect.c0, rect.r1, rect.c1].join(","));
+  }
+
+  // ---- (b) on any layer: a unit's window in the previous layer and its field in the image --
+  var U = null;
+  function buildUnits(p) {
+    p.appendChild(textOf(function () { return tr("unitsHint"); }, "p", "hint"));
+    var row = el("div", "slide-row"), cout = el("canvas", "units-out"), cprev = el("canvas", "units-prev"), cimg = el("canvas", "units-img");
+    var capOut = textOf(function () { return U && U.name ? tr("thisMap", { name: U.name }) : ""; }, "figcaption");
+    var capPrev = textOf(function () { return U && U.u ? (U.u.from ? tr("prevMap", { name: U.u.from }) : tr("image")) : ""; }, "figcaption");
+    [[cout, capOut], [cprev, capPrev], [cimg, label("image", "figcaption")]].forEach(function (f) { var g = el("figure", "slide-fig"); g.appendChild(f[0]); g.appendChild(f[1]); row.appendChild(g); });
+    var msg = el("p", "units-msg"), text = el("p", "slide-hover units-text");
+    p.appendChild(msg); p.appendChild(row); p.appendChild(text);
+    U = { p: p, cout: cout, cprev: cprev, cimg: cimg, msg: msg, text: text, row: row };
+    cout.addEventListener("mousemove", function (e) {
+      if (!U.u) return;
+      var r = cout.getBoundingClientRect();
+      unitsHover(Math.floor((e.clientY - r.top) / r.height * U.u.h), Math.floor((e.clientX - r.left) / r.width * U.u.w));
+    });
+    relabel.push(function () { if (U.name) unitsShow(U.name); });
+  }
+  function paintMap(cv, m, px) {  // channel 0 of a map {channels,height,width,data,range}
+    var s = Math.max(1, Math.floor(px / Math.max(m.width, m.height)));
+    cv.width = m.width * s; cv.height = m.height * s;
+    var ctx = cv.getContext("2d"), n = m.height * m.width, lo = Infinity, hi = -Infinity, i, j;
+    for (i = 0; i < n; i++) { lo = Math.min(lo, m.data[i]); hi = Math.max(hi, m.data[i]); }  // this channel's own range
+    if (!(hi > lo)) { lo = m.range[0]; hi = m.range[1]; }
+    for (i = 0; i < m.height; i++) for (j = 0; j < m.width; j++) { ctx.fillStyle = colour(m.data[i * m.width + j], lo, hi); ctx.fillRect(j * s, i * s, s, s); }
+  }
+  function unitsShow(name) {
+    if (!U) return;
+    var u = S.units && S.units[name];
+    U.name = name; U.u = null; U.hot = null;
+    U.text.textContent = "";
+    var get = function (n) { var r = page.getMap ? page.getMap(n) : null; return Promise.resolve(r); };
+    if (!u) { U.msg.textContent = tr("unitsNone", { name: name }); U.row.hidden = true; return; }
+    Promise.all([get(name), get(u.from || "(input)")]).then(function (r) {
+      if (U.name !== name) return;
+      if (!r[0]) { U.msg.textContent = tr("unitsNone", { name: name }); U.row.hidden = true; return; }
+      U.u = u; U.m = r[0]; U.pm = r[1]; U.msg.textContent = ""; U.row.hidden = false;
+      U.p.setAttribute("data-units-layer", name);
+      relabelUnits();
+    });
+  }
+  function relabelUnits() {
+    U.row.querySelectorAll("figcaption").forEach(function (f, i) { if (i === 0) f.textContent = tr("thisMap", { name: U.name }); if (i === 1) f.textContent = U.u.from ? tr("prevMap", { name: U.u.from }) : tr("image"); });
+    drawUnits();
+  }
+  function drawUnits() {
+    paintMap(U.cout, U.m, 220);
+    var prevH = U.u.from ? S.units[U.u.from].h : S.image.H, prevW = U.u.from ? S.units[U.u.from].w : S.image.W;
+    if (U.pm) paintMap(U.cprev, U.pm, 220); else { U.cprev.width = 1; U.cprev.height = 1; }
+    var im = S.image, sc = Math.max(1, Math.floor(220 / Math.max(im.w, im.h)));
+    U.cimg.width = im.w * sc; U.cimg.height = im.h * sc;
+    var ictx = U.cimg.getContext("2d");
+    ictx.imageSmoothingEnabled = false;
+    ictx.drawImage(imageCanvas(), 0, 0, U.cimg.width, U.cimg.height);
+    if (!U.hot) return;
+    var y = U.hot.y, x = U.hot.x, oc = U.cout.getContext("2d"), fy = U.cout.height / U.u.h, fx = U.cout.width / U.u.w;
+    oc.strokeStyle = "#00e0ff"; oc.lineWidth = 2; oc.strokeRect(x * fx + 1, y * fy + 1, Math.max(2, fx - 2), Math.max(2, fy - 2));
+    var rect = rfRect(U.u.rf, y, x), w = U.hot.win;
+    if (U.pm) {
+      var pc = U.cprev.getContext("2d"), py = U.cprev.height / prevH, px = U.cprev.width / prevW;
+      pc.strokeStyle = "#00e0ff"; pc.lineWidth = 2;
+      pc.strokeRect(w.c0 * px + 1, w.r0 * py + 1, Math.max(2, (w.c1 - w.c0 + 1) * px - 2), Math.max(2, (w.r1 - w.r0 + 1) * py - 2));
+    }
+    var f = U.cimg.width / im.W, r0 = Math.max(0, rect.r0), c0 = Math.max(0, rect.c0), r1 = Math.min(im.H - 1, rect.r1), c1 = Math.min(im.W - 1, rect.c1);
+    ictx.strokeStyle = "#00e0ff"; ictx.lineWidth = 2;
+    ictx.strokeRect(c0 * f + 1, r0 * f + 1, Math.max(2, (c1 - c0 + 1) * f - 2), Math.max(2, (r1 - r0 + 1) * f - 2));
+  }
+  function unitsHover(y, x) {
+    var u = U.u;
+    if (!u || y < 0 || x < 0 || y >= u.h || x >= u.w) return;
+    // the previous layer's units whose fields lie inside this unit's field: its window
+    var rect = rfRect(u.rf, y, x), prf = u.from ? S.units[u.from].rf : null;
+    var prevH = u.from ? S.units[u.from].h : S.image.H, prevW = u.from ? S.units[u.from].w : S.image.W;
+    function span(lo, hi, k) {
+      if (!prf) return [lo, hi];
+      var half = (prf.size[k] - 1) / 2;
+      return [Math.ceil((lo + half - prf.start[k]) / prf.jump[k] - 1e-9), Math.floor((hi - half - prf.start[k]) / prf.jump[k] + 1e-9)];
+    }
+    var rs = span(rect.r0, rect.r1, 0), cs = span(rect.c0, rect.c1, 1);
+    var win = { r0: Math.max(0, rs[0]), r1: Math.min(prevH - 1, rs[1]), c0: Math.max(0, cs[0]), c1: Math.min(prevW - 1, cs[1]) };
+    var clippedWin = win.r0 !== rs[0] || win.r1 !== rs[1] || win.c0 !== cs[0] || win.c1 !== cs[1];
+    U.hot = { y: y, x: x, win: win };
+    drawUnits();
+    var clipped = rect.r0 < 0 || rect.c0 < 0 || rect.r1 >= S.image.H || rect.c1 >= S.image.W ? tr("clipped") : "";
+    U.text.textContent = tr("hoverOut", { y: y, x: x, r0: win.r0, r1: win.r1 + (clippedWin ? tr("clipped") : ""), c0: win.c0, c1: win.c1, prev: u.from || tr("theInput"), rf: (rect.r1 - rect.r0 + 1) + "x" + (rect.c1 - rect.c0 + 1) + clipped });
+    U.p.setAttribute("data-units-window", [win.r0, win.c0, win.r1, win.c1].join(","));
+    U.p.setAttribute("data-units-rf", [rect.r0, rect.c0, rect.r1, rect.c1].join(","));
   }
 
   // ---- (d) the whole forward pass in the page ----------------------------------------------
@@ -676,8 +769,7 @@
     var bar = el("div", "teach-bar");
     bar.appendChild(label("learn", "b", "teach-title"));
     var tabs = el("div", "teach-tabs"), panes = el("div", "teach-panes");
-    var list = [["explain", buildExplain], ["slide", buildSlide], ["draw", buildDraw], ["playground", buildPlayground]];
-    if (!S.small.ok) list[2][0] = "draw";
+    var list = [["explain", buildExplain], ["slide", buildSlide], ["units", buildUnits], ["draw", buildDraw], ["playground", buildPlayground]];
     list.forEach(function (t, i) {
       var b = button(t[0], function () { show(t[0]); }, "tab");
       b.setAttribute("data-tab", t[0]);
@@ -718,12 +810,13 @@
       var k = topicOf(name);
       if (k) { selectedTopic = k; drawExplain(); }
       if (A && layerOf(name)) startLayer(name);
+      unitsShow(name);
     });
     var sel = document.querySelector(".selected[data-layer]");
-    if (sel) { selectedName = sel.getAttribute("data-layer"); selectedTopic = topicOf(selectedName) || selectedTopic; drawExplain(); }
+    if (sel) { selectedName = sel.getAttribute("data-layer"); selectedTopic = topicOf(selectedName) || selectedTopic; drawExplain(); unitsShow(selectedName); }
     var m = /(?:^|[#&])teach=(\w+)/.exec(location.hash);
     if (m) show(m[1]);
     window.cnnlabTeach.ready = true;
   }
-  window.cnnlabTeach = { init: init, setLang: setLang, forward: function (x) { return forward(x); }, hover: function (k, y, x) { hover(k, y, x); }, startLayer: function (n) { startLayer(n); } };
+  window.cnnlabTeach = { init: init, setLang: setLang, forward: function (x) { return forward(x); }, hover: function (k, y, x) { hover(k, y, x); }, unitsHover: function (y, x) { unitsHover(y, x); }, startLayer: function (n) { startLayer(n); } };
 })();

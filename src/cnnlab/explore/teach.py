@@ -302,7 +302,22 @@ def teach_data(model: nn.Module, x: torch.Tensor, graph, *, image: torch.Tensor 
                      "params": int(params)}
     shown = image if image is not None else _minmax(x[0])
     return {"version": 1, "input": list(size), "image": _thumb(shown), "crop": side,
-            "layers": layers, "small": small}
+            "layers": layers, "small": small, "units": _units(graph)}
+
+
+def _units(graph) -> dict:
+    """For every node and group with a spatial output: its receptive field, its output size
+    and the node its input comes from (``None``: the image), for the hover view."""
+    out = {}
+    for n in [*graph.nodes, *graph.groups()]:
+        shape = n.shape
+        if not shape or not isinstance(shape[0], int) or len(shape) != 4 or n.rf is None:
+            continue
+        ins = [i for i in n.inputs if i >= 0]  # a residual add: the main path, computed last
+        src = max(ins) if ins else -1
+        out[n.key] = {"rf": _rf(n), "h": int(shape[2]), "w": int(shape[3]),
+                      "from": graph.node(src).key if src >= 0 else None}
+    return out
 
 
 def _minmax(t: torch.Tensor) -> torch.Tensor:
