@@ -435,3 +435,19 @@ def test_residual_network_forward_in_the_page(tmp_path):
     dom, console, _ = dump(path)
     body_ok(dom, console)
     assert dom.body["data-teach-check-ok"] == "1", dom.body.get("data-teach-check")
+
+
+def test_layers_that_are_not_plain_correlations_are_not_animated():
+    """Reflect padding, and a convolution that standardises its weight in forward: the page
+    would draw zeros / the stored weight, so these layers are left out (not shown wrong)."""
+    class StdConv(nn.Conv2d):
+        def forward(self, x):
+            w = (self.weight - self.weight.mean((1, 2, 3), keepdim=True)) * 3.0
+            return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"),
+                          StdConv(2, 2, 3), nn.Conv2d(2, 2, 3, padding=1)).eval()
+    x = torch.randn(1, 1, 12, 12)
+    d = teach_data(model, x, trace_graph(model, (1, 12, 12)))
+    assert [r["module"] for r in d["layers"]] == ["2"]

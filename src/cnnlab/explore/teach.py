@@ -115,7 +115,7 @@ def _crop(ho: int, wo: int, side: int) -> tuple[int, int]:
     return min(ho, side), min(wo, side)
 
 
-def _layer_record(node, mod, inp: torch.Tensor, out: torch.Tensor, side: int) -> dict:
+def _layer_record(node, mod, inp: torch.Tensor, out: torch.Tensor, side: int) -> dict | None:
     """One convolution or pooling for the animation: input channel ``ci`` on the region
     that output rows/cols 0..oh-1 / 0..ow-1 see, kernel slice, PyTorch's output there."""
     is_conv = not isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d))
@@ -143,6 +143,9 @@ def _layer_record(node, mod, inp: torch.Tensor, out: torch.Tensor, side: int) ->
         ci = grp * cin_g  # the first input channel output channel 0 sees
         kern = weight[co, ci - grp * cin_g]
         bias = getattr(mod, "bias", None)
+        if not _plain_conv(mod, weight, inp0, out0, co, grp * cin_g, (y0, x0, ih, iw),
+                           (sh, sw), (dh, dw), (oh, ow)):
+            return None
         full = cin_g == 1  # one input channel makes the whole output: bias and all
         b = float(bias.detach()[co]) if bias is not None and full else 0.0
         part = F.conv2d(inp0[ci:ci + 1][None], kern[None, None], None, (sh, sw), (ph, pw),
@@ -164,6 +167,27 @@ def _layer_record(node, mod, inp: torch.Tensor, out: torch.Tensor, side: int) ->
     lo, hi = float(inp0[ci].min()), float(inp0[ci].max())
     rec["in_range"] = [lo, hi]
     return rec
+
+
+def _plain_conv(mod, weight, inp0, out0, co, c0, box, stride, dil, size) -> bool:
+    """Whether output channel ``co`` on the animated region is the plain correlation of the
+    zero-padded input with ``weight`` plus the bias (not so for other padding modes,
+    asymmetric "same" padding, or layers that transform their weight in ``forward``)."""
+    if getattr(mod, "padding_mode", "zeros") != "zeros":
+        return False
+    y0, x0, ih, iw = box
+    _, h, w = inp0.shape
+    cin_g = weight.shape[1]
+    region = torch.zeros(cin_g, ih, iw)
+    ys, xs = slice(max(0, y0), min(h, y0 + ih)), slice(max(0, x0), min(w, x0 + iw))
+    region[:, ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = \
+        inp0[c0:c0 + cin_g, ys, xs]
+    bias = getattr(mod, "bias", None)
+    got = F.conv2d(region[None], weight[co:co + 1],
+                   None if bias is None else bias.detach().float()[co:co + 1], stride, 0,
+                   dil)[0, 0]
+    want = out0[co, :size[0], :size[1]]
+    return got.shape == want.shape and bool(torch.allclose(got, want, rtol=1e-4, atol=1e-5))
 
 
 def _small_ops(model: nn.Module, graph, modules: dict) -> tuple[list[dict] | None, str, list]:
@@ -277,6 +301,8 @@ def teach_data(model: nn.Module, x: torch.Tensor, graph, *, image: torch.Tensor 
         if n.module not in ins or ins[n.module].dim() != 4:
             continue
         rec = _layer_record(n, modules[n.module], ins[n.module], outs[n.module], side)
+        if rec is None:  # not a plain zero-padded correlation: not animated
+            continue
         rec["rf"] = _rf(n)
         src = n.inputs[0] if n.inputs else -1
         rec["input_from"] = graph.node(src).key if src >= 0 else None
