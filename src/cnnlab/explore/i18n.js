@@ -8,6 +8,7 @@ window.cnnlabI18n = {
   en: {
     name: "English",
     ui: {
+      noLayers: "This model has no convolution or pooling module that the page can animate.",
       units: "Window & receptive field", unitsHint: "Click a layer box in the overview, then hover a unit of its map (channel 0): its window in the previous layer and its receptive field in the image are outlined.", unitsNone: "The output of {name} is not a map in this page: choose a convolution, pooling, normalisation or activation.", thisMap: "{name}, channel 0", prevMap: "previous layer: {name}, channel 0",
       learn: "Learn", explain: "Explain", slide: "Slide the kernel", draw: "Draw a digit", playground: "Stride & padding",
       language: "Language", thisLayer: "This layer", allTopics: "All layer types",
@@ -55,6 +56,7 @@ window.cnnlabI18n = {
   es: {
     name: "Espa\u00f1ol",
     ui: {
+      noLayers: "Este modelo no tiene ninguna convoluci\u00f3n ni pooling que la p\u00e1gina pueda animar.",
       units: "Ventana y campo receptivo", unitsHint: "Haga clic en una capa del esquema y pase el cursor sobre una unidad de su mapa (canal 0): se marcan su ventana en la capa anterior y su campo receptivo en la imagen.", unitsNone: "La salida de {name} no es un mapa en esta p\u00e1gina: elija una convoluci\u00f3n, un pooling, una normalizaci\u00f3n o una activaci\u00f3n.", thisMap: "{name}, canal 0", prevMap: "capa anterior: {name}, canal 0",
       learn: "Aprender", explain: "Explicaci\u00f3n", slide: "Deslizar el filtro", draw: "Dibujar un d\u00edgito", playground: "Stride y padding",
       language: "Idioma", thisLayer: "Esta capa", allTopics: "Todos los tipos de capa",
@@ -102,6 +104,7 @@ window.cnnlabI18n = {
   pt: {
     name: "Portugu\u00eas",
     ui: {
+      noLayers: "Este modelo n\u00e3o tem nenhuma convolu\u00e7\u00e3o nem pooling que a p\u00e1gina possa animar.",
       units: "Janela e campo receptivo", unitsHint: "Clique em uma camada do esquema e passe o cursor sobre uma unidade do seu mapa (canal 0): s\u00e3o marcados a sua janela na camada anterior e o seu campo receptivo na imagem.", unitsNone: "A sa\u00edda de {name} n\u00e3o \u00e9 um mapa nesta p\u00e1gina: escolha uma convolu\u00e7\u00e3o, um pooling, uma normaliza\u00e7\u00e3o ou uma ativa\u00e7\u00e3o.", thisMap: "{name}, canal 0", prevMap: "camada anterior: {name}, canal 0",
       learn: "Aprender", explain: "Explica\u00e7\u00e3o", slide: "Deslizar o filtro", draw: "Desenhar um d\u00edgito", playground: "Stride e padding",
       language: "Idioma", thisLayer: "Esta camada", allTopics: "Todos os tipos de camada",

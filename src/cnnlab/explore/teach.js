@@ -139,6 +139,7 @@
   // ---- (a) + (b): the kernel sliding over its input ----------------------------------------
   var A = null;  // the animation's state
   function buildSlide(p) {
+    if (!S.layers.length) { p.appendChild(textOf(function () { return tr("noLayers"); }, "p", "hint")); return; }
     var top = el("div", "slide-controls");
     var sel = el("select", "slide-layer");
     S.layers.forEach(function (L) { var o = el("option", null, L.name + " (" + L.type + ")"); o.value = L.name; sel.appendChild(o); });
@@ -709,7 +710,7 @@
   function buildPlayground(p) {
     var L = null;
     S.layers.forEach(function (l) { if (!L && l.kind === "conv") L = l; });
-    if (!L) return;
+    if (!L) { p.appendChild(textOf(function () { return tr("noLayers"); }, "p", "hint")); return; }
     p.appendChild(textOf(function () { return tr("pgIntro"); }, "p", "hint"));
     var form = el("div", "pg-form"), inputs = {};
     var init = { H: L.H, k: L.k[0], s: L.stride[0], p: L.pad[0], d: L.dil[0] };
@@ -809,7 +810,7 @@
       selectedName = name;
       var k = topicOf(name);
       if (k) { selectedTopic = k; drawExplain(); }
-      if (A && layerOf(name)) startLayer(name);
+      if (A && A.L && layerOf(name)) startLayer(name);
       unitsShow(name);
     });
     var sel = document.querySelector(".selected[data-layer]");
