@@ -758,9 +758,8 @@
     return k;
   }
   function getMap(name) {
-    var n = byName[name];
-    if (!n || !n.map || n.map.kind !== "map") return null;
-    var m = n.map;
+    var m = name === "(input)" ? D.input_map : byName[name] && byName[name].map;
+    if (!m || m.kind !== "map") return null;
     return ready(m).then(function () {
       var size = m.h * m.w, data = new Float32Array(m.s * size), q = q8(m), a = Infinity, b = -Infinity;
       for (var c = 0; c < m.s; c++) {
@@ -806,11 +805,12 @@
     }
     return done;
   }).then(function () {
+    // the teaching layer (teach.js) starts on the built page, its first layer selected
+    if (window.cnnlabTeach) window.cnnlabTeach.init(window.cnnlabPage);
     document.body.setAttribute("data-ready", "1");
     document.body.setAttribute("data-ready-ms", String(Math.round(performance.now() - t0)));
     console.info("cnnlab explore: ready");
     // the inputs of the layers (for clicks), inflated in the background
     D.maps.forEach(function (m) { if (m.lazy) ready(m); });
   }).catch(function (e) { noteError(e && e.stack || e); });
-  if (window.cnnlabTeach) window.cnnlabTeach.init(window.cnnlabPage);
 })();

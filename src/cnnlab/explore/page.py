@@ -25,14 +25,9 @@ from .build import (
     record_key,
 )
 
-# Extra .js/.css files of this package folder that render_html inlines after page.js /
-# page.css, in this order (the teaching layer appends its files here).
-EXTRA_ASSETS: list[str] = []
-
-
 try:
     from .teach import teach_data
-except ImportError:
+except ImportError:  # the page works without its teaching layer
     teach_data = None
 
 
@@ -276,8 +271,15 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
         "trained": bool((source or {}).get("trained", True)),
     }
     if teach_data is not None:  # the teaching layer (explore/teach.py), when installed
-        data["teach"] = teach_data(model, x, graph)
+        data["teach"] = teach_data(model, x, graph, image=image)
     return data
+
+
+#: further files of this package inlined into the page: styles after page.css, scripts
+#: before page.js (which calls ``window.cnnlabTeach.init(window.cnnlabPage)`` at its end)
+# Extra .js/.css files of this package folder that render_html inlines: scripts before page.js
+# (the teaching layer, teach.js, must exist when page.js calls it), styles after page.css.
+EXTRA_ASSETS = ["i18n.js", "teach.js", "teach.css"]
 
 
 def render_html(data: dict) -> str:
@@ -286,12 +288,9 @@ def render_html(data: dict) -> str:
     html = (pkg / "page.html").read_text(encoding="utf-8")
     css = (pkg / "page.css").read_text(encoding="utf-8")
     js = (pkg / "page.js").read_text(encoding="utf-8")
-    for extra in EXTRA_ASSETS:  # inlined after the page's own code
-        text = (pkg / extra).read_text(encoding="utf-8")
-        if extra.endswith(".css"):
-            css += "\n" + text
-        elif extra.endswith(".js"):
-            js += "\n;" + text
+    extra = {a: (pkg / a).read_text(encoding="utf-8") for a in EXTRA_ASSETS}
+    css += "".join("\n" + t for a, t in extra.items() if a.endswith(".css"))
+    js = "".join(t + "\n" for a, t in extra.items() if a.endswith(".js")) + js
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     title = f"{data['model']}: cnnlab explore"
     return (html.replace("{{TITLE}}", title).replace("/*{{CSS}}*/", css)
