@@ -620,6 +620,55 @@ def _aux_keys_absent(model: nn.Module) -> set[str]:
     return set(sig.shapes) - set(model.state_dict()) if sig else set()
 
 
+def _adapt_classifier(model: nn.Module, state: dict, target: dict, report: LoadReport,
+                      note: Callable[[str], None]) -> None:
+    """Give ``state`` the model's fresh classifier when the class count differs (the file's
+    old classifier keys dropped), or the missing classifier keys (a file without head)."""
+    name = _name_of(model)
+    cls = classifier_keys(model, target)
+    differ = [k for k in cls if k in state and state[k].shape != target[k].shape]
+    absent = [k for k in cls if k not in state]
+    if differ:
+        report.replaced = [f"{k} {_shape(state[k])} -> {_shape(target[k])}" for k in differ]
+        prefixes = classifier_prefixes(model)
+        for k in list(state):
+            if any(k.startswith(p + ".") for p in prefixes) and k not in target:
+                del state[k]
+        for k in cls:
+            state[k] = target[k]
+        note(f"{name}: new classifier for {getattr(model, 'num_classes', '?')} classes, freshly "
+             f"initialised: {', '.join(report.replaced)}")
+    elif absent:
+        for k in absent:
+            state[k] = target[k]
+        shown = ", ".join(absent[:4]) + (" ..." if len(absent) > 4 else "")
+        note(f"{name}: {len(absent)} classifier keys are not in the file and keep their fresh "
+             f"initialisation: {shown}")
+
+
+def _adapt_stem(model: nn.Module, state: dict, target: dict, report: LoadReport,
+                note: Callable[[str], None]) -> None:
+    """Adapt the file's first convolution to the model's input channels
+    (:func:`adapt_input_conv`), or refuse a count it cannot be adapted to."""
+    c_model = getattr(model, "in_chans", None)
+    stem = first_conv_key(target, c_model) if c_model else None
+    if not (stem and stem in state and state[stem].dim() == 4
+            and state[stem].shape != target[stem].shape):
+        return
+    s, t = state[stem].shape, target[stem].shape
+    if (s[0], *s[2:]) != (t[0], *t[2:]):
+        return
+    c_file = s[1]
+    if c_model != 1 and not (c_file == 3 or c_file == 1 or c_model % c_file == 0):
+        raise CheckpointError(f"{report.file.path}: cannot adapt {stem} from {c_file} to "
+                              f"{c_model} input channels; build the model with "
+                              f"in_chans={c_file}, 1, or a multiple of {c_file}")
+    state[stem] = adapt_input_conv(state[stem], c_model)
+    report.stem = f"{stem} adapted from {c_file} to {c_model} input channels " \
+                  f"({_rule(c_file, c_model)})"
+    note(f"{_name_of(model)}: {report.stem}")
+
+
 def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
                     sha256: str | None = None,
                     log: Callable[[str], None] | None = _default_log) -> LoadReport:
@@ -655,43 +704,8 @@ def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
         note(f"{name}: ignored {len(aux)} keys of auxiliary heads the model was built without "
              "(aux_logits=False)")
 
-    # The classifier.
-    cls = classifier_keys(model, target)
-    differ = [k for k in cls if k in state and state[k].shape != target[k].shape]
-    absent = [k for k in cls if k not in state]
-    if differ:
-        report.replaced = [f"{k} {_shape(state[k])} -> {_shape(target[k])}" for k in differ]
-        prefixes = classifier_prefixes(model)
-        for k in list(state):
-            if any(k.startswith(p + ".") for p in prefixes) and k not in target:
-                del state[k]
-        for k in cls:
-            state[k] = target[k]
-        note(f"{name}: new classifier for {getattr(model, 'num_classes', '?')} classes, freshly "
-             f"initialised: {', '.join(report.replaced)}")
-    elif absent:
-        for k in absent:
-            state[k] = target[k]
-        shown = ", ".join(absent[:4]) + (" ..." if len(absent) > 4 else "")
-        note(f"{name}: {len(absent)} classifier keys are not in the file and keep their fresh "
-             f"initialisation: {shown}")
-
-    # The first convolution.
-    c_model = getattr(model, "in_chans", None)
-    stem = first_conv_key(target, c_model) if c_model else None
-    if stem and stem in state and state[stem].dim() == 4 \
-            and state[stem].shape != target[stem].shape:
-        s, t = state[stem].shape, target[stem].shape
-        if (s[0], *s[2:]) == (t[0], *t[2:]):
-            c_file = s[1]
-            if c_model != 1 and not (c_file == 3 or c_file == 1 or c_model % c_file == 0):
-                raise CheckpointError(f"{wf.path}: cannot adapt {stem} from {c_file} to "
-                                      f"{c_model} input channels; build the model with "
-                                      f"in_chans={c_file}, 1, or a multiple of {c_file}")
-            state[stem] = adapt_input_conv(state[stem], c_model)
-            report.stem = f"{stem} adapted from {c_file} to {c_model} input channels " \
-                          f"({_rule(c_file, c_model)})"
-            note(f"{name}: {report.stem}")
+    _adapt_classifier(model, state, target, report, note)
+    _adapt_stem(model, state, target, report, note)
 
     # Everything else must fit.
     missing = [k for k in target if k not in state]
