@@ -210,3 +210,14 @@ def test_no_import_cycle():
     assert not comps, "import cycles (a path back to its start; all the modules in it):\n" + \
         "\n".join(f"{' -> '.join(_one_cycle(c, edges))}\n  ({len(c)} modules: {', '.join(c)})"
                   for c in comps)
+
+
+def test_generic_modules_import_no_family_and_families_no_other_family():
+    """What a family knows stays in its file: the generic modules import no family (only the
+    contract, models/base.py), and no family imports another (shared blocks are layers.py's)."""
+    edges, _ = import_graph()
+    families = {m for m in edges if m.startswith("cnnlab.models.")} - {"cnnlab.models.base"}
+    generic = ("cnnlab.registry", "cnnlab.build", "cnnlab.factory", "cnnlab.features",
+               "cnnlab.pretrained", "cnnlab.weights", "cnnlab.analysis.keras")
+    assert {g: sorted(edges[g] & families) for g in generic} == {g: [] for g in generic}
+    assert {f: sorted(edges[f] & families) for f in families} == {f: [] for f in families}
