@@ -240,7 +240,7 @@ def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
 class EfficientNet(ImageClassifier):
     """EfficientNet: B0's MBConv stages scaled by width and depth multipliers."""
 
-    # the feature taps (cnnlab.features)
+    # the feature taps (cnnlab.features); the 1x1 head convolution to 1280 is left out, as timm
     feature_spec = FeatureSpec(trunk=("features[:-1]",), rest=("features[-1:]",))
 
     classifier_name = "classifier.1"

@@ -227,7 +227,7 @@ def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
 class MobileNetV2(ImageClassifier):
     """MobileNet v2: 3x3/2 stem, 17 inverted residuals (Table 2), 1x1 to 1280, pool, linear."""
 
-    # the feature taps (cnnlab.features)
+    # the feature taps (cnnlab.features); the 1x1 head convolution to 1280 is left out, as timm
     feature_spec = FeatureSpec(trunk=("features[:-1]",), rest=("features[-1:]",))
 
     classifier_name = "classifier.1"
@@ -316,7 +316,8 @@ NONLINEARITIES = {"RE": nn.ReLU, "HS": nn.Hardswish}
 class MobileNetV3(ImageClassifier):
     """MobileNet v3 large or small: the paper's bneck tables, SE with hard-sigmoid, h-swish."""
 
-    feature_spec = SEQUENTIAL_FEATURES  # the feature taps (cnnlab.features)
+    # the feature taps (cnnlab.features); the 960 (576) convolution is kept, as timm keeps it
+    feature_spec = SEQUENTIAL_FEATURES
 
     classifier_name = "classifier.3"
     checkpoint_filter = staticmethod(checkpoint_filter)

@@ -171,7 +171,8 @@ class ResNet(ImageClassifier):
     """ResNet v1 with torchvision's module names, for ImageNet (``stem="imagenet"``) or
     CIFAR (``stem="cifar"``: one 3x3 convolution, no max-pool)."""
 
-    # the feature taps (cnnlab.features)
+    # the feature taps (cnnlab.features): the first map is the stem after its ReLU, before the
+    # max-pool, as in timm
     feature_spec = FeatureSpec(trunk=("conv1", "bn1", "relu", "maxpool", "layer*"))
 
     def __init__(self, block: Block, layers: tuple[int, ...],
@@ -227,7 +228,7 @@ class ResNet(ImageClassifier):
 class ResNetV2(ImageClassifier):
     """Pre-activation ResNet (v2) with timm's module names (``resnetv2_*``)."""
 
-    # the feature taps (cnnlab.features)
+    # the feature taps (cnnlab.features): the last map is stages.3, before the final norm/act
     feature_spec = FeatureSpec(trunk=("stem.conv", "stem.pool", "stages.*"), rest=("norm", "act"))
 
     classifier_name = "head.fc"

@@ -266,7 +266,7 @@ class ShuffleV2Unit(nn.Module):
 class ShuffleNetV2(ImageClassifier):
     """ShuffleNet v2 with torchvision's module names (conv1, maxpool, stage2-4, conv5, fc)."""
 
-    # the feature taps (cnnlab.features)
+    # the feature taps (cnnlab.features); conv5, the 1x1 widening before pooling, is left out
     feature_spec = FeatureSpec(trunk=("conv1", "maxpool", "stage*"), rest=("conv5",))
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width: str = "1.0"):

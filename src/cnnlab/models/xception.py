@@ -94,7 +94,8 @@ class XceptionBlock(nn.Module):
 class Xception(ImageClassifier):
     """Xception with timm ``legacy_xception``'s module names (conv1, block1..block12, conv4)."""
 
-    # the feature taps (cnnlab.features)
+    # the feature taps (cnnlab.features): the maps at 1/4, 1/8 and 1/16 are a block's output
+    # after the ReLU that opens the next block, as timm's block2.rep.0, ... (tap_alias)
     feature_spec = FeatureSpec(
         trunk=("conv1", "bn1", "act1", "conv2", "bn2", "act2", "block*",
                "conv3", "bn3", "act3", "conv4", "bn4", "act4"),
