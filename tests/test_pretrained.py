@@ -151,15 +151,21 @@ def test_run_folder_and_checkpoint(tmp_path):
 
 
 def test_old_densenet_key_names_are_renamed():
-    from cnnlab.pretrained import _clean_keys
+    """DenseNet's own checkpoint filter (models/densenet.py) renames them, through the generic
+    convert_layout; other families leave such keys alone."""
+    from cnnlab.pretrained import convert_layout
 
-    state, notes = _clean_keys({"features.denseblock1.denselayer1.norm.1.weight": torch.ones(1),
-                                "features.denseblock1.denselayer1.conv.2.weight": torch.ones(1),
-                                "features.norm5.weight": torch.ones(1)})
+    old = {"features.denseblock1.denselayer1.norm.1.weight": torch.ones(1),
+           "features.denseblock1.denselayer1.conv.2.weight": torch.ones(1),
+           "features.norm5.weight": torch.ones(1)}
+    with torch.device("meta"):
+        densenet, resnet = cnnlab.create_model("densenet121"), cnnlab.create_model("resnet18")
+    state, notes = convert_layout(old, densenet)
     assert list(state) == ["features.denseblock1.denselayer1.norm1.weight",
                            "features.denseblock1.denselayer1.conv2.weight",
                            "features.norm5.weight"]
     assert notes == ["2 DenseNet keys renamed from the old 'norm.1' form to 'norm1'"]
+    assert convert_layout(old, resnet) == (old, [])
 
 
 # --------------------------------------------------------------------------- refusals

@@ -12,6 +12,7 @@ the first time it is touched; ``from cnnlab import summary`` works as before.
 from __future__ import annotations
 
 from . import catalog as _catalog  # noqa: F401  (installs the registry's model loader; no torch)
+from . import factory as _factory  # noqa: F401  (create_model, also as cnnlab.registry's; no torch)
 from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
@@ -23,7 +24,7 @@ _LAZY = {
     "CnnlabError": ".errors",
     "InputShapeError": ".errors",
     "UnknownModelError": ".errors",
-    "create_model": ".registry",
+    "create_model": ".factory",
     "get_entry": ".registry",
     "list_models": ".registry",
     "register_model": ".registry",

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import registry
 from ._catalog_data import MODELS
+from .build import build_model
 from .models import FAMILIES
 
 _all_loaded = False
@@ -53,7 +54,7 @@ def build_index() -> dict[str, dict]:
     for name in registry.list_models():
         entry = registry.get_entry(name)
         with torch.device("meta"):
-            model = registry.create_model(name)
+            model = build_model(name)
         index[name] = {"family": entry.family, "input_size": tuple(entry.input_size),
                        "params": sum(p.numel() for p in model.parameters()),
                        "doc": entry.doc}

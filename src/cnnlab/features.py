@@ -8,8 +8,9 @@ taps (``module``, a name of the full model). ``feature_info.channels()`` and
 ``.reduction()`` give them as lists. ``out_indices`` defaults to every map; negative
 indices count from the deepest (-1).
 
-**Where the taps are.** Each family declares, in :func:`feature_specs` (the one table of this
-file), its *trunk*: the module paths ``forward_features`` runs one after another, as data.
+**Where the taps are.** Each model class declares, as its class attribute ``feature_spec`` (a
+:class:`~cnnlab.models.base.FeatureSpec`, in the family's own file), its *trunk*: the module
+paths ``forward_features`` runs one after another, as data; nothing here knows a family.
 The maps are the trunk's output at the end of each stride level: a step is tapped when the
 next one reduces the resolution, and the last step always is. For the ten architectures timm
 1.0 shares with cnnlab this gives timm's channels and reductions
@@ -23,7 +24,7 @@ resnet50_v2 timm's values too (tested). As in timm:
   final ``norm``/``act``: the last map is ``stages.3``. MobileNet v3's 960 (576) convolution
   is kept, as timm keeps it;
 * Xception's maps at 1/4, 1/8 and 1/16 are the block outputs after the ReLU that opens the
-  next block (timm's ``block2.rep.0``, ...; ``tap_alias`` below).
+  next block (timm's ``block2.rep.0``, ...; the ``tap_alias`` of ``models/xception.py``).
 
 **What it is.** A :class:`torch.fx.GraphModule` built from that plan (no tracing of the
 model's forward is needed), holding the model's own modules under their own names: the
@@ -38,102 +39,40 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import cache
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import fx, nn
 
-from .models.base import check_image_batch
+from .models.base import FeatureSpec, check_image_batch
+from .registry import list_models
+
+__all__ = ["FeatureListNet", "FeatureSpec", "FeatureInfo", "features_model", "feature_specs",
+           "spec_for", "expand_paths", "find_taps"]
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """How to read a family's multi-scale maps, as data.
-
-    ``trunk``: module paths in the order ``forward_features`` runs them. ``"a.*"`` is every
-    child of ``a``; ``"a[:-1]"`` every child but the last; a wildcard in the last name
-    (``"layer*"``) matches children in their registration order. ``nn.Identity`` steps are
-    skipped. ``rest``: what ``forward_features`` runs after the trunk, not tapped (checked in
-    the tests: trunk + rest == forward_features). ``tap_alias``: trunk step -> module applied to
-    its output to make the tapped map (the module must not change its input in place).
-    ``prologue``: ``model -> function`` applied to the input first, or None.
-    """
-
-    trunk: tuple[str, ...]
-    rest: tuple[str, ...] = ()
-    tap_alias: dict[str, str] = field(default_factory=dict)
-    prologue: Callable[[nn.Module], Callable | None] | None = None
+def _subclasses(cls: type):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
 
 
-def _google_prologue(model: nn.Module):
-    from .models.googlenet import to_google_range
-
-    return to_google_range if model.transform_input else None
-
-
-@cache
 def feature_specs() -> dict[type, FeatureSpec]:
-    """The trunk of every model class (one entry per class, shared by its variants)."""
-    from .models import (
-        alexnet,
-        allconv,
-        densenet,
-        efficientnet,
-        googlenet,
-        inception_v3,
-        lenet,
-        mobilenet,
-        resnet,
-        shufflenet,
-        vgg,
-        xception,
-    )
-
-    sequential = FeatureSpec(trunk=("features.*",))
-    return {
-        lenet.LeNet5: sequential,
-        lenet.LeNet5Paper: sequential,
-        alexnet.AlexNet: sequential,
-        alexnet.AlexNetOriginal: sequential,
-        vgg.VGG: sequential,
-        allconv.AllConvNet: sequential,
-        googlenet.GoogLeNet: FeatureSpec(
-            trunk=("conv1", "maxpool1", "lrn1", "conv2", "conv3", "lrn2", "maxpool2",
-                   "inception3*", "maxpool3", "inception4*", "maxpool4", "inception5*"),
-            prologue=_google_prologue),
-        inception_v3.InceptionV3: FeatureSpec(
-            trunk=("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1",
-                   "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2", "Mixed_*"),
-            prologue=_google_prologue),
-        resnet.ResNet: FeatureSpec(trunk=("conv1", "bn1", "relu", "maxpool", "layer*")),
-        resnet.ResNetV2: FeatureSpec(trunk=("stem.conv", "stem.pool", "stages.*"),
-                                     rest=("norm", "act")),
-        densenet.DenseNet: sequential,
-        xception.Xception: FeatureSpec(
-            trunk=("conv1", "bn1", "act1", "conv2", "bn2", "act2", "block*",
-                   "conv3", "bn3", "act3", "conv4", "bn4", "act4"),
-            tap_alias={"block1": "block2.rep.0", "block2": "block3.rep.0",
-                       "block11": "block12.rep.0"}),
-        mobilenet.MobileNetV1: sequential,
-        mobilenet.MobileNetV2: FeatureSpec(trunk=("features[:-1]",), rest=("features[-1:]",)),
-        mobilenet.MobileNetV3: sequential,
-        shufflenet.ShuffleNetV1: FeatureSpec(trunk=("conv1", "maxpool", "stage*")),
-        shufflenet.ShuffleNetV2: FeatureSpec(trunk=("conv1", "maxpool", "stage*"),
-                                             rest=("conv5",)),
-        efficientnet.EfficientNet: FeatureSpec(trunk=("features[:-1]",),
-                                               rest=("features[-1:]",)),
-    }
+    """The taps every built-in model class declares (its own ``feature_spec`` attribute; every
+    family is loaded first), by class."""
+    list_models()  # imports every family
+    return {cls: vars(cls)["feature_spec"] for cls in _subclasses(nn.Module)
+            if "feature_spec" in vars(cls) and cls.__module__.startswith("cnnlab.models.")}
 
 
 def spec_for(model: nn.Module) -> FeatureSpec:
-    for cls in type(model).__mro__:
-        spec = feature_specs().get(cls)
-        if spec is not None:
-            return spec
-    raise ValueError(f"{type(model).__name__} declares no feature taps; add its trunk to "
-                     "cnnlab.features.feature_specs")
+    """The taps ``model``'s class declares (its ``feature_spec``, or a base class's)."""
+    spec = getattr(type(model), "feature_spec", None)
+    if not isinstance(spec, FeatureSpec):
+        raise ValueError(f"{type(model).__name__} declares no feature taps; give its class a "
+                         "feature_spec = FeatureSpec(trunk=...) (cnnlab.models.base)")
+    return spec
 
 
 def expand_paths(model: nn.Module, patterns: Sequence[str]) -> list[str]:

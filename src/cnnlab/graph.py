@@ -40,7 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
-from .analysis.macs import (
+from .analysis.ops import (
     _CONV_OPS,
     _MM_OPS,
     RF,

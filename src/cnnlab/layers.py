@@ -12,6 +12,7 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -455,3 +456,25 @@ def residual_shortcut(in_chs: int, out_chs: int, stride: int = 1, kind: str = "B
         return ZeroPadShortcut(in_chs, out_chs, stride)
     return ConvNormAct(in_chs, out_chs, 1, stride, padding=0, bias=False, norm_layer=norm_layer,
                        act_layer=None, names=names)
+
+
+# torchvision's BasicConv2d: conv (no bias) -> BN (eps 1e-3) -> ReLU, sub-modules conv/bn.
+BasicConv2d = partial(ConvNormAct, norm_layer=partial(nn.BatchNorm2d, eps=0.001),
+                      names=("conv", "bn", "act"))
+
+
+def to_google_range(x: torch.Tensor) -> torch.Tensor:
+    """``transform_input``: undo ImageNet mean/std normalisation, then map [0, 1] to [-1, 1].
+
+    ``x * std / 0.5 + (mean - 0.5) / 0.5`` per RGB channel, the input range of the weights
+    Google trained (torchvision's ``transform_input`` of GoogLeNet and Inception v3).
+    """
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return x * (std / 0.5) + (mean - 0.5) / 0.5
+
+
+def google_range_prologue(model: nn.Module):
+    """The first step of a feature extractor (:class:`~cnnlab.models.base.FeatureSpec`) of
+    GoogLeNet and Inception v3: the model's ``transform_input``, when it is on."""
+    return to_google_range if model.transform_input else None

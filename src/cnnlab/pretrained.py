@@ -16,8 +16,7 @@ checkpoint, an earlier cnnlab run. :func:`read_weights` reads
 The format is recognised from the file's first bytes, not its name. The usual containers are
 unwrapped (``{"state_dict": ...}``, ``{"model": ...}``, ``{"model_ema": ...}``,
 ``{"state_dict_ema": ...}``; the non-EMA weights win when a file holds both), ``module.``
-(DataParallel / DDP) and ``_orig_mod.`` (``torch.compile``) prefixes are stripped, and the
-old ``norm.1`` key names of torchvision's DenseNet files are renamed as torchvision does.
+(DataParallel / DDP) and ``_orig_mod.`` (``torch.compile``) prefixes are stripped.
 
 Other layouts of the same architecture are converted by the model's family: a model class may
 declare ``checkpoint_filter(state, model) -> (state, notes)`` (timm's ``checkpoint_filter_fn``
@@ -25,7 +24,8 @@ idea): it returns ``state`` in the model's own layout, or unchanged when it is n
 family knows, and lines that say what was converted and what differs (``model`` may be on the
 meta device). :func:`load_pretrained`, :func:`create_pretrained` and the matching call it for
 every model; nothing here knows a family (timm's MobileNet v2/v3, EfficientNet and VGG files
-are converted in ``models/mobilenet.py``, ``models/efficientnet.py``, ``models/vgg.py``).
+are converted in ``models/mobilenet.py``, ``models/efficientnet.py``, ``models/vgg.py``, the
+old ``norm.1`` key names of torchvision's DenseNet files in ``models/densenet.py``).
 
 :func:`load_pretrained` then loads the state into a model, adapting two things a
 practitioner changes on purpose:
@@ -61,8 +61,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .build import build_model, skipped_init
 from .errors import CheckpointError
+from .registry import get_entry, list_models
 
+WEIGHTS_FILE = "model.safetensors"   # a cnnlab run folder's weights (cnnlab.weights writes it)
+CONFIG_FILE = "config.json"          # and its settings
 CONTAINER_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema")
 STRIP_PREFIXES = ("module.", "_orig_mod.")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -150,8 +154,6 @@ def _sniff(path: Path) -> str:
 
 def _resolve(path: Path) -> tuple[Path, dict | None]:
     """The file to read for ``path`` and the run's config when it is (in) a cnnlab run."""
-    from .weights import CONFIG_FILE, WEIGHTS_FILE
-
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; give a .safetensors/.pth/.pt/.bin file "
                               "or a cnnlab run folder")
@@ -291,10 +293,6 @@ def _unwrap(obj, path: Path) -> tuple[dict, list[str]]:
     raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state_dict")
 
 
-_DENSENET_OLD = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\."
-                           r"(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
-
-
 def _clean_keys(state: dict) -> tuple[dict, list[str]]:
     notes = []
     for prefix in STRIP_PREFIXES:
@@ -302,10 +300,6 @@ def _clean_keys(state: dict) -> tuple[dict, list[str]]:
         if n:
             state = {k.removeprefix(prefix): v for k, v in state.items()}
             notes.append(f"'{prefix}' prefix stripped from {n} keys")
-    n = sum(bool(_DENSENET_OLD.match(k)) for k in state)
-    if n:
-        state = {_DENSENET_OLD.sub(r"\1\2", k): v for k, v in state.items()}
-        notes.append(f"{n} DenseNet keys renamed from the old 'norm.1' form to 'norm1'")
     return state, notes
 
 
@@ -452,8 +446,6 @@ def _shape(t) -> str:
 
 def expected_layout(name: str) -> str:
     """Which published layout the registered model ``name`` has, in words."""
-    from .registry import get_entry
-
     refs = [r for r, _ in get_entry(name).references]
     tv = [r.split(":", 1)[1] for r in refs if r.startswith("torchvision:")]
     timm = [r.split(":", 1)[1] for r in refs if r.startswith("timm:")]
@@ -479,36 +471,6 @@ def convert_layout(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
 
 # --------------------------------------------------------------------------- matching
 
-_INIT_FUNCTIONS = ("normal_", "uniform_", "constant_", "zeros_", "ones_", "trunc_normal_",
-                   "kaiming_normal_", "kaiming_uniform_", "xavier_normal_", "xavier_uniform_",
-                   "orthogonal_")
-_TENSOR_INITS = ("normal_", "uniform_", "zero_", "fill_")
-
-
-@contextmanager
-def _no_init():
-    """Skip weight initialisation while building on the meta device: the values do not exist
-    there, and torch's meta implementations of ``normal_`` and friends cost more than
-    building the modules (about two thirds of the time of matching the whole registry)."""
-    saved_init = {n: getattr(nn.init, n) for n in _INIT_FUNCTIONS if hasattr(nn.init, n)}
-    saved_tensor = {n: getattr(torch.Tensor, n) for n in _TENSOR_INITS}
-
-    def keep(tensor, *args, **kwargs):
-        return tensor
-
-    try:
-        for n in saved_init:
-            setattr(nn.init, n, keep)
-        for n in saved_tensor:
-            setattr(torch.Tensor, n, keep)
-        yield
-    finally:
-        for n, f in saved_init.items():
-            setattr(nn.init, n, f)
-        for n, f in saved_tensor.items():
-            setattr(torch.Tensor, n, f)
-
-
 class Signature(NamedTuple):
     """A registered configuration as the matching sees it."""
 
@@ -521,16 +483,14 @@ class Signature(NamedTuple):
 @cache
 def _signature(name: str, kwargs_items: tuple) -> Signature | None:
     """The :class:`Signature` of ``name`` built on the meta device."""
-    from .registry import create_model, get_entry
-
     kwargs = dict(kwargs_items)
-    with torch.device("meta"), _no_init():
+    with torch.device("meta"), skipped_init():
         try:
-            model = create_model(name, num_classes=_CLASS_PROBE, **kwargs)
+            model = build_model(name, num_classes=_CLASS_PROBE, **kwargs)
             probe = _CLASS_PROBE
         except Exception:  # noqa: BLE001  (a builder that needs its own class count)
             try:
-                model = create_model(name, **kwargs)
+                model = build_model(name, **kwargs)
             except Exception:  # noqa: BLE001
                 return None
             probe = getattr(model, "num_classes", None)
@@ -557,8 +517,6 @@ def _converted(state: dict, sig: Signature) -> dict:
 
 
 def _variants(name: str) -> list[dict]:
-    from .registry import get_entry
-
     out: list[dict] = [{}]
     for _, kw in get_entry(name).references:
         if kw and kw not in out:
@@ -600,8 +558,6 @@ def match_architectures(state: dict, names: list[str] | None = None) -> list[Mat
     aside, after the conversion the candidate's family makes (a timm file of a family that
     converts it). Candidates are built once on the meta device (no memory, no
     initialisation) and compared by their key sets before any shape."""
-    from .registry import list_models
-
     out = []
     n = len(state)
     for name in names or list_models():
@@ -621,8 +577,6 @@ def match_architectures(state: dict, names: list[str] | None = None) -> list[Mat
 def layout_notes(state: dict, names: list[str] | None = None) -> list[str]:
     """What each family that converts layouts (among ``names``, default all) says of ``state``:
     its first line, converted or not converted and why; nothing for the registry's layouts."""
-    from .registry import list_models
-
     out, seen = [], set()
     for name in names or list_models():
         sig = _signature(name, ())
@@ -666,6 +620,55 @@ def _aux_keys_absent(model: nn.Module) -> set[str]:
     return set(sig.shapes) - set(model.state_dict()) if sig else set()
 
 
+def _adapt_classifier(model: nn.Module, state: dict, target: dict, report: LoadReport,
+                      note: Callable[[str], None]) -> None:
+    """Give ``state`` the model's fresh classifier when the class count differs (the file's
+    old classifier keys dropped), or the missing classifier keys (a file without head)."""
+    name = _name_of(model)
+    cls = classifier_keys(model, target)
+    differ = [k for k in cls if k in state and state[k].shape != target[k].shape]
+    absent = [k for k in cls if k not in state]
+    if differ:
+        report.replaced = [f"{k} {_shape(state[k])} -> {_shape(target[k])}" for k in differ]
+        prefixes = classifier_prefixes(model)
+        for k in list(state):
+            if any(k.startswith(p + ".") for p in prefixes) and k not in target:
+                del state[k]
+        for k in cls:
+            state[k] = target[k]
+        note(f"{name}: new classifier for {getattr(model, 'num_classes', '?')} classes, freshly "
+             f"initialised: {', '.join(report.replaced)}")
+    elif absent:
+        for k in absent:
+            state[k] = target[k]
+        shown = ", ".join(absent[:4]) + (" ..." if len(absent) > 4 else "")
+        note(f"{name}: {len(absent)} classifier keys are not in the file and keep their fresh "
+             f"initialisation: {shown}")
+
+
+def _adapt_stem(model: nn.Module, state: dict, target: dict, report: LoadReport,
+                note: Callable[[str], None]) -> None:
+    """Adapt the file's first convolution to the model's input channels
+    (:func:`adapt_input_conv`), or refuse a count it cannot be adapted to."""
+    c_model = getattr(model, "in_chans", None)
+    stem = first_conv_key(target, c_model) if c_model else None
+    if not (stem and stem in state and state[stem].dim() == 4
+            and state[stem].shape != target[stem].shape):
+        return
+    s, t = state[stem].shape, target[stem].shape
+    if (s[0], *s[2:]) != (t[0], *t[2:]):
+        return
+    c_file = s[1]
+    if c_model != 1 and not (c_file == 3 or c_file == 1 or c_model % c_file == 0):
+        raise CheckpointError(f"{report.file.path}: cannot adapt {stem} from {c_file} to "
+                              f"{c_model} input channels; build the model with "
+                              f"in_chans={c_file}, 1, or a multiple of {c_file}")
+    state[stem] = adapt_input_conv(state[stem], c_model)
+    report.stem = f"{stem} adapted from {c_file} to {c_model} input channels " \
+                  f"({_rule(c_file, c_model)})"
+    note(f"{_name_of(model)}: {report.stem}")
+
+
 def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
                     sha256: str | None = None,
                     log: Callable[[str], None] | None = _default_log) -> LoadReport:
@@ -701,43 +704,8 @@ def load_pretrained(model: nn.Module, weights: str | Path | WeightsFile, *,
         note(f"{name}: ignored {len(aux)} keys of auxiliary heads the model was built without "
              "(aux_logits=False)")
 
-    # The classifier.
-    cls = classifier_keys(model, target)
-    differ = [k for k in cls if k in state and state[k].shape != target[k].shape]
-    absent = [k for k in cls if k not in state]
-    if differ:
-        report.replaced = [f"{k} {_shape(state[k])} -> {_shape(target[k])}" for k in differ]
-        prefixes = classifier_prefixes(model)
-        for k in list(state):
-            if any(k.startswith(p + ".") for p in prefixes) and k not in target:
-                del state[k]
-        for k in cls:
-            state[k] = target[k]
-        note(f"{name}: new classifier for {getattr(model, 'num_classes', '?')} classes, freshly "
-             f"initialised: {', '.join(report.replaced)}")
-    elif absent:
-        for k in absent:
-            state[k] = target[k]
-        shown = ", ".join(absent[:4]) + (" ..." if len(absent) > 4 else "")
-        note(f"{name}: {len(absent)} classifier keys are not in the file and keep their fresh "
-             f"initialisation: {shown}")
-
-    # The first convolution.
-    c_model = getattr(model, "in_chans", None)
-    stem = first_conv_key(target, c_model) if c_model else None
-    if stem and stem in state and state[stem].dim() == 4 \
-            and state[stem].shape != target[stem].shape:
-        s, t = state[stem].shape, target[stem].shape
-        if (s[0], *s[2:]) == (t[0], *t[2:]):
-            c_file = s[1]
-            if c_model != 1 and not (c_file == 3 or c_file == 1 or c_model % c_file == 0):
-                raise CheckpointError(f"{wf.path}: cannot adapt {stem} from {c_file} to "
-                                      f"{c_model} input channels; build the model with "
-                                      f"in_chans={c_file}, 1, or a multiple of {c_file}")
-            state[stem] = adapt_input_conv(state[stem], c_model)
-            report.stem = f"{stem} adapted from {c_file} to {c_model} input channels " \
-                          f"({_rule(c_file, c_model)})"
-            note(f"{name}: {report.stem}")
+    _adapt_classifier(model, state, target, report, note)
+    _adapt_stem(model, state, target, report, note)
 
     # Everything else must fit.
     missing = [k for k in target if k not in state]
@@ -809,8 +777,6 @@ def create_pretrained(name: str, weights: str | Path | WeightsFile, *,
     (``googlenet`` saved with ``aux_logits=False``) gives that one's. Giving other values
     replaces the classifier / adapts the stem.
     """
-    from .registry import create_model
-
     wf = weights if isinstance(weights, WeightsFile) else read_weights(weights, sha256)
     kw: dict = {}
     if wf.run_config and wf.run_config.get("model") == name:
@@ -825,7 +791,7 @@ def create_pretrained(name: str, weights: str | Path | WeightsFile, *,
     if c is not None:
         kw.setdefault("in_chans", c)
     kw.update({k: v for k, v in kwargs.items() if v is not None})
-    model = create_model(name, **kw)
+    model = build_model(name, **kw)
     load_pretrained(model, wf, sha256=sha256, log=log)
     return model
 
@@ -834,8 +800,6 @@ def create_pretrained(name: str, weights: str | Path | WeightsFile, *,
 
 def is_imagenet_architecture(name: str) -> bool:
     """Designed for ImageNet (native input of 224 pixels or more)."""
-    from .registry import get_entry
-
     return get_entry(name).input_size[1] >= 224
 
 

@@ -1,27 +1,30 @@
-"""The model registry: one name, one builder.
+"""The model registry: one name, one entry (its builder and what is known before building).
 
 Builders are plain functions registered with :func:`register_model`; each family module in
-``cnnlab.models`` registers its variants when it is imported. ``create_model(name, **kw)``
-calls the builder with the caller's keyword arguments, which override the variant's
-defaults. ``list_models("res*")`` filters the names with shell-style wildcards.
+``cnnlab.models`` registers its variants when it is imported. ``list_models("res*")``
+filters the names with shell-style wildcards; ``get_entry(name)`` gives the entry, or an
+:class:`UnknownModelError` with suggestions.
 
-The registry is only the store: it imports no model family (nor torch). The families import
-the registry (to register); :mod:`cnnlab.catalog` knows where each built-in model lives and
-installs a *loader* here with :func:`set_loader`. A lookup calls the loader first: for
-``get_entry("lenet5")`` it imports the one family that defines the name, for
-``list_models()`` every family. The dependencies thus all point one way::
+The registry is only the store: it builds nothing and imports no model family (nor torch).
+Building is :mod:`cnnlab.build` (``build_model``: the arguments checked by signature) and
+:mod:`cnnlab.factory` (``create_model``: with ``weights=`` and ``features_only=``); the old
+name ``cnnlab.registry.create_model`` is the factory's, set here by :mod:`cnnlab.factory`
+when ``cnnlab`` is imported. The families import the registry (to register);
+:mod:`cnnlab.catalog` knows where each built-in model lives and installs a *loader* here with
+:func:`set_loader`. A lookup calls the loader first: for ``get_entry("lenet5")`` it imports
+the one family that defines the name, for ``list_models()`` every family. The dependencies
+thus all point one way::
 
-    models/<family>.py --> registry.py <-- catalog.py --(imports on demand)--> models/<family>.py
+    factory --> build --> registry.py <-- models/<family>.py
+    catalog.py --> registry.py;  catalog --(imports on demand)--> models/<family>.py
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import inspect
-import numbers
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -136,119 +139,14 @@ def get_entry(name: str) -> ModelEntry:
         ) from None
 
 
-_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
-
-
-def create_model(name: str, weights=None, sha256: str | None = None, *,
-                 features_only: bool = False, out_indices=None, **kwargs) -> nn.Module:
-    """Build the registered model ``name``; keyword arguments override its defaults.
-
-    Arguments given as ``None`` are dropped, so callers can pass optional settings through.
-    An argument the model does not take raises ``TypeError`` naming the model and argument.
-    ``weights`` (a safetensors/PyTorch file or a cnnlab run folder) loads existing weights,
-    ``sha256`` checks the file's hash first; see :mod:`cnnlab.pretrained`.
-
-    ``features_only=True`` returns the multi-scale feature extractor instead (timm's
-    contract, :mod:`cnnlab.features`): its forward gives a list of feature maps, the ones
-    ``out_indices`` selects (default: all; negative indices count from the deepest), and its
-    ``feature_info`` gives their channels, reductions and modules. With ``weights`` it holds
-    the loaded weights.
-    """
-    if out_indices is not None and not features_only:
-        raise ValueError("out_indices selects feature maps; it needs features_only=True")
-    from .bundled import resolve as _bundled  # "digits" -> the LeNet-5 cnnlab ships
-    weights = _bundled(name, weights)
-    if weights is not None:
-        from .pretrained import create_pretrained
-
-        model = create_pretrained(name, weights, sha256=sha256, **kwargs)
-        if features_only:
-            from .features import features_model
-
-            return features_model(model, out_indices)
-        return model
-    if sha256 is not None:
-        raise ValueError("sha256= checks a weights file: give weights=PATH too")
-    entry = get_entry(name)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    check_model_kwargs(name, kwargs)  # ModelArgumentError (a TypeError) for a user mistake
+@contextmanager
+def temporary_registrations() -> Iterator[None]:
+    """Models registered inside the block are forgotten at its end (a family tried out in a
+    test or a notebook); the models registered before it stay as they were."""
+    _ensure_loaded()  # the built-in families first, so that they stay registered after
+    saved = dict(_MODELS)
     try:
-        model = entry.builder(**kwargs)
-    except TypeError as err:
-        from .errors import ModelArgumentError
-
-        m = _UNEXPECTED.search(str(err))
-        if m and m.group(1) in kwargs:
-            raise ModelArgumentError(f"{name} does not take the argument {m.group(1)!r}"
-                                     ) from None
-        m = _MULTIPLE.search(str(err))
-        if m and m.group(1) in kwargs:
-            raise ModelArgumentError(f"{name} sets {m.group(1)!r} itself (it defines the "
-                                     "variant); it cannot be given") from None
-        raise
-    model.model_name = name
-    if features_only:
-        from .features import features_model
-
-        return features_model(model, out_indices)
-    return model
-
-
-_MULTIPLE = re.compile(r"got multiple values for (?:keyword )?argument '(\w+)'")
-# Simple annotations whose values are checked before building: name -> (test, what it takes).
-_KINDS = {
-    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "an integer"),
-    "float": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "str": (lambda v: isinstance(v, str), "a string"),
-    "None": (lambda v: v is None, "null"),
-}
-
-
-def builder_parameters(name: str) -> tuple[dict[str, inspect.Parameter], bool]:
-    """The named keyword arguments model ``name`` takes: its builder's, and, where the builder
-    passes ``**kwargs`` on to the class its return annotation names, that class's; and whether
-    other names may be valid too (the class, or a builder without a return class, takes
-    ``**kwargs``)."""
-    fn = get_entry(name).builder
-    params = {}
-    sig = inspect.signature(fn)
-    open_ended = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    params.update({k: p for k, p in sig.parameters.items()
-                   if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)})
-    if open_ended:
-        ret = sig.return_annotation
-        cls = fn.__globals__.get(ret) if isinstance(ret, str) else ret
-        if cls is inspect.Signature.empty or not isinstance(cls, type):
-            return params, True
-        init = inspect.signature(cls)
-        open_ended = any(p.kind is p.VAR_KEYWORD for p in init.parameters.values())
-        for k, p in init.parameters.items():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                params.setdefault(k, p)
-    return params, open_ended
-
-
-def check_model_kwargs(name: str, kwargs: dict) -> None:
-    """Refuse, with :class:`ModelArgumentError`, an argument model ``name`` does not take or a
-    value whose type does not fit a simple annotation (``int``, ``float``, ``bool``, ``str``,
-    unions of them with ``None``); other annotations are left to the builder."""
-    from .errors import ModelArgumentError
-
-    params, open_ended = builder_parameters(name)
-    for key, value in kwargs.items():
-        if key not in params:
-            if open_ended:
-                continue
-            raise ModelArgumentError(f"{name} does not take the argument {key!r}; it takes "
-                                     f"{', '.join(params)}")
-        ann = params[key].annotation
-        if not isinstance(ann, str):
-            ann = getattr(ann, "__name__", str(ann))
-        kinds = [part.strip() for part in ann.split("|")]
-        if not all(k in _KINDS for k in kinds):
-            continue
-        if not any(_KINDS[k][0](value) for k in kinds):
-            takes = " or ".join(_KINDS[k][1] for k in kinds)
-            raise ModelArgumentError(f"{name}'s argument {key!r} takes {takes}, got "
-                                     f"{value!r} ({type(value).__name__})")
+        yield
+    finally:
+        _MODELS.clear()
+        _MODELS.update(saved)

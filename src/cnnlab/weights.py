@@ -24,10 +24,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .build import build_model
 from .errors import CheckpointError
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
+from .pretrained import CONFIG_FILE, WEIGHTS_FILE, convert_layout, read_weights
 
 
 @contextmanager
@@ -171,8 +170,6 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True,
     :func:`cnnlab.pretrained.convert_layout`) is converted first. To replace the classifier or
     adapt the first convolution, use :func:`cnnlab.load_pretrained`.
     """
-    from .pretrained import convert_layout, read_weights
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no weights file at {path}")
@@ -210,10 +207,8 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
 
 def load_run_model(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu"):
     """Rebuild the model of a run folder and load its weights; returns ``(model, config)``."""
-    from .registry import create_model
-
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    model = create_model(config["model"], **config.get("model_kwargs", {}))
+    model = build_model(config["model"], **config.get("model_kwargs", {}))
     load_weights(model, run_dir / WEIGHTS_FILE)
     return model.to(map_location).eval(), config

@@ -24,7 +24,8 @@ Where cnnlab's network is not Keras's (ResNet convolutions with biases, Keras's 
 Inception v3's batch norms without scale, EfficientNet's input normalisation layer), the row
 gives Keras's figure beside cnnlab's, the difference, and why; the reason's number is counted
 from cnnlab's model (biases Keras adds = output channels of the convolutions that have none
-here, and so on), and the row says whether it accounts for the whole difference.
+here, and so on), and the row says whether it accounts for the whole difference. The reasons
+are the families' own (each model class's ``keras_quirks``); this module knows no family.
 """
 
 from __future__ import annotations
@@ -194,52 +195,30 @@ def _params_of(model: nn.Module, ran: set[str] | None) -> int:
     return sum(seen.values())
 
 
-def _difference_notes(keras_name: str, model: nn.Module, row: KerasRow,
-                      ran: set[str]) -> list[str]:
-    """Why cnnlab's figure differs from Keras's, with the count that explains it."""
+def _difference_notes(model: nn.Module, row: KerasRow, ran: set[str]) -> list[str]:
+    """Why cnnlab's figure differs from Keras's, with the count that explains it.
+
+    The model's class says how its family differs from Keras's (no family is known here):
+    ``model.keras_quirks(ran)`` returns ``{"params": (n, reason), "depth": (n, reason)}``,
+    ``n`` being what Keras has more (parameters, layers with parameters; negative: fewer),
+    ``reason`` a sentence with an ``{accounts}`` slot (filled with whether ``n`` is the whole
+    difference) and optionally ``{diff}`` (cnnlab minus Keras)."""
+    quirks_of = getattr(model, "keras_quirks", None)
+    quirks = quirks_of(ran) if quirks_of is not None else {}
     notes = []
     diff, ddiff = row.params_diff, row.depth_diff
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n in ran]
-    bns = [m for n, m in model.named_modules()
-           if isinstance(m, nn.modules.batchnorm._BatchNorm) and n in ran]
-
-    def accounts(n: int) -> str:
-        return "this is the whole difference" if n == -diff else f"{-diff - n:+,} remain"
-
     if diff:
-        if keras_name.startswith("ResNet") and not keras_name.endswith("V2"):
-            biases = sum(m.out_channels for _, m in convs if m.bias is None)
-            notes.append(f"Keras's ResNet convolutions have biases: +{biases:,} (one per output "
-                         f"channel of cnnlab's {len(convs)} bias-free convolutions; "
-                         f"{accounts(biases)}). Both put a stage's stride in its first 1x1 "
-                         "convolution (the paper's v1; cnnlab stride_in_1x1=True).")
-        elif keras_name.startswith("ResNet"):
-            notes.append("Keras's ResNetV2 is not timm's layout, which cnnlab follows: Keras "
-                         "gives the stem convolution, each block's last 1x1 convolution and the "
-                         "shortcut convolutions biases, and puts a stage's stride in its last "
-                         f"block; cnnlab's count differs by {diff:+,}.")
-            last = [m for n, m in convs if m.bias is None and (
-                n.endswith(("conv3", "downsample.conv")) or n.count(".") <= 1)]
-            biases = sum(m.out_channels for m in last)
-            notes[-1] += (f" Biases on those convolutions here: {biases:,} "
-                          f"({accounts(biases)}).")
-        elif keras_name == "InceptionV3":
-            scale = sum(m.num_features for m in bns if m.weight is not None)
-            notes.append(f"Keras's Inception v3 batch norms have no scale (gamma): "
-                         f"{scale:,} weights fewer (one per batch-norm channel; "
-                         f"{accounts(-scale)}).")
-        elif keras_name.startswith("EfficientNet"):
-            c = row.input_size[0]
-            norm = 2 * c + 1
-            notes.append(f"Keras's EfficientNet starts with a Normalization layer holding the "
-                         f"mean and variance of the {c} input channels and a count: {norm} "
-                         f"weights ({accounts(norm)}).")
+        if "params" in quirks:
+            n, reason = quirks["params"]
+            whole = "this is the whole difference" if n == -diff else f"{-diff - n:+,} remain"
+            notes.append(reason.format(accounts=whole, diff=diff))
         else:
             notes.append(f"cnnlab's network differs from Keras's by {diff:+,} parameters.")
     if ddiff:
-        if keras_name.startswith("EfficientNet"):
-            notes.append("Keras's depth counts that Normalization layer too (1 layer with "
-                         f"weights; {'the whole difference' if ddiff == -1 else 'not all'}).")
+        if "depth" in quirks:
+            n, reason = quirks["depth"]
+            notes.append(reason.format(accounts="the whole difference" if ddiff == -n
+                                       else "not all", diff=ddiff))
         else:
             notes.append(f"Keras's depth differs by {-ddiff:+d} layers with parameters.")
     return notes
@@ -262,7 +241,7 @@ def analyse_keras(name: str, *, keep_aux: bool = False) -> KerasRow:
     row = KerasRow(name, CNNLAB_TO_KERAS.get(name), size, keras_depth(model, ran), t.depth,
                    params + bn_running_stats(model, ran), params, t.macs)
     if row.keras_name:
-        row.notes = _difference_notes(row.keras_name, model, row, ran)
+        row.notes = _difference_notes(model, row, ran)
     return row
 
 
@@ -276,7 +255,7 @@ def keras_table(names=None, *, timing: bool = True, batch: int = 32, device: str
     model is timed."""
     import time
 
-    from ..registry import create_model
+    from ..factory import create_model
     from .benchmark import time_inference
 
     names = list(names) if names else list(KERAS_TO_CNNLAB.values())

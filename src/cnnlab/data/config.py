@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from ..errors import DataError
+from ..registry import get_entry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -183,8 +184,6 @@ def photo_transform(name: str, data, size: tuple[int, int]) -> dict:
 def data_config(name: str) -> DataConfig:
     """The evaluation data configuration of the registered model ``name``: its published
     weights' (declared in its family file) or :func:`default_config` of its native size."""
-    from ..registry import get_entry
-
     entry = get_entry(name)
     return entry.data_config or default_config(entry.input_size)
 

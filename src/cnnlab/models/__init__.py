@@ -1,21 +1,13 @@
 """Every architecture family, one module each; importing a family registers its models.
 
 This package imports no family by itself (so that ``create_model("lenet5")`` needs only
-``lenet.py``): :mod:`cnnlab.catalog` imports them when a lookup needs them, from the list
-below. A new family is one more line here (and ``python -m cnnlab.catalog --write``).
+``lenet.py``): :mod:`cnnlab.catalog` imports them when a lookup needs them. ``FAMILIES`` is
+every module of this folder but ``base`` (found by name, nothing imported): a new family is
+its own file (docs/adding_a_family.md), then ``python -c "import cnnlab.catalog as c;
+c.write_index()"`` so that ``cnnlab list`` shows it without importing torch.
 """
 
-FAMILIES = (
-    "lenet",
-    "alexnet",
-    "vgg",
-    "allconv",
-    "googlenet",
-    "inception_v3",
-    "resnet",
-    "densenet",
-    "xception",
-    "mobilenet",
-    "shufflenet",
-    "efficientnet",
-)
+import pkgutil
+
+FAMILIES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)
+                        if m.name != "base" and not m.name.startswith("_")))

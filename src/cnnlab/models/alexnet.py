@@ -50,11 +50,13 @@ from torch import nn
 from ..data.config import torchvision_weights
 from ..layers import LocalResponseNorm, smallest_input_side
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import SEQUENTIAL_FEATURES, ImageClassifier
 
 
 class AlexNet(ImageClassifier):
     """torchvision's AlexNet: ``features`` (5 convs), ``avgpool`` (6x6), ``classifier``."""
+
+    feature_spec = SEQUENTIAL_FEATURES  # the feature taps (cnnlab.features)
 
     classifier_name = "classifier.6"
 
@@ -102,6 +104,8 @@ class AlexNet(ImageClassifier):
 
 class AlexNetOriginal(ImageClassifier):
     """The 2012 AlexNet with the paper's layer names (conv1 ... conv5, fc6 ... fc8)."""
+
+    feature_spec = SEQUENTIAL_FEATURES  # the feature taps (cnnlab.features)
 
     classifier_name = "fc8"
 

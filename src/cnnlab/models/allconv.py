@@ -57,7 +57,7 @@ from torch import nn
 
 from ..layers import ConvNormAct, smallest_input_side
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import SEQUENTIAL_FEATURES, ImageClassifier
 
 # Plain SGD stays at chance for several epochs on these normalisation-free ReLU stacks (see
 # AllConvNet.init_weights); `cnnlab train` uses Adam for them unless told otherwise.
@@ -74,6 +74,8 @@ POOLINGS = ("allconv", "convpool", "strided", "maxpool")
 
 class AllConvNet(ImageClassifier):
     """Springenberg et al.'s models A/B/C with the pooling replaced as ``pooling`` says."""
+
+    feature_spec = SEQUENTIAL_FEATURES  # the feature taps (cnnlab.features)
 
     classifier_name = "classifier"
 

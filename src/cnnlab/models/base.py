@@ -40,6 +40,8 @@ the analysis tools handle every such model through this one type, never by its n
 
 # No `from __future__ import annotations` in this file: TorchScript reads its annotations.
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -58,6 +60,32 @@ class AuxOutput(NamedTuple):
     logits: torch.Tensor
     aux_logits: list[torch.Tensor]
     aux_weights: list[float]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Where a model class's multi-scale feature maps are, as data (:mod:`cnnlab.features`
+    reads it; timm's ``feature_info`` contract). Each model class declares its own as the
+    class attribute ``feature_spec``; subclasses inherit it.
+
+    ``trunk``: module paths in the order ``forward_features`` runs them. ``"a.*"`` is every
+    child of ``a``; ``"a[:-1]"`` every child but the last; a wildcard in the last name
+    (``"layer*"``) matches children in their registration order. ``nn.Identity`` steps are
+    skipped. A map is tapped at the last step of each stride level. ``rest``: what
+    ``forward_features`` runs after the trunk, not tapped (checked in the tests: trunk + rest
+    == forward_features). ``tap_alias``: trunk step -> module applied to its output to make
+    the tapped map (the module must not change its input in place). ``prologue``: ``model ->
+    function`` applied to the input first, or None.
+    """
+
+    trunk: tuple
+    rest: tuple = ()
+    tap_alias: dict = field(default_factory=dict)
+    prologue: Callable | None = None
+
+
+# The taps of a model whose ``forward_features`` is ``self.features`` (an nn.Sequential).
+SEQUENTIAL_FEATURES = FeatureSpec(trunk=("features.*",))
 
 
 @torch.fx.wrap

@@ -36,6 +36,7 @@ padding) need at least 8 pixels there, so ``h >= 29``.
 
 # No `from __future__ import annotations` in this file: TorchScript reads its annotations.
 
+import re
 from collections import OrderedDict
 
 import torch
@@ -46,7 +47,7 @@ from torch.utils.checkpoint import checkpoint
 from ..data.config import torchvision_weights
 from ..layers import ConvNormAct, NormActConv, add_flat
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import SEQUENTIAL_FEATURES, ImageClassifier
 
 
 class DenseLayer(nn.Module):
@@ -130,10 +131,29 @@ class Transition(NormActConv):
         self.add_module("pool", nn.AvgPool2d(2, 2))
 
 
+# torchvision's DenseNet files from before 0.3 name a layer's parts "norm.1", "conv.2", ...
+_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\."
+                      r"(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+
+
+def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
+    """A DenseNet state_dict with the old ``norm.1`` key names renamed to ``norm1``, as
+    torchvision's loader does (the checkpoint-filter hook that :mod:`cnnlab.pretrained`
+    calls); other states come back as they are."""
+    n = sum(bool(_OLD_KEY.match(k)) for k in state)
+    if not n:
+        return state, []
+    return ({_OLD_KEY.sub(r"\1\2", k): v for k, v in state.items()},
+            [f"{n} DenseNet keys renamed from the old 'norm.1' form to 'norm1'"])
+
+
 class DenseNet(ImageClassifier):
     """DenseNet-BC for ImageNet, torchvision's module names."""
 
+    feature_spec = SEQUENTIAL_FEATURES  # the feature taps (cnnlab.features)
+
     classifier_name = "classifier"
+    checkpoint_filter = staticmethod(checkpoint_filter)
 
     def __init__(self, growth_rate: int = 32, block_config: tuple[int, ...] = (6, 12, 24, 16),
                  num_init_features: int = 64, bn_size: int = 4, compression: float = 0.5,

@@ -84,7 +84,7 @@ from ..layers import (
     timm_blocks,
 )
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import FeatureSpec, ImageClassifier
 
 # Paper Table 1 (EfficientNet-B0), stages 2-8 (stage 1 is the 3x3/2 stem with 32 channels, stage 9
 # the 1x1 conv to 1280, pooling and FC): (expansion, kernel, first stride, output channels,
@@ -240,6 +240,9 @@ def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
 class EfficientNet(ImageClassifier):
     """EfficientNet: B0's MBConv stages scaled by width and depth multipliers."""
 
+    # the feature taps (cnnlab.features); the 1x1 head convolution to 1280 is left out, as timm
+    feature_spec = FeatureSpec(trunk=("features[:-1]",), rest=("features[-1:]",))
+
     classifier_name = "classifier.1"
     checkpoint_filter = staticmethod(checkpoint_filter)
 
@@ -290,6 +293,18 @@ class EfficientNet(ImageClassifier):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.avgpool(x).flatten(1)
         return x if pre_logits else self.classifier(x)
+
+    def keras_quirks(self, ran: set[str]) -> dict:
+        """Where Keras's EfficientNet differs from this one (:mod:`cnnlab.analysis.keras`): its
+        input Normalization layer (mean and variance per channel, and a count)."""
+        c = self.in_chans
+        norm = 2 * c + 1
+        return {"params": (norm, (
+                    f"Keras's EfficientNet starts with a Normalization layer holding the mean "
+                    f"and variance of the {c} input channels and a count: {norm} weights "
+                    "({accounts}).")),
+                "depth": (1, "Keras's depth counts that Normalization layer too (1 layer with "
+                             "weights; {accounts}).")}
 
 
 def _efficientnet_bx(variant: str, **kwargs) -> EfficientNet:

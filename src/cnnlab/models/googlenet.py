@@ -66,9 +66,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.config import torchvision_weights
-from ..layers import ConvNormAct, LocalResponseNorm
+from ..layers import (
+    BasicConv2d,
+    ConvNormAct,
+    LocalResponseNorm,
+    google_range_prologue,
+    to_google_range,
+)
 from ..registry import register_model
-from .base import AuxClassifier
+from .base import AuxClassifier, FeatureSpec
 
 # Table 1: (name, in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)
 INCEPTION_TABLE: tuple[tuple[str, int, int, int, int, int, int, int], ...] = (
@@ -86,22 +92,8 @@ INCEPTION_TABLE: tuple[tuple[str, int, int, int, int, int, int, int], ...] = (
 AUX_WEIGHTS = (0.3, 0.3)
 FORMS = ("torchvision", "paper")
 
-# torchvision's BasicConv2d: conv (no bias) -> BN (eps 1e-3) -> ReLU, sub-modules conv/bn.
-BasicConv2d = partial(ConvNormAct, norm_layer=partial(nn.BatchNorm2d, eps=0.001),
-                      names=("conv", "bn", "act"))
 # The paper's convolution: conv with bias -> ReLU.
 PaperConv2d = partial(ConvNormAct, norm_layer=None, names=("conv", "act"))
-
-
-def to_google_range(x: torch.Tensor) -> torch.Tensor:
-    """``transform_input``: undo ImageNet mean/std normalisation, then map [0, 1] to [-1, 1].
-
-    ``x * std / 0.5 + (mean - 0.5) / 0.5`` per RGB channel, the input range of the weights
-    Google trained (torchvision's ``transform_input`` of GoogLeNet and Inception v3).
-    """
-    std = torch.tensor([0.229, 0.224, 0.225], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    mean = torch.tensor([0.485, 0.456, 0.406], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return x * (std / 0.5) + (mean - 0.5) / 0.5
 
 
 class Inception(nn.Module):
@@ -150,6 +142,12 @@ class InceptionAux(nn.Module):
 
 class GoogLeNet(AuxClassifier):
     """GoogLeNet with torchvision's module names; ``form`` picks torchvision's or the paper's."""
+
+    # the feature taps (cnnlab.features)
+    feature_spec = FeatureSpec(
+        trunk=("conv1", "maxpool1", "lrn1", "conv2", "conv3", "lrn2", "maxpool2",
+               "inception3*", "maxpool3", "inception4*", "maxpool4", "inception5*"),
+        prologue=google_range_prologue)
 
     aux_weights = AUX_WEIGHTS
     aux_classifiers = {"aux1.fc2": 1024, "aux2.fc2": 1024}

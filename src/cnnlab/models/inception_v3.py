@@ -50,9 +50,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.config import torchvision_weights
+from ..layers import BasicConv2d, google_range_prologue, to_google_range
 from ..registry import register_model
-from .base import AuxClassifier
-from .googlenet import BasicConv2d, to_google_range
+from .base import AuxClassifier, FeatureSpec
 
 # Inception v3's auxiliary loss weight (TF-slim train_image_classifier.py).
 AUX_WEIGHTS = (0.4,)
@@ -208,6 +208,12 @@ class InceptionAux(nn.Module):
 class InceptionV3(AuxClassifier):
     """Inception v3 with torchvision's module names (``Conv2d_1a_3x3`` ... ``Mixed_7c``)."""
 
+    # the feature taps (cnnlab.features)
+    feature_spec = FeatureSpec(
+        trunk=("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1",
+               "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2", "Mixed_*"),
+        prologue=google_range_prologue)
+
     aux_weights = AUX_WEIGHTS
     aux_classifiers = {"AuxLogits.fc": 768}
 
@@ -269,6 +275,16 @@ class InceptionV3(AuxClassifier):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
+
+    def keras_quirks(self, ran: set[str]) -> dict:
+        """Where Keras's Inception v3 differs from this one (:mod:`cnnlab.analysis.keras`):
+        its batch norms have no scale."""
+        scale = sum(m.num_features for n, m in self.named_modules()
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm) and n in ran
+                    and m.weight is not None)
+        return {"params": (-scale, (
+            f"Keras's Inception v3 batch norms have no scale (gamma): {scale:,} weights fewer "
+            "(one per batch-norm channel; {accounts})."))}
 
 
 @register_model(input_size=(3, 299, 299),

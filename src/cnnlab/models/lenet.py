@@ -35,7 +35,7 @@ from torch import nn
 
 from ..init_gains import XAVIER_GAIN
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import SEQUENTIAL_FEATURES, ImageClassifier
 
 # Table I of the paper: which S2 maps (rows 0-5) each C3 map (columns 0-15) reads.
 LECUN1998_C3_TABLE: tuple[tuple[int, ...], ...] = (
@@ -96,6 +96,8 @@ class SparseConv2d(nn.Module):
 
 class LeNet5(ImageClassifier):
     """LeNet-5 with the paper's layer names (c1, s2, c3, s4, c5, f6, output)."""
+
+    feature_spec = SEQUENTIAL_FEATURES  # the feature taps (cnnlab.features)
 
     classifier_name = "output"
     pad_from = (28, 28)  # MNIST's 28x28 field is padded by 2 into the 32x32 input, not resized
@@ -346,6 +348,8 @@ class LeNet5Paper(ImageClassifier):
     foreground 1.175; cnnlab normalises with the data's mean and standard deviation), and its
     optimizer (stochastic diagonal Levenberg-Marquardt), which is the trainer's business.
     """
+
+    feature_spec = SEQUENTIAL_FEATURES  # the feature taps (cnnlab.features)
 
     classifier_name = "output"
     pad_from = (28, 28)  # MNIST's 28x28 field is padded by 2, as in the paper

@@ -64,7 +64,7 @@ from ..layers import (
     timm_blocks,
 )
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import SEQUENTIAL_FEATURES, FeatureSpec, ImageClassifier
 
 # ---------------------------------------------------------------------------------------------
 # MobileNet v1
@@ -83,6 +83,8 @@ MOBILENET_V1_TABLE: tuple[tuple[int, int], ...] = (
 
 class MobileNetV1(ImageClassifier):
     """MobileNet v1: a 3x3/2 stem, 13 depthwise-separable units, average pool, linear."""
+
+    feature_spec = SEQUENTIAL_FEATURES  # the feature taps (cnnlab.features)
 
     classifier_name = "classifier"
 
@@ -225,6 +227,9 @@ def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
 class MobileNetV2(ImageClassifier):
     """MobileNet v2: 3x3/2 stem, 17 inverted residuals (Table 2), 1x1 to 1280, pool, linear."""
 
+    # the feature taps (cnnlab.features); the 1x1 head convolution to 1280 is left out, as timm
+    feature_spec = FeatureSpec(trunk=("features[:-1]",), rest=("features[-1:]",))
+
     classifier_name = "classifier.1"
     checkpoint_filter = staticmethod(checkpoint_filter)
 
@@ -310,6 +315,9 @@ NONLINEARITIES = {"RE": nn.ReLU, "HS": nn.Hardswish}
 
 class MobileNetV3(ImageClassifier):
     """MobileNet v3 large or small: the paper's bneck tables, SE with hard-sigmoid, h-swish."""
+
+    # the feature taps (cnnlab.features); the 960 (576) convolution is kept, as timm keeps it
+    feature_spec = SEQUENTIAL_FEATURES
 
     classifier_name = "classifier.3"
     checkpoint_filter = staticmethod(checkpoint_filter)

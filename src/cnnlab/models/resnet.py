@@ -66,7 +66,7 @@ from torch import nn
 from ..data.config import INCEPTION_MEAN, INCEPTION_STD, timm_weights, torchvision_weights
 from ..layers import ConvNormAct, NormActConv, add_flat, init_weights, residual_shortcut
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import FeatureSpec, ImageClassifier
 
 
 class BasicBlock(nn.Module):
@@ -171,6 +171,10 @@ class ResNet(ImageClassifier):
     """ResNet v1 with torchvision's module names, for ImageNet (``stem="imagenet"``) or
     CIFAR (``stem="cifar"``: one 3x3 convolution, no max-pool)."""
 
+    # the feature taps (cnnlab.features): the first map is the stem after its ReLU, before the
+    # max-pool, as in timm
+    feature_spec = FeatureSpec(trunk=("conv1", "bn1", "relu", "maxpool", "layer*"))
+
     def __init__(self, block: Block, layers: tuple[int, ...],
                  widths: tuple[int, ...] = (64, 128, 256, 512), num_classes: int = 1000,
                  in_chans: int = 3, stem: str = "imagenet", zero_init_residual: bool = False,
@@ -210,9 +214,22 @@ class ResNet(ImageClassifier):
         x = self.avgpool(x).flatten(1)
         return x if pre_logits else self.fc(x)
 
+    def keras_quirks(self, ran: set[str]) -> dict:
+        """Where Keras's ResNet differs from this one (:mod:`cnnlab.analysis.keras`): ``kind
+        -> (what Keras has more, the reason with an {accounts} slot)``."""
+        convs = [m for n, m in self.named_modules() if isinstance(m, nn.Conv2d) and n in ran]
+        biases = sum(m.out_channels for m in convs if m.bias is None)
+        return {"params": (biases, (
+            f"Keras's ResNet convolutions have biases: +{biases:,} (one per output channel of "
+            f"cnnlab's {len(convs)} bias-free convolutions; {{accounts}}). Both put a stage's "
+            "stride in its first 1x1 convolution (the paper's v1; cnnlab stride_in_1x1=True)."))}
+
 
 class ResNetV2(ImageClassifier):
     """Pre-activation ResNet (v2) with timm's module names (``resnetv2_*``)."""
+
+    # the feature taps (cnnlab.features): the last map is stages.3, before the final norm/act
+    feature_spec = FeatureSpec(trunk=("stem.conv", "stem.pool", "stages.*"), rest=("norm", "act"))
 
     classifier_name = "head.fc"
 
@@ -259,6 +276,19 @@ class ResNetV2(ImageClassifier):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head.pool(x)
         return x.flatten(1) if pre_logits else self.head(x)
+
+    def keras_quirks(self, ran: set[str]) -> dict:
+        """Where Keras's ResNetV2 differs from this one (timm's layout; see
+        :meth:`ResNet.keras_quirks`)."""
+        last = [m for n, m in self.named_modules() if isinstance(m, nn.Conv2d) and n in ran
+                and m.bias is None and (n.endswith(("conv3", "downsample.conv"))
+                                        or n.count(".") <= 1)]
+        biases = sum(m.out_channels for m in last)
+        return {"params": (biases, (
+            "Keras's ResNetV2 is not timm's layout, which cnnlab follows: Keras gives the stem "
+            "convolution, each block's last 1x1 convolution and the shortcut convolutions "
+            "biases, and puts a stage's stride in its last block; cnnlab's count differs by "
+            f"{{diff:+,}}. Biases on those convolutions here: {biases:,} ({{accounts}})."))}
 
 
 # ResNet v1, ImageNet (Table 1 of the paper).

@@ -77,7 +77,7 @@ from torch import nn
 from ..data.config import torchvision_weights
 from ..layers import ChannelShuffle, ConvNormAct, init_weights, make_divisible
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import FeatureSpec, ImageClassifier
 
 # --------------------------------------------------------------------------- ShuffleNet v1
 
@@ -163,6 +163,9 @@ class ShuffleV1Unit(nn.Module):
 
 class ShuffleNetV1(ImageClassifier):
     """ShuffleNet v1 with the paper's stage names (conv1, maxpool, stage2-4, globalpool, fc)."""
+
+    # the feature taps (cnnlab.features)
+    feature_spec = FeatureSpec(trunk=("conv1", "maxpool", "stage*"))
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, groups: int = 3,
                  width_mult: float = 1.0, stem_channels: int | None = None,
@@ -262,6 +265,9 @@ class ShuffleV2Unit(nn.Module):
 
 class ShuffleNetV2(ImageClassifier):
     """ShuffleNet v2 with torchvision's module names (conv1, maxpool, stage2-4, conv5, fc)."""
+
+    # the feature taps (cnnlab.features); conv5, the 1x1 widening before pooling, is left out
+    feature_spec = FeatureSpec(trunk=("conv1", "maxpool", "stage*"), rest=("conv5",))
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width: str = "1.0"):
         super().__init__(num_classes, in_chans, min_input_size=1)  # all 3x3 ops are padded

@@ -45,7 +45,7 @@ from torch import nn
 from ..data.config import torchvision_weights
 from ..layers import LocalResponseNorm, init_weights
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import SEQUENTIAL_FEATURES, ImageClassifier
 
 
 class Conv1x1(NamedTuple):
@@ -116,6 +116,8 @@ def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
 
 class VGG(ImageClassifier):
     """VGG from a configuration of :data:`VGG_CFGS`: ``features``, ``avgpool``, ``classifier``."""
+
+    feature_spec = SEQUENTIAL_FEATURES  # the feature taps (cnnlab.features)
 
     classifier_name = "classifier.6"
     checkpoint_filter = staticmethod(checkpoint_filter)

@@ -41,7 +41,7 @@ from torch import nn
 from ..data.config import INCEPTION_MEAN, INCEPTION_STD, timm_weights
 from ..layers import SeparableConv2d, init_weights
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import FeatureSpec, ImageClassifier
 
 # (in, out, repetitions, stride, start_with_relu, grow_first) of the 12 blocks (Figure 5).
 ENTRY_FLOW = ((64, 128, 2, 2, False, True), (128, 256, 2, 2, True, True),
@@ -93,6 +93,14 @@ class XceptionBlock(nn.Module):
 
 class Xception(ImageClassifier):
     """Xception with timm ``legacy_xception``'s module names (conv1, block1..block12, conv4)."""
+
+    # the feature taps (cnnlab.features): the maps at 1/4, 1/8 and 1/16 are a block's output
+    # after the ReLU that opens the next block, as timm's block2.rep.0, ... (tap_alias)
+    feature_spec = FeatureSpec(
+        trunk=("conv1", "bn1", "act1", "conv2", "bn2", "act2", "block*",
+               "conv3", "bn3", "act3", "conv4", "bn4", "act4"),
+        tap_alias={"block1": "block2.rep.0", "block2": "block3.rep.0",
+                   "block11": "block12.rep.0"})
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5):
         super().__init__(num_classes, in_chans, min_input_size=7)
