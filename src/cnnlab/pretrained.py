@@ -150,26 +150,9 @@ def _sniff(path: Path) -> str:
 
 def _resolve(path: Path) -> tuple[Path, dict | None]:
     """The file to read for ``path`` and the run's config when it is (in) a cnnlab run."""
-    from .weights import CONFIG_FILE, WEIGHTS_FILE
+    from .resolve import locate_weights
 
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist; give a .safetensors/.pth/.pt/.bin file "
-                              "or a cnnlab run folder")
-    run_dir = path if path.is_dir() else path.parent
-    config = None
-    if (run_dir / CONFIG_FILE).is_file() and (path.is_dir() or path.name in
-                                               (WEIGHTS_FILE, "checkpoint.pt")):
-        try:
-            config = json.loads((run_dir / CONFIG_FILE).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-            config = None
-    if path.is_dir():
-        for name in (WEIGHTS_FILE, "checkpoint.pt"):
-            if (path / name).is_file():
-                return path / name, config
-        raise CheckpointError(f"{path} is a folder without {WEIGHTS_FILE} or checkpoint.pt; "
-                              "give a weights file or a cnnlab run folder")
-    return path, config
+    return locate_weights(path)
 
 
 # What an argparse.Namespace in a training checkpoint may hold.

@@ -209,11 +209,9 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
 
 
 def load_run_model(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu"):
-    """Rebuild the model of a run folder and load its weights; returns ``(model, config)``."""
-    from .registry import create_model
+    """Rebuild the model of a run folder and load its weights; returns ``(model, config)``.
+    The config is checked against the run-config schema: see :func:`cnnlab.resolve.open_source`,
+    which this calls."""
+    from .resolve import load_run_model as opened
 
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    model = create_model(config["model"], **config.get("model_kwargs", {}))
-    load_weights(model, run_dir / WEIGHTS_FILE)
-    return model.to(map_location).eval(), config
+    return opened(run_dir, map_location)
