@@ -214,7 +214,7 @@ def test_cli_explore_and_its_mistakes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["explore", str(tmp_path / "no-run"), "-o", str(out)]) == 2
     assert "no-run does not exist" in capsys.readouterr().err
-    assert main(["explore", "alexnet", "--input", "3x32x32", "-o", str(out)]) == 2
+    assert main(["explore", "alexnet", "--input-size", "3x32x32", "-o", str(out)]) == 2
     assert "at least 63x63" in capsys.readouterr().err
 
 

@@ -53,3 +53,8 @@ class ResourceError(CnnlabError, MemoryError):
     """Work too large for this machine (an input size, batch, model width or kernel size whose
     memory is more than what is available), refused before it is allocated; see
     :mod:`cnnlab.memory`. The command line treats it as the user's mistake (exit 2)."""
+
+
+class OptionError(CnnlabError, ValueError):
+    """A command-line option (or the library argument behind it) whose value cannot be used:
+    a count below 1, two options that exclude each other, a file of the wrong kind."""

@@ -423,7 +423,7 @@ def open_run(path, device="cpu", ema: bool = True):
     """``(model in eval mode, config, Preprocess)`` of a run folder, its ``model.safetensors``
     or a checkpoint (what :func:`cnnlab.training.runs.open_run` names)."""
     kind, _ = classify(path)
-    if kind not in ("run", "safetensors", "checkpoint"):
+    if kind in ("name", "scratch"):
         raise CheckpointError(f"{path} is not a cnnlab run; give a run folder (runs/NAME), its "
                               "model.safetensors or its checkpoint.pt")
     src = open_source(path, device=device, ema=ema)

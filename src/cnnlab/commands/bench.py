@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import new_command, parse_input_size
+from . import add_input_size_arg, input_size_of, new_command
 
 ALL = "eager,channels_last,bf16,fused,compile,int8,ort,ort_int8"
 
@@ -34,8 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     p.add_argument("--images", type=int, default=32,
                    help="fixed images for top-1 agreement (default 32)")
-    p.add_argument("--input", type=parse_input_size, metavar="CxHxW",
-                   help="input size of registered models (default: the model's native size)")
+    add_input_size_arg(p, "input size of registered models (default: the model's native size)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--peak", action="store_true",
                    help="measure the fp32/bf16/int8 matrix-multiply peak; add %% of peak")
@@ -84,7 +83,7 @@ def run(args) -> int:
     try:
         results = bench(args.models, batches=batches, backends=backends, repeats=args.repeats,
                         warmup=args.warmup, images=args.images, peaks=args.peak,
-                        input_size=args.input, progress=bar)
+                        input_size=input_size_of(args), progress=bar)
     finally:
         bar.close()
     header.append(f"ms/step: median of {args.repeats} interleaved rounds after {args.warmup} "
