@@ -115,7 +115,7 @@ def test_model_list_and_checkpoint_mistakes(tmp_path):
     (("compare", "nosuchnet", "--no-timing"), "unknown model 'nosuchnet'"),
     (("compare", "lenet5", "--device", "cuda:7"), "not available"),
     (("compare", "lenet5", "--no-timing", "--checkpoint", "lenet5=/nonexistent/run"),
-     "no run folder"),
+     "/nonexistent/run does not exist"),  # the one opener's message (cnnlab.resolve)
 ])
 def test_cli_compare_errors_are_one_line(cli, args, message):
     res = cli(*args)

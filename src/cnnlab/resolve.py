@@ -129,10 +129,10 @@ def usable_device(device) -> Any:
     except (RuntimeError, TypeError):
         raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"--device {device} was asked for, but no CUDA device is available; "
-                          "use --device cpu (or auto)")
+        raise DeviceError(f"--device {device} was asked for, but CUDA is not available here "
+                          "(no CUDA device); use --device cpu (or auto)")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceError(f"--device {device} was asked for, but there are "
+        raise DeviceError(f"--device {device} is not available: there are "
                           f"{torch.cuda.device_count()} CUDA devices")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise DeviceError(f"--device {device} was asked for, but MPS is not available; use "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import new_command, output_file
+from . import add_device_arg, new_command, output_file
 
 
 def add_parser(sub) -> None:
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
                    help="model names or shell-style patterns ('resnet*'); see 'cnnlab list'")
     p.add_argument("--all", action="store_true", help="every registered model")
     p.add_argument("--batch", type=int, default=32, help="batch size for timing (default 32)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_device_arg(p)
     p.add_argument("--repeats", type=int, default=10, help="timed runs per model (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
@@ -101,6 +101,9 @@ def run(args) -> int:
         raise ValueError("--batch and --repeats must be at least 1, --warmup at least 0")
     if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
         raise ValueError(f"--time-budget must be positive, got {args.time_budget}")
+    from ..resolve import usable_device
+
+    args.device = str(usable_device(args.device))  # auto: cuda, else mps, else cpu
     check_device(args.device)
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
