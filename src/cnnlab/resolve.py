@@ -169,6 +169,8 @@ def classify(spec) -> tuple[str, Path | None]:
             return "run", path
         if (path / CHECKPOINT_FILE).is_file():
             return "checkpoint", path / CHECKPOINT_FILE
+        if (path / WEIGHTS_FILE).is_file():  # weights without a config: a file to --weights
+            return "weights", path / WEIGHTS_FILE
         raise CheckpointError(f"{path} is not a cnnlab run: it has no {CONFIG_FILE}, "
                               f"{WEIGHTS_FILE} or {CHECKPOINT_FILE}; {WHAT_TO_GIVE}")
     if path.exists():
