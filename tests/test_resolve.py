@@ -17,6 +17,7 @@ from cnnlab.cli import main
 from cnnlab.errors import CheckpointError, UnknownModelError
 from cnnlab.resolve import DeviceError, classify, open_source, usable_device
 
+CLASSES = ["class0", "class1", "class2"]  # the synthetic data's names
 SYN = "synthetic:classes=3,size=1x8x8,train=12,val=3,test=3"
 
 
@@ -67,7 +68,7 @@ def test_a_run_opens_the_same_through_its_folder_file_and_checkpoint(world):
     ck = open_source(run / "checkpoint.pt")
     assert (folder.kind, st.kind, ck.kind) == ("run", "safetensors", "checkpoint")
     for src in (folder, st, ck):
-        assert src.name == "lenet5" and src.classes == ["class0", "class1", "class2"] and src.trained
+        assert src.name == "lenet5" and src.classes == CLASSES and src.trained
         assert src.data_config.input_size == (1, 32, 32) and not src.model.training
         assert src.preprocess.channels == 1
     with torch.no_grad():
@@ -84,7 +85,7 @@ def test_a_name_is_seeded_and_a_weights_file_goes_into_a_named_architecture(worl
     with torch.no_grad():
         assert torch.equal(a.model(x), b.model(x))
     w = open_source("lenet5", weights=world["run"])  # a run folder given with --weights
-    assert w.kind == "weights" and w.classes == ["class0", "class1", "class2"] and w.config is not None
+    assert w.kind == "weights" and w.classes == CLASSES and w.config is not None
     f = open_source("lenet5", weights=world["foreign"])  # no config: indices, data_config
     assert f.kind == "weights" and f.config is None and f.classes == ["0", "1", "2"]
     with torch.no_grad():

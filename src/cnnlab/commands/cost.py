@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -25,9 +26,9 @@ def add_parser(sub) -> None:
                     "maps, 3x3), its figures and why they are wrong.")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--input-size", metavar="CxHxW",
-                      help="input channels x height x width (default 3x100x100, the slide's)")
-    size.add_argument("--input", metavar="HxWxC", help="deprecated: the same as HxWxC (the "
-                      "slide's order); use --input-size CxHxW")
+                      help="input channels x height x width (default 3x100x100, the slide's; "
+                           "the old --input HxWxC works for one more release)")
+    size.add_argument("--input", metavar="HxWxC", help=argparse.SUPPRESS)  # deprecated
     p.add_argument("--maps", type=int, default=128, help="output maps N (default 128)")
     p.add_argument("--kernel", type=int, default=3, help="kernel size k (default 3)")
     p.add_argument("--stride", type=int, default=1, help="stride (default 1)")
