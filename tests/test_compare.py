@@ -20,7 +20,10 @@ from .conftest import _reference_file
 def make_run(tmp_path, name="lenet5", results=None, metrics=None):
     run = tmp_path / f"run-{name}"
     model = cnnlab.create_model(name)
-    save_run_model(run, model, {"model": name, "model_kwargs": {}, "input_size": [1, 32, 32]})
+    # a complete config.json: the opener checks it against the run-config schema
+    save_run_model(run, model, {"model": name, "model_kwargs": {}, "input_size": [1, 32, 32],
+                                "classes": [str(i) for i in range(10)], "mean": [0.5],
+                                "std": [0.5]})
     if results is not None:
         (run / "results.json").write_text(json.dumps(results))
     if metrics is not None:
