@@ -127,8 +127,10 @@ def output_file(path, args, flag: str):
     the photo). Checked before the work starts."""
     from pathlib import Path
 
+    from ..errors import OutputExistsError
+
     path = Path(path)
     if (path.is_file() or path.is_symlink()) and not getattr(args, "overwrite", False):
-        raise FileExistsError(f"{path} already exists; {flag} does not replace a file without "
+        raise OutputExistsError(f"{path} already exists; {flag} does not replace a file without "
                               "--overwrite: choose another name, or add --overwrite")
     return path

@@ -173,13 +173,13 @@ def _scratch_size(value) -> int:
 
 def _check_out(out: Path, names: list[str], overwrite: bool) -> None:
     """Refuse (before training) an -o folder that already holds a saved model."""
-    from ..errors import OptionError
+    from ..errors import OptionError, OutputExistsError
 
     if out.exists() and not out.is_dir():
         raise OptionError(f"-o {out} is a file, not a folder; give a folder name")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
-        raise FileExistsError(f"{out} already holds a saved model ({', '.join(taken)}); give "
+        raise OutputExistsError(f"{out} already holds a saved model ({', '.join(taken)}); give "
                               "another -o, or add --overwrite to replace it")
 
 
@@ -194,7 +194,9 @@ def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = No
 
     x, y = (data if data is not None else load_digits_split(input_size))["test"]
     if not 0 <= index < len(x):
-        raise ValueError(f"--index must be in 0..{len(x) - 1}, got {index}")
+        from ..errors import OptionError
+
+        raise OptionError(f"--index must be in 0..{len(x) - 1}, got {index}")
     w = net["c1"].params["W"]
     paths = [plot_kernels(np.rot90(w, 2, axes=(2, 3)), out / "c1_kernels.png",
                           title="NumPy LeNet-5: C1 kernels as templates, rot90(W, 2)")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import OptionError
 from . import add_input_size_arg, new_command, parse_input_size
 
 
@@ -67,7 +68,7 @@ def run(args) -> int:
     from ..analysis.summary import summary
 
     if args.depth < 1:
-        raise ValueError(f"--depth must be at least 1, got {args.depth}")
+        raise OptionError(f"--depth must be at least 1, got {args.depth}")
     size = input_size_arg(args.model, args.input_size)
     if args.receptive_field:
         from ..analysis.receptive_field import format_fields, receptive_field
