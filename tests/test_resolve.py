@@ -102,6 +102,18 @@ def test_a_scratch_run_gives_the_numpy_networks_logits(world):
     with torch.no_grad():
         got = src.model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, net.forward(x), atol=1e-4)
+    assert src.input_size == (1, size, size)  # the engine's 28 (or 32), not LeNet-5's native
+
+
+def test_predict_and_visualize_take_a_scratch_run(world, tmp_path):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["predict", str(world["scratch"]), str(world["image"]), "--json"]) == 0
+        (item,) = json.loads(out.getvalue())
+        assert len(item["top"]) == 5 and item["top"][0]["class"] in list("0123456789")
+        assert main(["visualize", str(world["scratch"]), "--filters", "--features",
+                     str(world["image"]), "-o", str(tmp_path)]) == 0
+    assert (tmp_path / "filters.png").is_file() and (tmp_path / "feature_maps.png").is_file()
 
 
 @pytest.mark.parametrize("spec, kwargs, error, message", [

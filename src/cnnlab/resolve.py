@@ -80,6 +80,9 @@ class Source:
 
     @property
     def input_size(self) -> tuple[int, int, int]:
+        if self.kind == "scratch":
+            size = int(self.config["input_size"])
+            return 1, size, size
         if self.data_config is not None:
             return tuple(self.data_config.input_size)
         from .registry import get_entry
@@ -410,6 +413,18 @@ def _open_scratch(path: Path) -> Source:
     return Source("scratch", str(path), model, "lenet5", kwargs, path, cfg,
                   [str(i) for i in range(10)], weights="trained (NumPy engine)",
                   scratch=(net, cfg))
+
+
+def scratch_data_config(src: Source):
+    """The DataConfig of a scratch run (``src.kind == "scratch"``): its 1xNxN input and the
+    mean/std of the data it was trained on (the NumPy engine normalises with them). Reads that
+    data, so it is asked for only by the commands that prepare images."""
+    from .data.config import DataConfig
+    from .scratch.runs import run_data
+
+    data, size = run_data(src.config), int(src.config["input_size"])
+    return DataConfig((1, size, size), None, "bilinear", (float(data["mean"]),),
+                      (float(data["std"]),), 10, "cnnlab scratch run (its training data)")
 
 
 def load_run_model(run_dir, map_location="cpu"):

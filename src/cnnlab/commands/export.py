@@ -249,7 +249,7 @@ def run(args) -> int:
             "output_name": "logits" if args.fmt == "onnx" else None,
             "max_relative_difference": max(d for _, d in diffs)}
     sidecar.write_text(json.dumps(meta, indent=2) + "\n")
-    say(f"wrote {sidecar} (input size{', normalisation, classes' if info['run'] else ''})")
+    say(f"wrote {sidecar} (input size{', normalisation, classes' if info['data_config'] else ''})")
     worst = max(d for _, d in diffs)
     if args.json:
         print_json({"wrote": [str(out), str(sidecar)], "size_bytes": size,

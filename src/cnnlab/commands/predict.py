@@ -106,7 +106,7 @@ def open_model(args, need_weights: str = ""):
     RUN, or MODEL with --weights (:func:`cnnlab.resolve.open_source`). Reads ``args.run``,
     ``weights``, ``weights_sha256``, ``device``, ``ema``, and the optional ``classes``,
     ``input_size``, ``mean``, ``std``, ``resize``, ``crop``, ``interpolation``."""
-    from ..resolve import open_source
+    from ..resolve import open_source, scratch_data_config
 
     opt = {k: getattr(args, k, None) for k in ("classes", "input_size", "mean", "std",
                                                 "resize", "crop", "interpolation")}
@@ -123,6 +123,8 @@ def open_model(args, need_weights: str = ""):
                      f"{src.data_config.describe()}; --resize/--crop/--interpolation/--mean/"
                      "--std to change it")
     pad = src.preprocess.pad_from if src.preprocess is not None else None
+    if src.kind == "scratch":  # the NumPy LeNet-5: its training data's normalisation
+        src.data_config = scratch_data_config(src)
     dc, pre = apply_transform_args(src.data_config, args, getattr(src.model, "in_chans", None),
                                    None if opt["input_size"] else pad)
     classes = src.classes

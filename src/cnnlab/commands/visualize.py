@@ -93,13 +93,9 @@ def feature_maps(model, x, max_layers: int = 8):
 
 def _image_config(src) -> dict:
     """input_size, mean and std the model's images are prepared with."""
-    if src.kind == "scratch":  # the NumPy engine normalises with its training set's statistics
-        from ..scratch.runs import run_data
+    from ..resolve import scratch_data_config
 
-        d, size = run_data(src.config), int(src.config["input_size"])
-        return {"input_size": [1, size, size], "mean": [float(d["mean"])],
-                "std": [float(d["std"])]}
-    dc = src.data_config
+    dc = scratch_data_config(src) if src.kind == "scratch" else src.data_config
     return {"input_size": list(dc.input_size), "mean": list(dc.mean), "std": list(dc.std)}
 
 
