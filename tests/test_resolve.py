@@ -78,6 +78,16 @@ def test_a_run_opens_the_same_through_its_folder_file_and_checkpoint(world):
         assert torch.equal(ck.model(x), ref(x))
 
 
+def test_a_checkpoint_copied_out_of_its_run_still_opens(world, tmp_path):
+    import shutil
+
+    copy = tmp_path / "best.pt"
+    shutil.copy(world["run"] / "checkpoint.pt", copy)
+    assert classify(str(copy))[0] == "weights"  # by its place it could be any weights file
+    src = open_source(copy)  # but it is a cnnlab checkpoint: its own config comes with it
+    assert src.kind == "checkpoint" and src.classes == CLASSES
+
+
 def test_a_name_is_seeded_and_a_weights_file_goes_into_a_named_architecture(world):
     x = torch.randn(1, 1, 32, 32)
     a, b = open_source("lenet5"), open_source("lenet5")

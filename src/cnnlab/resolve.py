@@ -250,6 +250,8 @@ def open_source(spec, weights=None, *, sha256: str | None = None, device="cpu",
             src = _open_name(str(spec), in_chans, seed)
         elif kind == "scratch":
             src = _open_scratch(path)
+        elif kind == "weights" and _is_checkpoint(path):  # a checkpoint copied elsewhere
+            src = _open_run(path, "checkpoint", ema)
         elif kind == "weights":
             raise CheckpointError(f"{path} is a weights file, not a cnnlab run: name its "
                                   f"architecture and give the file with --weights {path} "
@@ -259,6 +261,19 @@ def open_source(spec, weights=None, *, sha256: str | None = None, device="cpu",
         src.spec = str(spec)
     src.model = src.model.to(dev).eval()
     return src
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` (a file outside a run folder) is a cnnlab training checkpoint."""
+    if path.is_dir() or path.suffix == ".safetensors":
+        return False
+    from .training.checkpoint import load_checkpoint
+
+    try:
+        load_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
 
 
 def _open_name(name: str, in_chans, seed) -> Source:
