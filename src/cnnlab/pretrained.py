@@ -150,7 +150,7 @@ def _sniff(path: Path) -> str:
 
 def _resolve(path: Path) -> tuple[Path, dict | None]:
     """The file to read for ``path`` and the run's config when it is (in) a cnnlab run."""
-    from .resolve import locate_weights
+    from .weights import locate_weights
 
     return locate_weights(path)
 

@@ -192,33 +192,6 @@ def classify(spec) -> tuple[str, Path | None]:
     return "name", None
 
 
-def locate_weights(path: Path) -> tuple[Path, dict | None]:
-    """The file to read for a weights ``path`` (a file, or a run folder's weights) and the
-    run's raw config when it is (in) a cnnlab run: what :func:`cnnlab.read_weights` reads."""
-    import json
-
-    from .weights import CONFIG_FILE, WEIGHTS_FILE
-
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist; give a .safetensors/.pth/.pt/.bin file "
-                              "or a cnnlab run folder")
-    run_dir = path if path.is_dir() else path.parent
-    config = None
-    if (run_dir / CONFIG_FILE).is_file() and (path.is_dir() or path.name in
-                                               (WEIGHTS_FILE, CHECKPOINT_FILE)):
-        try:
-            config = json.loads((run_dir / CONFIG_FILE).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-            config = None
-    if path.is_dir():
-        for name in (WEIGHTS_FILE, CHECKPOINT_FILE):
-            if (path / name).is_file():
-                return path / name, config
-        raise CheckpointError(f"{path} is a folder without {WEIGHTS_FILE} or {CHECKPOINT_FILE}; "
-                              "give a weights file or a cnnlab run folder")
-    return path, config
-
-
 # --------------------------------------------------------------------------- opening
 
 def open_source(spec, weights=None, *, sha256: str | None = None, device="cpu",

@@ -187,6 +187,30 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True,
     return model
 
 
+def locate_weights(path: Path) -> tuple[Path, dict | None]:
+    """The file to read for a weights ``path`` (a file, or a run folder's weights) and the
+    run's raw config when it is (in) a cnnlab run: what :func:`cnnlab.read_weights` reads
+    (and :mod:`cnnlab.resolve`, the one opener, for ``--weights``)."""
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; give a .safetensors/.pth/.pt/.bin file "
+                              "or a cnnlab run folder")
+    run_dir = path if path.is_dir() else path.parent
+    config = None
+    if (run_dir / CONFIG_FILE).is_file() and (path.is_dir() or path.name in
+                                               (WEIGHTS_FILE, "checkpoint.pt")):
+        try:
+            config = json.loads((run_dir / CONFIG_FILE).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            config = None
+    if path.is_dir():
+        for name in (WEIGHTS_FILE, "checkpoint.pt"):
+            if (path / name).is_file():
+                return path / name, config
+        raise CheckpointError(f"{path} is a folder without {WEIGHTS_FILE} or checkpoint.pt; "
+                              "give a weights file or a cnnlab run folder")
+    return path, config
+
+
 def save_run_model(run_dir: str | os.PathLike, model: nn.Module, config: dict) -> None:
     """Write ``model.safetensors`` and ``config.json`` into ``run_dir`` (atomically)."""
     run_dir = Path(run_dir)
