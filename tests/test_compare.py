@@ -20,7 +20,10 @@ from .conftest import _reference_file
 def make_run(tmp_path, name="lenet5", results=None, metrics=None):
     run = tmp_path / f"run-{name}"
     model = cnnlab.create_model(name)
-    save_run_model(run, model, {"model": name, "model_kwargs": {}, "input_size": [1, 32, 32]})
+    # a complete config.json: the opener checks it against the run-config schema
+    save_run_model(run, model, {"model": name, "model_kwargs": {}, "input_size": [1, 32, 32],
+                                "classes": [str(i) for i in range(10)], "mean": [0.5],
+                                "std": [0.5]})
     if results is not None:
         (run / "results.json").write_text(json.dumps(results))
     if metrics is not None:
@@ -115,7 +118,7 @@ def test_model_list_and_checkpoint_mistakes(tmp_path):
     (("compare", "nosuchnet", "--no-timing"), "unknown model 'nosuchnet'"),
     (("compare", "lenet5", "--device", "cuda:7"), "not available"),
     (("compare", "lenet5", "--no-timing", "--checkpoint", "lenet5=/nonexistent/run"),
-     "no run folder"),
+     "/nonexistent/run does not exist"),  # the one opener's message (cnnlab.resolve)
 ])
 def test_cli_compare_errors_are_one_line(cli, args, message):
     res = cli(*args)

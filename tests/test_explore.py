@@ -56,7 +56,7 @@ def pages(tmp_path_factory):
                                 "classes": [f"digit {i}" for i in range(10)],
                                 "mean": [0.3], "std": [0.4], "data": {"spec": "digits"}})
     scratch = tmp / "np-run"
-    assert main(["scratch", "train", "--epochs", "1", "--out", str(scratch),
+    assert main(["scratch", "train", "--epochs", "1", "-o", str(scratch),
                  "--no-progress"]) == 0
     out = {}
     for key, target, kw in [("lenet5", run, {}), ("resnet20", "resnet20", {}),
@@ -183,7 +183,7 @@ def test_scratch_run_page_uses_the_data_the_run_was_trained_on(pages, tmp_path):
     assert pages["scratch"][1]["source"]["image"].startswith("digits test image 0 (label ")
     spec = "synthetic:classes=3,size=1x8x8,train=40,val=8,test=8"
     run = tmp_path / "np-synthetic"
-    assert main(["scratch", "train", "--data", spec, "--epochs", "1", "--out", str(run),
+    assert main(["scratch", "train", "--data", spec, "--epochs", "1", "-o", str(run),
                  "--no-progress"]) == 0
     data = write_page(run, tmp_path / "p.html")
     assert data["source"]["image"].startswith(f"{spec} test image 0 (label ")
@@ -214,7 +214,7 @@ def test_cli_explore_and_its_mistakes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["explore", str(tmp_path / "no-run"), "-o", str(out)]) == 2
     assert "no-run does not exist" in capsys.readouterr().err
-    assert main(["explore", "alexnet", "--input", "3x32x32", "-o", str(out)]) == 2
+    assert main(["explore", "alexnet", "--input-size", "3x32x32", "-o", str(out)]) == 2
     assert "at least 63x63" in capsys.readouterr().err
 
 

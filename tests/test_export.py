@@ -107,7 +107,7 @@ def test_small_registered_models(capsys, tmp_path, name, fmt, size):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")
     out = tmp_path / f"{name}.{fmt}"
-    code, stdout, stderr = run_main(capsys, name, "--format", fmt, "-o", str(out), "--input",
+    code, stdout, stderr = run_main(capsys, name, "--format", fmt, "-o", str(out), "--input-size",
                                     size, "--dynamic-batch")
     assert code == 0, stderr
     diffs = [float(t.split(" at batch")[0]) for t in stdout.split("PyTorch: ")[1].split(", ")]
@@ -158,10 +158,10 @@ def test_run_folder_without_weights_is_one_line(trained_run, capsys, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["resnet_18", "--format", "torchscript"], "unknown model 'resnet_18'; did you mean"),
     (["runs/nothing-here", "--format", "torchscript"], "runs/nothing-here does not exist"),
-    (["lenet5", "--format", "torchscript", "--input", "1x32"], "input size must be CxHxW"),
-    (["lenet5", "--format", "torchscript", "--input", "3x32x32"],
+    (["lenet5", "--format", "torchscript", "--input-size", "1x32"], "input size must be CxHxW"),
+    (["lenet5", "--format", "torchscript", "--input-size", "3x32x32"],
      "lenet5 was built for 1-channel input, got 3 channels"),
-    (["alexnet", "--format", "onnx", "--input", "3x32x32"],
+    (["alexnet", "--format", "onnx", "--input-size", "3x32x32"],
      "alexnet needs inputs of at least 63x63, got 32x32"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, message):

@@ -154,7 +154,7 @@ def test_cli_filter_writes_image_npy_and_figure(cli, image_file, tmp_path):
 
     out = tmp_path / "gx.png"
     res = cli("filter", str(image_file), "--kernel", "sobel-x", "--kernel", "roberts",
-              "--out", str(out))
+              "-o", str(out))
     assert res.returncode == 0, res.stderr
     assert "roberts: kernel 2x2, mode valid, output 19x29" in res.stdout
     sobel = np.asarray(Image.open(tmp_path / "gx_sobel-x.png"))
@@ -162,7 +162,7 @@ def test_cli_filter_writes_image_npy_and_figure(cli, image_file, tmp_path):
     # convolution flips sobel-x: dark-to-bright edge -> negative -> below the 128 grey
     assert sobel[10, 14] == 0 and sobel[10, 2] == 128 and sobel[10, 20] == 128
     assert (tmp_path / "gx_figure.png").stat().st_size > 1000
-    res = cli("filter", str(image_file), "-k", "sobel-x", "--correlate", "--out",
+    res = cli("filter", str(image_file), "-k", "sobel-x", "--correlate", "-o",
               str(tmp_path / "gx.npy"), "--figure", "none")
     assert res.returncode == 0, res.stderr
     raw = np.load(tmp_path / "gx.npy")

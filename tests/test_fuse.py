@@ -136,13 +136,13 @@ def test_export_fuse_writes_a_model_without_batch_norm(capsys, tmp_path):
     from cnnlab.cli import main
 
     out = tmp_path / "r20.pt"
-    code = main(["export", "resnet20", "--format", "torchscript", "-o", str(out), "--input",
+    code = main(["export", "resnet20", "--format", "torchscript", "-o", str(out), "--input-size",
                  "3x32x32", "--fuse"])
     assert code == 0, capsys.readouterr().err
     keys = torch.jit.load(str(out)).state_dict().keys()
     assert not any("running_mean" in k for k in keys) and "conv1.bias" in keys
     plain = tmp_path / "plain.pt"
-    assert main(["export", "resnet20", "--format", "torchscript", "-o", str(plain), "--input",
+    assert main(["export", "resnet20", "--format", "torchscript", "-o", str(plain), "--input-size",
                  "3x32x32"]) == 0
     assert any("running_mean" in k for k in torch.jit.load(str(plain)).state_dict())
 

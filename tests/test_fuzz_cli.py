@@ -58,10 +58,10 @@ def _base(w: dict[str, Path]) -> dict[str, list[str]]:
         "errata": ["errata"],
         "scratch train": ["scratch", "train", "--epochs", "1", "--limit", "20", "--no-progress",
                           "--batch-size", "16"],
-        "scratch show": ["scratch", "show", str(w["scratch"]), "--out", str(out / "show")],
+        "scratch show": ["scratch", "show", str(w["scratch"]), "-o", str(out / "show")],
         "filter": ["filter", img, "--kernel", "box", "--figure", "none",
-                   "--out", str(out / "f.png")],
-        "visualize": ["visualize", run, "--out", str(out / "vis")],
+                   "-o", str(out / "f.png")],
+        "visualize": ["visualize", run, "-o", str(out / "vis")],
         "weights inspect": ["weights", "inspect", str(w["run"] / "model.safetensors")],
         "explore": ["explore", "lenet5", "-o", str(out / "page.html")],
     }
@@ -135,7 +135,7 @@ def world(tmp_path_factory):
         assert main(["train", "lenet5", "--data", SYN, "--epochs", "1", "--threads", "1",
                      "--runs-dir", str(root / "runs"), "--name", "r", "--no-plots"]) == 0
         assert main(["scratch", "train", "--epochs", "1", "--limit", "20", "--no-progress",
-                     "--out", str(root / "np")]) == 0
+                     "-o", str(root / "np")]) == 0
     w["run"], w["scratch"] = root / "runs" / "r", root / "np"
     yield w
     w["unreadable"].chmod(0o644)

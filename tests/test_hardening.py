@@ -170,7 +170,7 @@ def test_folder_is_listed_in_one_scandir_pass(tmp_path, monkeypatch):
                                        ("1e6", "training diverged: the mean loss of epoch 1")])
 def test_cli_scratch_train_stops_on_a_bad_learning_rate(capsys, tmp_path, lr, needle):
     res = run_main(capsys, "scratch", "train", "--lr", lr, "--epochs", "2", "--no-progress",
-                   "--out", tmp_path / "out")
+                   "-o", tmp_path / "out")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.strip().count("\n") == 0 and needle in res.stderr
     assert "lower the learning rate" in res.stderr or "try --lr" in res.stderr

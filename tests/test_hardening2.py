@@ -74,7 +74,7 @@ def test_filter_kernel_too_large_is_refused(capsys, tmp_path):
 
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "photo.png")
     res = run_main(capsys, "filter", tmp_path / "photo.png", "--kernel", "box", "--size",
-                   "100001", "--out", tmp_path / "out.png")
+                   "100001", "-o", tmp_path / "out.png")
     one_line_error(res, "a 100001x100001 box kernel needs at least", "available", "--size")
     assert not (tmp_path / "out.png").exists()
 
@@ -99,7 +99,7 @@ def test_allocation_failure_that_still_happens_is_one_line(capsys, tmp_path, mon
 
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "photo.png")
     monkeypatch.setattr(filters, "apply_filter", fail)
-    argv = ["filter", tmp_path / "photo.png", "--kernel", "box", "--out", tmp_path / "o.png"]
+    argv = ["filter", tmp_path / "photo.png", "--kernel", "box", "-o", tmp_path / "o.png"]
     res = run_main(capsys, *argv)
     one_line_error(res, "cnnlab filter: error: not enough memory")
     res = run_main(capsys, *argv, "--debug")  # the traceback, then the same line and code
@@ -130,7 +130,7 @@ def test_threads_above_the_usable_cores_are_refused(capsys, tmp_path, argv):
 
 @pytest.mark.parametrize("argv,prog", [
     (["train", "lenet5", "--epochs", "x"], "cnnlab train"),
-    (["filter", "x.png", "-o", "y.png"], "cnnlab filter"),
+    (["filter", "x.png", "--bogus", "y.png"], "cnnlab filter"),  # -o is an option now
     (["scratch", "train", "--bogus"], "cnnlab scratch train"),
     (["nosuchcommand"], "cnnlab"),
 ])
@@ -148,13 +148,13 @@ def test_scratch_train_refuses_an_out_folder_with_a_saved_model(capsys, tmp_path
     out = tmp_path / "np"
     out.mkdir()
     (out / "scratch_lenet5.npz").write_bytes(b"mine")
-    res = run_main(capsys, "scratch", "train", "--epochs", "1", "--limit", "20", "--out", out,
+    res = run_main(capsys, "scratch", "train", "--epochs", "1", "--limit", "20", "-o", out,
                    "--no-progress")
     one_line_error(res, f"{out} already holds a saved model (scratch_lenet5.npz)",
                    "--overwrite")
     assert (out / "scratch_lenet5.npz").read_bytes() == b"mine"
     assert not (out / "scratch_config.json").exists()
-    res = run_main(capsys, "scratch", "train", "--epochs", "1", "--limit", "20", "--out", out,
+    res = run_main(capsys, "scratch", "train", "--epochs", "1", "--limit", "20", "-o", out,
                    "--no-progress", "--overwrite")
     assert res.returncode == 0, res.stderr
     assert (out / "scratch_lenet5.npz").read_bytes() != b"mine"
@@ -396,7 +396,7 @@ def test_python_api_names_the_argument(call, needle):
 
 
 def test_an_output_file_that_exists_is_not_replaced_without_overwrite(capsys, tmp_path):
-    """``--out photo.png`` replaced the photo; every file a command is told to write is now
+    """``-o photo.png`` replaced the photo; every file a command is told to write is now
     refused when it exists (before any work), unless --overwrite."""
     from PIL import Image
 
@@ -404,9 +404,9 @@ def test_an_output_file_that_exists_is_not_replaced_without_overwrite(capsys, tm
     Image.fromarray(noise).save(tmp_path / "photo.png")
     mine = (tmp_path / "photo.png").read_bytes()
     argv = ["filter", tmp_path / "photo.png", "--kernel", "box", "--figure", "none",
-            "--out", tmp_path / "photo.png"]
+            "-o", tmp_path / "photo.png"]
     res = run_main(capsys, *argv)
-    one_line_error(res, "photo.png already exists; --out does not replace", "--overwrite")
+    one_line_error(res, "photo.png already exists; -o does not replace", "--overwrite")
     assert (tmp_path / "photo.png").read_bytes() == mine
     assert run_main(capsys, *argv, "--overwrite").returncode == 0
     assert (tmp_path / "photo.png").read_bytes() != mine

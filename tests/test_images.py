@@ -231,9 +231,9 @@ def test_cli_huge_image_is_one_line_naming_the_limit(tmp_path, command, tiny_run
                                                      monkeypatch):
     bomb = png_header_only(tmp_path / "bomb.png", 20000, 20000)
     if command == "filter":
-        argv = ["filter", str(bomb), "--kernel", "sobel", "--out", str(tmp_path / "o.png")]
+        argv = ["filter", str(bomb), "--kernel", "sobel", "-o", str(tmp_path / "o.png")]
     elif command == "visualize":
-        argv = ["visualize", str(tiny_run), "--features", str(bomb), "--out", str(tmp_path)]
+        argv = ["visualize", str(tiny_run), "--features", str(bomb), "-o", str(tmp_path)]
     elif command == "predict":
         argv = ["predict", str(tiny_run), str(bomb)]
     else:
@@ -258,7 +258,7 @@ def test_cli_pillow_warning_is_one_clean_line(tmp_path):
     # (The header-only file then fails to decode: a second, one-line error.)
     big = png_header_only(tmp_path / "big.png", 10000, 10000)
     # (a subprocess: in pytest's process, a leaked Python warning would be captured by pytest)
-    res = cli_env("filter", str(big), "--kernel", "sobel", "--out", str(tmp_path / "o.png"),
+    res = cli_env("filter", str(big), "--kernel", "sobel", "-o", str(tmp_path / "o.png"),
                   env={"CNNLAB_MAX_IMAGE_PIXELS": ""})
     assert "DecompressionBomb" not in res.stderr and "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
@@ -378,7 +378,7 @@ def test_filter_and_visualize_read_16_bit_like_8_bit(tiny_run, twin_images, tmp_
     np.testing.assert_allclose(x16.numpy(), x8.numpy(), atol=1e-5)
     from cnnlab import filters as F
 
-    res = run_main(capsys, "filter", sixteen, "--kernel", "sobel-x", "--out", tmp_path / "f.npy",
+    res = run_main(capsys, "filter", sixteen, "--kernel", "sobel-x", "-o", tmp_path / "f.npy",
                    "--figure", "none")
     assert res.returncode == 0, res.stderr
     want = F.apply_filter(g8, "sobel-x")  # the 8-bit twin's response, gray levels 0..255

@@ -70,7 +70,7 @@ def test_filter_on_an_image_without_torch(tmp_path):
 
 
 def test_scratch_train_without_torch(tmp_path):
-    res = loaded_after(cli("scratch", "train", "--epochs", "1", "--out", str(tmp_path / "np")))
+    res = loaded_after(cli("scratch", "train", "--epochs", "1", "-o", str(tmp_path / "np")))
     assert res["modules"] == ["cnnlab.scratch"]
     assert (tmp_path / "np").is_dir()
 

@@ -72,7 +72,7 @@ def test_image_folder_in_colour_becomes_grey(tmp_path):
 
 def test_cli_scratch_train_on_idx_files(cli, idx_folder, tmp_path):
     res = cli("scratch", "train", "--data", str(idx_folder), "--epochs", "2", "--batch-size",
-              "16", "--out", str(tmp_path / "run"))
+              "16", "-o", str(tmp_path / "run"))
     assert res.returncode == 0, res.stderr
     assert str(idx_folder) in res.stdout and "108 train" in res.stdout
     line = next(x for x in res.stdout.splitlines() if x.startswith("test loss"))
@@ -89,12 +89,12 @@ def test_a_run_trained_on_a_relative_folder_shows_from_anywhere(cli, idx_folder,
 
     from .conftest import run_cli
 
-    res = run_cli("scratch", "train", "--data", idx_folder.name, "--epochs", "1", "--out",
+    res = run_cli("scratch", "train", "--data", idx_folder.name, "--epochs", "1", "-o",
                   str(tmp_path / "run"), cwd=idx_folder.parent)
     assert res.returncode == 0, res.stderr
     config = json.loads((tmp_path / "run" / "scratch_config.json").read_text())
     assert config["data"] == str(idx_folder.resolve())
-    res = run_cli("scratch", "show", str(tmp_path / "run"), "--out", str(tmp_path / "pics"),
+    res = run_cli("scratch", "show", str(tmp_path / "run"), "-o", str(tmp_path / "pics"),
                   cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "pics" / "feature_maps.png").is_file()

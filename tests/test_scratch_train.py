@@ -66,7 +66,7 @@ def test_two_epochs_learn(capsys):
 
 def test_cli_scratch_train_and_show(cli, tmp_path):
     out = tmp_path / "run"
-    res = cli("scratch", "train", "--epochs", "1", "--out", str(out), "--show", "--no-progress")
+    res = cli("scratch", "train", "--epochs", "1", "-o", str(out), "--show", "--no-progress")
     assert res.returncode == 0, res.stderr
     assert "epoch   1" in res.stdout and "test accuracy" in res.stdout
     cfg = json.loads((out / "scratch_config.json").read_text())
@@ -75,7 +75,7 @@ def test_cli_scratch_train_and_show(cli, tmp_path):
         assert (out / name).stat().st_size > 0
     with np.load(out / "scratch_lenet5.npz", allow_pickle=False) as f:
         assert f["c1.W"].shape == (6, 1, 5, 5) and f["c5.W"].shape == (120, 16, 5, 5)
-    res = cli("scratch", "show", str(out), "--index", "3", "--out", str(tmp_path / "pics"))
+    res = cli("scratch", "show", str(out), "--index", "3", "-o", str(tmp_path / "pics"))
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "pics" / "feature_maps.png").is_file()
 
@@ -84,7 +84,7 @@ def test_cli_scratch_errors(cli, tmp_path):
     res = cli("scratch", "show", str(tmp_path))
     assert res.returncode == 2 and "is not a scratch run" in res.stderr
     res = cli("scratch", "train", "--show")
-    assert res.returncode == 2 and "--show needs --out" in res.stderr
+    assert res.returncode == 2 and "--show needs -o" in res.stderr
 
 
 @pytest.mark.slow

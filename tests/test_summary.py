@@ -234,10 +234,10 @@ def test_cli_summary_json(cli):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("summary", "lenet5", "--input", "1x31x32"), "needs inputs of at least 32x32, got 31x32"),
-    (("summary", "lenet5", "--input", "1x0x32"), "must be positive"),
-    (("summary", "lenet5", "--input", "32x32"), "CxHxW"),
-    (("summary", "lenet5", "--input", "3x32x32"), "1-channel input, got 3"),
+    (("summary", "lenet5", "--input-size", "1x31x32"), "needs inputs of at least 32x32, got 31x32"),
+    (("summary", "lenet5", "--input-size", "1x0x32"), "must be positive"),
+    (("summary", "lenet5", "--input-size", "32x32"), "CxHxW"),
+    (("summary", "lenet5", "--input-size", "3x32x32"), "1-channel input, got 3"),
     (("summary", "lenet_5"), "unknown model 'lenet_5'; did you mean lenet5"),
     (("summary", "lenet5", "--depth", "0"), "--depth must be at least 1"),
 ])

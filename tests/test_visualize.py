@@ -54,7 +54,7 @@ def test_first_conv_and_feature_maps_of_lenet5(run_dir, digit):
 def test_cli_visualize_filters_and_features(cli, run_dir, digit, tmp_path):
     run, _, _ = run_dir
     res = cli("visualize", str(run), "--filters", "--features", str(digit),
-              "--out", str(tmp_path / "pics"))
+              "-o", str(tmp_path / "pics"))
     assert res.returncode == 0, res.stderr
     for name in ("filters.png", "feature_maps.png"):
         with Image.open(tmp_path / "pics" / name) as im:

@@ -10,7 +10,10 @@ from cnnlab.weights import load_run_model, load_weights, save_run_model, save_we
 
 def test_run_folder_round_trip(tmp_path):
     model = cnnlab.create_model("lenet5", num_classes=4).eval()
-    save_run_model(tmp_path, model, {"model": "lenet5", "model_kwargs": {"num_classes": 4}})
+    # a complete config: the opener checks it against the run-config schema (cnnlab.resolve)
+    save_run_model(tmp_path, model, {"model": "lenet5", "model_kwargs": {"num_classes": 4},
+                                     "input_size": [1, 32, 32], "classes": list("abcd"),
+                                     "mean": [0.5], "std": [0.5]})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
     loaded, config = load_run_model(tmp_path)
     x = torch.randn(2, 1, 32, 32)
@@ -26,7 +29,9 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
 
 def test_corrupt_weights_and_foreign_folders_are_refused(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
-    (tmp_path / "config.json").write_text(json.dumps({"model": "lenet5"}))
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model": "lenet5", "input_size": [1, 32, 32], "classes": [str(i) for i in range(10)],
+         "mean": [0.5], "std": [0.5]}))
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):
         load_run_model(tmp_path)
     with pytest.raises(CheckpointError, match="is not a cnnlab run"):

@@ -37,6 +37,7 @@ _LAZY = {
     "load_pretrained": ".pretrained",
     "DataConfig": ".data.config",
     "data_config": ".data.config",
+    "open_source": ".resolve",
 }
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "DataConfig",
     "data_config",
     "fuse",
+    "open_source",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

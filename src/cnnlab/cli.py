@@ -26,26 +26,14 @@ import sys
 
 from .errors import CnnlabError
 
-# One module per sub-command, in the order ``cnnlab --help`` lists them.
-COMMANDS = [
-    "list",
-    "train",
-    "evaluate",
-    "predict",
-    "summary",
-    "macs",
-    "cost",
-    "compare",
-    "bench",
-    "errata",
-    "scale-search",
-    "scratch",
-    "filter",
-    "visualize",
-    "weights",
-    "explore",
-    "export",
-]
+# One module per sub-command, by group, in the order ``cnnlab --help`` lists them.
+GROUPS = {
+    "models": ["list", "summary", "macs", "weights", "export"],
+    "training": ["train", "evaluate", "predict"],
+    "analysis": ["compare", "bench", "cost", "visualize", "explore"],
+    "lab": ["errata", "scale-search", "scratch", "filter"],
+}
+COMMANDS = [name for names in GROUPS.values() for name in names]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,13 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cnnlab",
         description="Classic CNNs from LeNet-5 to EfficientNet: build, inspect, train, compare.",
-        epilog="examples:\n  cnnlab list 'resnet*'\n  cnnlab train lenet5\n"
-               "run 'cnnlab COMMAND --help' for the options of a command",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                help="one of the commands below")
     for name in COMMANDS:
         importlib.import_module(f"cnnlab.commands.{name.replace('-', '_')}").add_parser(sub)
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    sub._choices_actions.clear()  # listed by group in the epilog instead of in one block
+    width = max(map(len, COMMANDS)) + 2
+    lines = ["commands:"]
+    for group, names in GROUPS.items():
+        lines.append(f"  {group}:")
+        lines += [f"    {name:<{width}}{helps.get(name) or ''}" for name in names]
+    parser.epilog = "\n".join(lines + [
+        "", "examples:", "  cnnlab list 'resnet*'", "  cnnlab train lenet5",
+        "run 'cnnlab COMMAND --help' for the options of a command"])
     return parser
 
 

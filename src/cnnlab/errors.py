@@ -58,3 +58,13 @@ class ResourceError(CnnlabError, MemoryError):
 class ExploreError(CnnlabError, ValueError):
     """A ``cnnlab explore`` request that does not fit its target (``--weights`` given for a
     run folder, which brings its own weights)."""
+
+
+class OptionError(CnnlabError, ValueError):
+    """A command-line option (or the library argument behind it) whose value cannot be used:
+    a count below 1, two options that exclude each other, a file of the wrong kind."""
+
+
+class OutputExistsError(CnnlabError, FileExistsError):
+    """An output file or folder that already holds the user's work, refused without
+    ``--overwrite``: nothing a user made is replaced without being asked."""

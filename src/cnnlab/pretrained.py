@@ -152,8 +152,10 @@ def _sniff(path: Path) -> str:
     return "unknown"
 
 
-def _resolve(path: Path) -> tuple[Path, dict | None]:
-    """The file to read for ``path`` and the run's config when it is (in) a cnnlab run."""
+def locate_weights(path: Path) -> tuple[Path, dict | None]:
+    """The file to read for a weights ``path`` (a file, or a run folder's weights) and the
+    run's raw config when it is (in) a cnnlab run: what :func:`read_weights` reads (and
+    :mod:`cnnlab.resolve`, the one opener, for ``--weights``)."""
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; give a .safetensors/.pth/.pt/.bin file "
                               "or a cnnlab run folder")
@@ -345,7 +347,7 @@ def read_weights(path: str | Path, sha256: str | None = None, *,
 
     A file with NaN or infinite values is refused (:func:`check_finite`) unless
     ``allow_nonfinite`` (None: as :func:`nonfinite_allowed` says, by default no)."""
-    src, config = _resolve(Path(path).expanduser())
+    src, config = locate_weights(Path(path).expanduser())
     kind = _sniff(src)
     if kind == "hdf5":
         raise CheckpointError(f"{src} is an HDF5 (Keras) file; cnnlab reads safetensors and "

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .build import build_model
 from .errors import CheckpointError
 from .pretrained import CONFIG_FILE, WEIGHTS_FILE, convert_layout, read_weights
 
@@ -206,9 +205,19 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
 
 
 def load_run_model(run_dir: str | os.PathLike, map_location: str | torch.device = "cpu"):
-    """Rebuild the model of a run folder and load its weights; returns ``(model, config)``."""
+    """Rebuild the model of a run folder and load its (raw) weights; returns
+    ``(model, config)``, the config checked against the run-config schema. The one opener of
+    every kind of model source (names, checkpoints, EMA weights, scratch runs) is
+    :func:`cnnlab.resolve.open_source`, a layer above this one."""
+    from .build import build_model
+    from .training.schema import check_model_outputs, validate_run_config
+
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{run_dir} is not a cnnlab run: it has no {CONFIG_FILE}")
+    config = validate_run_config(read_run_config(run_dir), run_dir / CONFIG_FILE)
     model = build_model(config["model"], **config.get("model_kwargs", {}))
     load_weights(model, run_dir / WEIGHTS_FILE)
-    return model.to(map_location).eval(), config
+    model = model.to(map_location).eval()
+    check_model_outputs(model, config, run_dir)
+    return model, config

@@ -517,14 +517,14 @@ class Subject:
 
 def open_subject(source: str, *, images: int = 32, calibration: int = 64,
                  input_size=None, test_images: int | None = None) -> Subject:
-    from pathlib import Path
 
     import torch
 
     from ..data import Prepared, Preprocess, load_data
     from ..registry import create_model, get_entry
+    from ..resolve import classify
 
-    if Path(source).exists():
+    if classify(source)[0] != "name":  # the one opener's errors for a bad path or name
         from ..training.runs import open_run
 
         model, config, pre = open_run(source)

@@ -104,12 +104,12 @@ def read_accuracy(run_dir: str | Path) -> tuple[float | None, float | None]:
 
 
 def _check_run(model: str, run_dir: str) -> tuple[float | None, float | None]:
-    from ..weights import load_run_model
+    from ..resolve import open_source
 
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise CheckpointError(f"checkpoint for {model}: no run folder at {run_dir}")
-    _, config = load_run_model(path)
+    src = open_source(run_dir, ema=False)  # the one opener's errors for a bad path
+    if src.kind not in ("run", "safetensors", "checkpoint"):
+        raise CheckpointError(f"checkpoint for {model}: {run_dir} is not a cnnlab run folder")
+    path, config = src.run_dir, src.config
     if config.get("model") != model:
         raise CheckpointError(f"{run_dir} is a run of {config.get('model')!r}, not {model!r}; "
                               f"pass it as {config.get('model')}={run_dir}")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sys
 
-from . import new_command, parse_input_size
+from ..errors import OptionError
+from . import add_input_size_arg, input_size_of, new_command
 
 ALL = "eager,channels_last,bf16,fused,compile,int8,ort,ort_int8"
 
@@ -34,8 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     p.add_argument("--images", type=int, default=32,
                    help="fixed images for top-1 agreement (default 32)")
-    p.add_argument("--input", type=parse_input_size, metavar="CxHxW",
-                   help="input size of registered models (default: the model's native size)")
+    add_input_size_arg(p, "input size of registered models (default: the model's native size)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--peak", action="store_true",
                    help="measure the fp32/bf16/int8 matrix-multiply peak; add %% of peak")
@@ -55,7 +55,7 @@ def parse_batches(text: str) -> list[int]:
     except ValueError:
         out = []
     if not out or min(out) < 1:
-        raise ValueError(f"--batch takes positive integers, comma-separated (1,32), got {text!r}")
+        raise OptionError(f"--batch takes positive integers, comma-separated (1,32), got {text!r}")
     return out
 
 
@@ -74,17 +74,17 @@ def run(args) -> int:
     batches = parse_batches(args.batch)
     backends = check_backends([b.strip() for b in args.backends.split(",") if b.strip()])
     if args.repeats < 1 or args.warmup < 0 or args.images < 1:
-        raise ValueError("--repeats and --images must be at least 1, --warmup at least 0")
+        raise OptionError("--repeats and --images must be at least 1, --warmup at least 0")
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+            raise OptionError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     header = machine_lines()
     bar = _bar(len(args.models) * len(batches) * (len(backends) + args.repeats))
     try:
         results = bench(args.models, batches=batches, backends=backends, repeats=args.repeats,
                         warmup=args.warmup, images=args.images, peaks=args.peak,
-                        input_size=args.input, progress=bar)
+                        input_size=input_size_of(args), progress=bar)
     finally:
         bar.close()
     header.append(f"ms/step: median of {args.repeats} interleaved rounds after {args.warmup} "

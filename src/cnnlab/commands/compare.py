@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
-from . import new_command, output_file
+from ..errors import OptionError
+from . import add_device_arg, new_command, output_file
 
 
 def add_parser(sub) -> None:
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:
                    help="model names or shell-style patterns ('resnet*'); see 'cnnlab list'")
     p.add_argument("--all", action="store_true", help="every registered model")
     p.add_argument("--batch", type=int, default=32, help="batch size for timing (default 32)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_device_arg(p)
     p.add_argument("--repeats", type=int, default=10, help="timed runs per model (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
@@ -75,10 +76,10 @@ def resolve_models(patterns, all_models: bool) -> list[str]:
 
     if all_models:
         if patterns:
-            raise ValueError("give model names or --all, not both")
+            raise OptionError("give model names or --all, not both")
         return list_models()
     if not patterns:
-        raise ValueError("name the models to compare (for example: cnnlab compare resnet18 "
+        raise OptionError("name the models to compare (for example: cnnlab compare resnet18 "
                          "vgg16) or use --all")
     names: list[str] = []
     for pat in patterns:
@@ -98,18 +99,21 @@ def run(args) -> int:
     from ..analysis.compare import compare, format_rows, header_lines, parse_checkpoints, plot
 
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
-        raise ValueError("--batch and --repeats must be at least 1, --warmup at least 0")
+        raise OptionError("--batch and --repeats must be at least 1, --warmup at least 0")
     if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
-        raise ValueError(f"--time-budget must be positive, got {args.time_budget}")
+        raise OptionError(f"--time-budget must be positive, got {args.time_budget}")
+    from ..resolve import usable_device
+
+    args.device = str(usable_device(args.device))  # auto: cuda, else mps, else cpu
     check_device(args.device)
     if args.plot and not args.plot.lower().endswith(".png"):
-        raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+        raise OptionError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
     if args.plot:
         output_file(args.plot, args, "--plot")
     if args.keras:
         return run_keras(args)
     if args.quick:
-        raise ValueError("--quick shortens the Keras table: use it with --keras")
+        raise OptionError("--quick shortens the Keras table: use it with --keras")
     names = resolve_models(args.models, args.all)
     checkpoints = parse_checkpoints(args.checkpoint)
     timing = not args.no_timing
@@ -153,7 +157,7 @@ def run_keras(args) -> int:
 
     if (args.checkpoint or args.plot or args.csv or args.channels_last or args.amp
             or args.no_aux):
-        raise ValueError("--keras prints Keras's table (auxiliary heads always left out); "
+        raise OptionError("--keras prints Keras's table (auxiliary heads always left out); "
                          "--checkpoint, --plot, --csv, --channels-last, --amp and --no-aux "
                          "belong to the ordinary comparison")
     names = resolve_models(args.models, args.all) if (args.models or args.all) else None

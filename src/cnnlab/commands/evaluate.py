@@ -19,7 +19,7 @@ import math
 import sys
 from pathlib import Path
 
-from . import new_command, parse_input_size
+from . import add_device_arg, new_command, parse_input_size
 from .predict import add_transform_args
 
 MOST_CONFUSED = 10   # pairs listed in the confusion summary of more than MATRIX_UP_TO classes
@@ -62,7 +62,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes reading images (default 0: the main process)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    add_device_arg(p)
     p.add_argument("--fuse", action="store_true",
                    help="fold batch norm into the convolution before it (cnnlab.fuse)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -174,32 +174,31 @@ def most_confused(cm, classes: list[str], k: int = MOST_CONFUSED) -> list[dict]:
 # --------------------------------------------------------------------------- the command
 
 def run(args) -> int:
+    from ..errors import OptionError
+
     if args.batch_size < 1:
-        raise ValueError(f"batch size must be a positive integer, got {args.batch_size}")
+        raise OptionError(f"batch size must be a positive integer, got {args.batch_size}")
     if args.workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+        raise OptionError(f"--workers must be 0 or more, got {args.workers}")
     if args.weights is not None:
         return _run_weights(args)
-    from ..errors import CheckpointError
-    from ..registry import list_models
-
-    if args.run in list_models() and not Path(args.run).exists():
-        raise CheckpointError(f"{args.run} is a model name: give its weights with --weights "
-                              "FILE and a labelled folder with --data FOLDER (or give a run "
-                              "folder instead)")
     return _run_run(args)
 
 
 def _run_run(args) -> int:
     from ..data import Prepared, load_data
-    from ..data.config import from_run_config
-    from ..errors import DataError
-    from ..training.runs import open_run
+    from ..errors import CheckpointError, DataError
+    from ..resolve import open_source
     from .predict import apply_transform_args, fused_if_asked
 
-    model, config, run_pre = open_run(args.run, args.device, ema=args.ema)
-    dc, pre = apply_transform_args(from_run_config(config), args, model.in_chans,
-                                   None if args.input_size else run_pre.pad_from)
+    src = open_source(args.run, device=args.device, ema=args.ema,
+                      need_weights="and a labelled folder with --data FOLDER")
+    if src.kind == "scratch":
+        raise CheckpointError(f"{args.run} is a 'cnnlab scratch train' run (the NumPy engine): "
+                        f"'cnnlab scratch show {args.run}' reports its accuracy")
+    model, config = src.model, src.config
+    dc, pre = apply_transform_args(src.data_config, args, model.in_chans,
+                                   None if args.input_size else src.preprocess.pad_from)
     classes = list(config["classes"])
     model = fused_if_asked(model, args)
     spec = args.data or config.get("data", {}).get("spec", "digits")
@@ -229,7 +228,8 @@ def _run_weights(args) -> int:
     if args.data_format not in ("auto", "folder"):
         raise DataError("with --weights, --data is a labelled image folder (--format folder)")
     args.classes = None
-    model, classes, pre, notes, dc = open_model(args)
+    model, classes, pre, notes, dc = open_model(args, need_weights="and a labelled folder "
+                                                             "with --data FOLDER")
     model = fused_if_asked(model, args)
     root = Path(args.data).expanduser()
     files, labels, names, index, note = folder_labels(root, classes, args.skip_bad)

@@ -6,7 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import new_command, output_file
+from . import (
+    add_input_size_arg,
+    add_json_arg,
+    add_output_arg,
+    new_command,
+    output_file,
+    print_json,
+)
 
 
 def add_parser(sub) -> None:
@@ -27,7 +34,7 @@ def add_parser(sub) -> None:
                   "cnnlab explore resnet50 --weights resnet50-0676ba61.pth -o resnet50.html",
                   "cnnlab explore runs/lenet5-digits -o lenet5.html",
                   "cnnlab explore resnet50 --image cat.jpg --depth 2 -o resnet50.html",
-                  "cnnlab explore googlenet --input 3x64x64",
+                  "cnnlab explore googlenet --input-size 3x64x64",
                   "cnnlab explore runs/np   # a 'cnnlab scratch train --out runs/np' run"])
     p.add_argument("target", metavar="MODEL_OR_RUN",
                    help="registered model name, run folder / checkpoint, or scratch run folder")
@@ -40,30 +47,32 @@ def add_parser(sub) -> None:
                         "show random initial weights")
     p.add_argument("--depth", type=int, default=3,
                    help="how deep to open nested blocks (default 3, as 'cnnlab summary')")
-    p.add_argument("--input", metavar="CxHxW", default=None,
-                   help="input size for a registered model (default: its native size)")
-    p.add_argument("-o", "--output", type=Path, default=None, metavar="FILE.html",
-                   help="where to write the page (default: explore-<name>.html)")
+    add_input_size_arg(p, "input size for a registered model (default: its native size)")
+    add_output_arg(p, "where to write the page (default: explore-<name>.html)", type=Path,
+                   metavar="FILE.html")
+    add_json_arg(p, "print what was written and its figures as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..errors import DataError, OptionError
     from ..explore import write_page
+    from ..resolve import classify
     from .summary import input_size_arg
 
     if args.depth < 1:
-        raise ValueError(f"--depth must be at least 1, got {args.depth}")
+        raise OptionError(f"--depth must be at least 1, got {args.depth}")
     target = Path(args.target)
     size = None
-    if args.input is not None:
-        if target.exists():
-            raise ValueError("--input is for a registered model; a run uses its own size")
-        size = input_size_arg(args.target, args.input)
+    if args.input_size is not None:
+        if classify(args.target)[0] != "name":
+            raise OptionError("--input-size is for a registered model; a run uses its own size")
+        size = input_size_arg(args.target, args.input_size)
     if args.image is not None and not args.image.is_file():
-        raise FileNotFoundError(f"no image file at {args.image}")
+        raise DataError(f"no image file at {args.image}")
     out = args.output or Path(f"explore-{target.name.replace('.', '_') or 'model'}.html")
     if out.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"the page is HTML: give -o a name ending in .html, got {out}")
+        raise OptionError(f"the page is HTML: give -o a name ending in .html, got {out}")
     start = time.perf_counter()
     import os
     import sys
@@ -87,6 +96,12 @@ def run(args) -> int:
         bar.close()
         tmp.unlink(missing_ok=True)
     size_mb = out.stat().st_size / 2**20
+    seconds = time.perf_counter() - start
+    if args.json:
+        print_json({"wrote": [str(out)], "size_bytes": out.stat().st_size,
+                    "rows": data["rows"], "depth": args.depth, "seconds": round(seconds, 3),
+                    "source": data.get("source")})
+        return 0
     print(f"wrote {out} ({size_mb:.2f} MB, {data['rows']} layer boxes at depth {args.depth}, "
-          f"{time.perf_counter() - start:.1f}s); open it in a browser")
+          f"{seconds:.1f}s); open it in a browser")
     return 0

@@ -14,7 +14,6 @@ normalisation (mean/std of a run) and the class names, what a consumer needs to 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -23,7 +22,15 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import new_command, output_file, parse_input_size
+from . import (
+    add_input_size_arg,
+    add_json_arg,
+    add_output_arg,
+    input_size_of,
+    new_command,
+    output_file,
+    print_json,
+)
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
@@ -41,19 +48,20 @@ def add_parser(sub) -> None:
                     "torch.jit.load, torch.export.load) and compared with eager PyTorch.",
         examples=["cnnlab export lenet5 --format onnx -o lenet5.onnx",
                   "cnnlab export runs/lenet5-digits --format onnx -o digits.onnx --dynamic-batch",
-                  "cnnlab export resnet18 --format torchscript -o resnet18.pt --input 3x64x64",
+                  "cnnlab export resnet18 --format torchscript -o resnet18.pt --input-size 3x64x64",
                   "cnnlab export runs/lenet5-digits --format exported-program -o lenet5.pt2"])
     p.add_argument("source", metavar="MODEL_OR_RUN",
                    help="registered model name, or a run folder (or its checkpoint.pt)")
     p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
                    help="onnx (needs pip install 'cnnlab[onnx]'), torchscript, exported-program")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
-    p.add_argument("--input", metavar="CxHxW",
-                   help="input size (default: the run's training size or the model's native size)")
+    add_output_arg(p, "file to write", required=True, metavar="FILE", old=None)
+    add_input_size_arg(p, "input size (default: the run's training size or the model's native "
+                          "size)")
     p.add_argument("--dynamic-batch", action="store_true",
                    help="leave the batch size free (default: fixed at 1)")
     p.add_argument("--fuse", action="store_true",
                    help="fold batch norm into the convolution before it (cnnlab.fuse)")
+    add_json_arg(p, "print what was written and the check's figures as JSON")
     p.set_defaults(func=run)
 
 
@@ -73,31 +81,19 @@ def check_onnx_packages() -> None:
 
 
 def open_source(source: str):
-    """``(model in eval mode, info dict)`` for a model name or a run folder."""
-    import torch
+    """``(model in eval mode, info dict)`` for a model name or a run folder (or its
+    model.safetensors, checkpoint.pt, a scratch run): :func:`cnnlab.resolve.open_source`."""
+    from ..resolve import open_source as resolve
 
-    from ..errors import CheckpointError
-    from ..registry import create_model, get_entry
-
-    path = Path(source)
-    if path.exists():
-        from ..data.config import from_run_config
-        from ..training.runs import open_run
-
-        model, config, _ = open_run(path)
-        return model, {"model": config["model"], "weights": "trained", "run": str(path),
-                       "input_size": list(config["input_size"]), "mean": config["mean"],
-                       "std": config["std"], "classes": config["classes"],
-                       "data_config": from_run_config(config)}
-    if os.sep in source or source.endswith((".pt", ".safetensors", ".json")):
-        raise CheckpointError(f"{source} does not exist; give a run folder (runs/NAME) or a "
-                              "model name (see 'cnnlab list')")
-    entry = get_entry(source)  # unknown names fail here, with suggestions
-    torch.manual_seed(0)
-    model = create_model(source).eval()
-    return model, {"model": source, "weights": "random", "run": None,
-                   "input_size": list(entry.input_size), "mean": None, "std": None,
-                   "classes": None, "data_config": None}
+    src = resolve(source)
+    trained = src.kind != "name"
+    run = src.config if src.kind != "scratch" else None
+    return src.model, {"model": src.name, "weights": "trained" if trained else "random",
+                       "run": str(src.path) if trained else None,
+                       "input_size": list(src.input_size),
+                       "mean": run["mean"] if run else None, "std": run["std"] if run else None,
+                       "classes": src.classes if trained else None,
+                       "data_config": src.data_config if run else None}
 
 
 @contextmanager
@@ -191,17 +187,13 @@ def run(args) -> int:
     output_file(out, args, "-o")
     if args.fmt == "onnx":
         check_onnx_packages()
-    if args.input is not None:
-        try:
-            input_size = parse_input_size(args.input)
-        except argparse.ArgumentTypeError as err:
-            raise ValueError(str(err)) from None
+    input_size_of(args)  # a bad size fails before the model is opened
     model, info = open_source(args.source)
     if args.fuse:
         from ..fuse import fuse
         model = fuse(model.eval())
-    if args.input is not None:
-        info["input_size"] = list(input_size)
+    if args.input_size is not None:
+        info["input_size"] = list(input_size_of(args))
     c, h, w = info["input_size"]
     batch = EXPORT_BATCH if args.dynamic_batch else 1
     gen = torch.Generator().manual_seed(0)
@@ -210,15 +202,16 @@ def run(args) -> int:
         model.check_input(x)  # a size the model cannot take fails here, in one line
         want = model(x)
 
+    say = (lambda *a, **k: None) if args.json else print  # --json: one JSON document
     if info["weights"] == "random":
-        print(f"{info['model']}: random weights (not trained); export a run folder for "
+        say(f"{info['model']}: random weights (not trained); export a run folder for "
               "trained weights")
     else:
-        print(f"{info['model']}: trained weights from {info['run']}")
+        say(f"{info['model']}: trained weights from {info['run']}")
     out.parent.mkdir(parents=True, exist_ok=True)
     how = export_file(model, x, args.fmt, out, args.dynamic_batch)
     size = out.stat().st_size
-    print(f"wrote {out} ({args.fmt}, {how}), {human_size(size)}")
+    say(f"wrote {out} ({args.fmt}, {how}), {human_size(size)}")
 
     run_file = load_file(args.fmt, out)
     checks = [(batch, x, want)]
@@ -239,7 +232,7 @@ def run(args) -> int:
     loader = {"onnx": "onnxruntime", "torchscript": "torch.jit.load",
               "exported-program": "torch.export.load"}[args.fmt]
     shown = ", ".join(f"{d:.2e} at batch {n}" for n, d in diffs)
-    print(f"loaded with {loader}; input {batch if not args.dynamic_batch else 'N'}x{c}x{h}x{w}"
+    say(f"loaded with {loader}; input {batch if not args.dynamic_batch else 'N'}x{c}x{h}x{w}"
           f"{' (dynamic batch)' if args.dynamic_batch else ''}; largest relative difference "
           f"from eager PyTorch: {shown}")
 
@@ -256,8 +249,12 @@ def run(args) -> int:
             "output_name": "logits" if args.fmt == "onnx" else None,
             "max_relative_difference": max(d for _, d in diffs)}
     sidecar.write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"wrote {sidecar} (input size{', normalisation, classes' if info['run'] else ''})")
+    say(f"wrote {sidecar} (input size{', normalisation, classes' if info['data_config'] else ''})")
     worst = max(d for _, d in diffs)
+    if args.json:
+        print_json({"wrote": [str(out), str(sidecar)], "size_bytes": size,
+                    "check_passed": worst <= TOLERANCE, "tolerance": TOLERANCE, **meta,
+                    "relative_difference": {str(n): d for n, d in diffs}})
     if worst > TOLERANCE:
         print(f"cnnlab export: check failed: {out} differs from eager PyTorch by {worst:.2e} "
               f"(more than {TOLERANCE:g})", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import new_command, output_file
+from . import add_json_arg, add_output_arg, new_command, output_file, print_json
 
 
 def add_parser(sub) -> None:
@@ -17,17 +17,17 @@ def add_parser(sub) -> None:
                     "in float; --normalize says how they become 0..255 pixels.",
         examples=["cnnlab filter --list",
                   "cnnlab filter photo.jpg --kernel sobel",
-                  "cnnlab filter photo.jpg --kernel sobel-x --kernel sobel-y --out edges.png",
+                  "cnnlab filter photo.jpg --kernel sobel-x --kernel sobel-y -o edges.png",
                   "cnnlab filter photo.jpg --kernel gaussian --size 7 --sigma 2",
-                  "cnnlab filter photo.jpg --kernel '0,-1,0;-1,5,-1;0,-1,0' --out sharp.png",
-                  "cnnlab filter photo.jpg --kernel sobel-x --out gx.npy   # raw float values"])
+                  "cnnlab filter photo.jpg --kernel '0,-1,0;-1,5,-1;0,-1,0' -o sharp.png",
+                  "cnnlab filter photo.jpg --kernel sobel-x -o gx.npy   # raw float values"])
     p.add_argument("image", nargs="?", type=Path, help="any image Pillow can read")
     p.add_argument("--kernel", "-k", action="append", default=[],
                    help="kernel name (see --list) or inline 'a,b,c;d,e,f;...'; repeatable")
     p.add_argument("--list", action="store_true", help="list the named kernels and exit")
-    p.add_argument("--out", type=Path, default=None,
-                   help="output file (.png/.jpg..., or .npy for the float response); with several"
-                        " kernels the kernel name is appended. Default: IMAGE_<kernel>.png here")
+    add_output_arg(p, "output file (.png/.jpg..., or .npy for the float response); with "
+                      "several kernels the kernel name is appended. Default: IMAGE_<kernel>.png "
+                      "here", type=Path, metavar="FILE")
     p.add_argument("--figure", type=Path, default=None,
                    help="side-by-side figure (default: <out stem>_figure.png); 'none' to skip")
     p.add_argument("--correlate", action="store_true",
@@ -41,6 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--sigma", type=float, default=None, help="sigma of the gaussian kernel")
     p.add_argument("--normalize", choices=("auto", "minmax", "symmetric", "abs", "clip"),
                    default="auto", help="how float responses map to 0..255 (see docs/lab.md)")
+    add_json_arg(p, "print the files written and each response's figures as JSON")
     p.set_defaults(func=run)
 
 
@@ -69,17 +70,20 @@ def run(args) -> int:
             print(f"{name:<11} {shape[0]}x{shape[1]}  {desc}")
         return 0
     if args.image is None or not args.kernel:
-        raise ValueError("give an IMAGE and at least one --kernel NAME (or --list)")
-    out = args.out or Path(f"{args.image.stem}_{_safe(args.kernel[0])}.png")
+        from ..errors import OptionError
+
+        raise OptionError("give an IMAGE and at least one --kernel NAME (or --list)")
+    out = args.output or Path(f"{args.image.stem}_{_safe(args.kernel[0])}.png")
     paths = [out if len(args.kernel) == 1 else out.with_name(f"{out.stem}_{_safe(n)}{out.suffix}")
              for n in args.kernel]
     fig = None
     if args.figure is None or str(args.figure).lower() != "none":
         fig = args.figure or out.with_name(f"{out.stem}_figure.png")
-    for path, flag in [(p, "--out") for p in paths] + ([(fig, "--figure")] if fig else []):
+    for path, flag in [(p, "-o") for p in paths] + ([(fig, "--figure")] if fig else []):
         output_file(path, args, flag)  # before any work: an existing file is not replaced
     image = read_grayscale(args.image)
-    responses = []
+    responses, figures = [], []
+    say = (lambda *a, **k: None) if args.json else print
     for name in args.kernel:
         # resolve first so unknown names fail before any work
         base = F.MAGNITUDES.get(name.lower(), (name,))[0]
@@ -92,7 +96,10 @@ def run(args) -> int:
                               mode=mode, boundary=args.boundary, stride=args.stride,
                               size=args.size, sigma=args.sigma)
         responses.append((name, resp))
-        print(f"{name}: kernel {kernel.shape[0]}x{kernel.shape[1]}, mode {mode}, output "
+        figures.append({"kernel": name, "size": list(kernel.shape), "mode": mode,
+                        "output": list(resp.shape), "min": float(resp.min()),
+                        "max": float(resp.max())})
+        say(f"{name}: kernel {kernel.shape[0]}x{kernel.shape[1]}, mode {mode}, output "
               f"{resp.shape[0]}x{resp.shape[1]}, values [{resp.min():.4g}, {resp.max():.4g}]")
     for (_, resp), path in zip(responses, paths, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,10 +107,13 @@ def run(args) -> int:
             np.save(path, resp)
         else:
             Image.fromarray(F.to_uint8(resp, args.normalize)).save(path)
-        print(f"saved {path}")
+        say(f"saved {path}")
     if fig is not None:
         op = "correlation" if args.correlate else "convolution"
         side_by_side(image, responses, fig, title=f"{args.image.name}: {op}, "
                      f"boundary {args.boundary}")
-        print(f"saved {fig}")
+        say(f"saved {fig}")
+    if args.json:
+        print_json({"image": str(args.image), "wrote": [str(p) for p in paths]
+                    + ([str(fig)] if fig is not None else []), "filters": figures})
     return 0

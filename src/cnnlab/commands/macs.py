@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from . import new_command
+from . import add_input_size_arg, new_command
 from .summary import build_for_analysis, input_size_arg
 
 
@@ -12,14 +12,13 @@ def add_parser(sub) -> None:
     p = new_command(
         sub, "macs", help="count a model's multiply-accumulates (MACs) and FLOPs = 2 x MACs",
         examples=["cnnlab macs resnet50", "cnnlab macs lenet5 --per-layer",
-                  "cnnlab macs efficientnet_b0 --input 3x320x320 --json"],
+                  "cnnlab macs efficientnet_b0 --input-size 3x320x320 --json"],
         description="Count the multiply-accumulates of convolutions and linear layers (batch 1, "
                     "biases not counted) from the operators that really run; FLOPs = 2 x MACs. "
                     "Normalisation, activations, pooling and element-wise ops are reported "
                     "separately as 'other ops'.")
     p.add_argument("model", help="registered model name (see 'cnnlab list')")
-    p.add_argument("--input", metavar="CxHxW",
-                   help="input size, for example 3x224x224 (default: the model's native size)")
+    add_input_size_arg(p, "input size, for example 3x224x224 (default: the model's native size)")
     p.add_argument("--per-layer", action="store_true", help="list the MACs of every layer")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)
@@ -29,7 +28,7 @@ def run(args) -> int:
     from ..analysis.macs import count_macs
     from ..analysis.summary import MAC_CONVENTION, OTHER_CONVENTION, human
 
-    size = input_size_arg(args.model, args.input)
+    size = input_size_arg(args.model, args.input_size)
     res = build_for_analysis(args.model, size, count_macs)
     c, h, w = size
     if args.json:

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import new_command, parse_input_size
+from . import add_device_arg, new_command, parse_input_size
 
 
 def add_parser(sub) -> None:
@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
     add_transform_args(p)
     p.add_argument("--top-k", type=int, default=5, help="classes to show per image (default 5)")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
-    p.add_argument("--device", default="cpu")
+    add_device_arg(p)
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
                    help="autocast to bf16 or fp16 (default none)")
@@ -89,81 +89,58 @@ def fused_if_asked(model, args):
 
 
 def _read_classes(path: str, n: int) -> list[str]:
+    from ..errors import DataError
+
     try:
         names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read the class names in {path}: {err}") from None
+        raise DataError(f"cannot read the class names in {path}: {err}") from None
     if len(names) != n:
-        raise ValueError(f"{path} names {len(names)} classes, the model has {n}; give one name "
+        raise DataError(f"{path} names {len(names)} classes, the model has {n}; give one name "
                          "per line, in index order")
     return names
 
 
-def open_model(args):
+def open_model(args, need_weights: str = ""):
     """(model in eval mode, class names, Preprocess, notes to print, the DataConfig used) for
-    RUN, or MODEL with --weights. Reads ``args.run``, ``weights``, ``weights_sha256``,
-    ``device``, and the optional ``classes``, ``input_size``, ``mean``, ``std``, ``resize``,
-    ``crop``, ``interpolation``."""
-    from dataclasses import replace
+    RUN, or MODEL with --weights (:func:`cnnlab.resolve.open_source`). Reads ``args.run``,
+    ``weights``, ``weights_sha256``, ``device``, ``ema``, and the optional ``classes``,
+    ``input_size``, ``mean``, ``std``, ``resize``, ``crop``, ``interpolation``."""
+    from ..resolve import open_source, scratch_data_config
 
-    from ..data.config import data_config, from_run_config
-    from ..data.imagenet import names_for
-    from ..errors import CheckpointError
-    from ..pretrained import create_pretrained, read_weights
-    from ..registry import list_models
-    from ..training.runs import open_run, usable_device
-
-    notes: list[str] = []  # printed once everything is known to be right
-    say = notes.append
     opt = {k: getattr(args, k, None) for k in ("classes", "input_size", "mean", "std",
                                                 "resize", "crop", "interpolation")}
-
-    pad = None
-    if args.weights is None:
-        if args.run in list_models() and not Path(args.run).exists():
-            raise CheckpointError(f"{args.run} is a model name: give its weights with "
-                                  "--weights FILE (or give a run folder instead)")
-        if getattr(args, "weights_sha256", None):
-            raise ValueError("--weights-sha256 checks the file given with --weights")
-        model, config, run_pre = open_run(args.run, args.device, ema=getattr(args, "ema", True))
-        if config.get("weights_used"):
-            say(f"using {config['weights_used']}; --no-ema for the raw weights")
-        classes = list(config["classes"])
-        dc = from_run_config(config)
-        pad = run_pre.pad_from  # LeNet-5 runs on MNIST pad 28x28 to 32x32
-    else:
-        wf = read_weights(args.weights, getattr(args, "weights_sha256", None))
-        cfg = wf.run_config if wf.run_config and wf.run_config.get("model") == args.run else {}
-        c = opt["input_size"][0] if opt["input_size"] else None
-        model = create_pretrained(args.run, wf, in_chans=c, log=say)
-        model = model.to(usable_device(args.device)).eval()
-        c = model.in_chans
-        n = getattr(model, "num_classes", 0)
-        if cfg:
-            dc = from_run_config(cfg)
-            classes = list(cfg.get("classes") or [str(i) for i in range(n)])
-        else:
-            dc = data_config(args.run)
-            dc = replace(dc, input_size=(c, *dc.input_size[1:]))
-            classes = names_for(n) or [str(i) for i in range(n)]
-            if not any(opt[k] for k in ("resize", "crop", "interpolation", "input_size",
-                                        "mean", "std")):
-                say(f"{args.run}: evaluation transform of {dc.source}: {dc.describe()}; "
-                    "--resize/--crop/--interpolation/--mean/--std to change it")
-    dc, pre = apply_transform_args(dc, args, getattr(model, "in_chans", None),
+    src = open_source(args.run, args.weights, sha256=getattr(args, "weights_sha256", None),
+                      device=getattr(args, "device", "auto"), ema=getattr(args, "ema", True),
+                      in_chans=opt["input_size"][0] if opt["input_size"] else None,
+                      need_weights=need_weights)
+    notes = list(src.notes)  # printed once everything is known to be right
+    if src.config and src.config.get("weights_used"):
+        notes.append(f"using {src.config['weights_used']}; --no-ema for the raw weights")
+    if src.kind == "weights" and src.config is None and not any(opt[k] for k in (
+            "resize", "crop", "interpolation", "input_size", "mean", "std")):
+        notes.append(f"{args.run}: evaluation transform of {src.data_config.source}: "
+                     f"{src.data_config.describe()}; --resize/--crop/--interpolation/--mean/"
+                     "--std to change it")
+    pad = src.preprocess.pad_from if src.preprocess is not None else None
+    if src.kind == "scratch":  # the NumPy LeNet-5: its training data's normalisation
+        src.data_config = scratch_data_config(src)
+    dc, pre = apply_transform_args(src.data_config, args, getattr(src.model, "in_chans", None),
                                    None if opt["input_size"] else pad)
+    classes = src.classes
     if opt["classes"]:
         classes = _read_classes(opt["classes"], len(classes))
-    return model, classes, pre, notes, dc
+    return src.model, classes, pre, notes, dc
 
 
 def image_files(inputs: list[str]):
     """The image files of ``inputs`` (folders searched recursively, sorted), lazily."""
     from ..data.folder import EXTENSIONS
+    from ..errors import DataError
 
     for text in inputs:  # every argument is checked before the first batch runs
         if not Path(text).exists():
-            raise FileNotFoundError(f"no such image or folder: {text}")
+            raise DataError(f"no such image or folder: {text}")
     for text in inputs:
         path = Path(text)
         if path.is_dir():
@@ -173,7 +150,7 @@ def image_files(inputs: list[str]):
                     found = True
                     yield f
             if not found:
-                raise ValueError(f"{path} holds no image files ({', '.join(sorted(EXTENSIONS))})")
+                raise DataError(f"{path} holds no image files ({', '.join(sorted(EXTENSIONS))})")
         else:
             yield path
 
@@ -215,10 +192,12 @@ def predict_batches(model, pre, files, batch_size: int, device, channels_last=Fa
 
 
 def run(args) -> int:
+    from ..errors import OptionError
+
     if args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+        raise OptionError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise OptionError(f"--batch-size must be at least 1, got {args.batch_size}")
     from ..bundled import for_command
 
     args.weights = for_command(args.run, args.weights)  # bundled: "predict lenet5 digit.png"
@@ -237,7 +216,8 @@ def run(args) -> int:
     n = 0
     if args.json:
         print("[")
-    for paths, probs in predict_batches(model, pre, all_files(), args.batch_size, args.device,
+    device = next(model.parameters()).device  # --device auto: the one the model went to
+    for paths, probs in predict_batches(model, pre, all_files(), args.batch_size, device,
                                         args.channels_last, args.amp):
         top = probs.topk(k, dim=1)
         for path, p, i in zip(paths, top.values.tolist(), top.indices.tolist(), strict=True):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
 
-from . import new_command
+from . import DeprecatedSpelling, add_json_arg, add_output_arg, new_command, print_json
 
 
 def add_parser(sub) -> None:
@@ -17,8 +18,8 @@ def add_parser(sub) -> None:
                               "cnnlab scratch train --data ~/mnist --limit 5000   # IDX files",
                               "cnnlab scratch train --data mnist.pkl.gz --epochs 3",
                               "cnnlab scratch train --data lab_digits/  # class sub-folders",
-                              "cnnlab scratch train --input 32 --out runs/np",
-                              "cnnlab scratch train --out runs/np --show",
+                              "cnnlab scratch train --input-size 1x32x32 -o runs/np",
+                              "cnnlab scratch train -o runs/np --show",
                               "cnnlab scratch show runs/np"])
     ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -36,8 +37,11 @@ def add_parser(sub) -> None:
     t.add_argument("--limit", type=int, default=None,
                    help="use only the first N training images (the NumPy engine is slow on "
                         "MNIST's 50,000-54,000)")
-    t.add_argument("--input", type=int, choices=(28, 32), default=28,
-                   help="input size: 28 (the lab, C1 padded by 2) or 32 (the paper)")
+    t.add_argument("--input-size", metavar="CxHxW", default="1x28x28",
+                   help="input size: 1x28x28 (the lab, C1 padded by 2; default) or 1x32x32 "
+                        "(the paper)")
+    t.add_argument("--input", type=int, choices=(28, 32), dest="input_size",
+                   action=DeprecatedSpelling, new="--input-size 1xNxN", help=argparse_suppress())
     t.add_argument("--epochs", type=int, default=15)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=0.05, help="learning rate eta (default 0.05)")
@@ -49,25 +53,26 @@ def add_parser(sub) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1,
                    help="BLAS threads (default 1: fastest on a busy machine)")
-    t.add_argument("--out", type=Path, default=None,
-                   help="folder for the weights (.npz), config and history")
+    add_output_arg(t, "folder for the weights (.npz), config and history", type=Path,
+                   metavar="DIR")
     t.add_argument("--overwrite", action="store_true",
-                   help="replace the model already saved in --out (refused without it)")
+                   help="replace the model already saved in -o (refused without it)")
     t.add_argument("--show", action="store_true",
                    help="also save the C1 kernels and the feature maps of a test digit "
-                        "(needs --out)")
+                        "(needs -o)")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none anyway when stderr is not a terminal)")
     t.add_argument("--debug", action="store_true", help=argparse_suppress())
+    add_json_arg(t, "print the final results as JSON (the progress lines go to stderr)")
     t.set_defaults(func=run_train)
 
     s = ssub.add_parser("show", help="save the C1 kernels and feature maps of a trained run",
                         description="Draw the learned C1 kernels and the feature maps of one "
                                     "test digit at every layer of a NumPy LeNet-5 saved by "
-                                    "'cnnlab scratch train --out RUN'.")
-    s.add_argument("run", type=Path, help="folder written by 'cnnlab scratch train --out'")
+                                    "'cnnlab scratch train -o RUN'.")
+    s.add_argument("run", type=Path, help="folder written by 'cnnlab scratch train -o'")
     s.add_argument("--index", type=int, default=0, help="which test digit (default 0)")
-    s.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: RUN)")
+    add_output_arg(s, "folder for the PNGs (default: RUN)", type=Path, metavar="DIR")
     s.add_argument("--debug", action="store_true", help=argparse_suppress())
     s.set_defaults(func=run_show)
 
@@ -79,7 +84,7 @@ def argparse_suppress():
 
 
 def run_train(args) -> int:
-    from ..errors import DataError
+    from ..errors import DataError, OptionError
     from ..scratch.runs import CONFIG, WEIGHTS, load_split
     from ..scratch.train import TrainConfig, train
     from ..training.config import (
@@ -87,22 +92,23 @@ def run_train(args) -> int:
         check_threads,
     )
 
-    if args.show and args.out is None:
-        raise ValueError("--show needs --out FOLDER to write the pictures into")
+    args.input = _scratch_size(args.input_size)
+    if args.show and args.output is None:
+        raise OptionError("--show needs -o FOLDER to write the pictures into")
     if args.epochs < 1 or args.batch_size < 1:
-        raise ValueError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, "
+        raise OptionError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, "
                          f"{args.batch_size}")
     if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+        raise OptionError(f"--limit must be at least 1, got {args.limit}")
     import math
 
     for flag, v in (("--momentum", args.momentum), ("--decay", args.decay)):
         if not (math.isfinite(v) and v >= 0):
-            raise ValueError(f"{flag} must be a finite number >= 0, got {v}")
+            raise OptionError(f"{flag} must be a finite number >= 0, got {v}")
     if args.threads > 1:
         check_threads(args.threads)
-    if args.out is not None:
-        _check_out(args.out, [WEIGHTS, CONFIG] + (["c1_kernels.png", "feature_maps.png"]
+    if args.output is not None:
+        _check_out(args.output, [WEIGHTS, CONFIG] + (["c1_kernels.png", "feature_maps.png"]
                                                   if args.show else []), args.overwrite)
     try:
         data = None if args.data == "digits" and args.limit is None else load_split(
@@ -116,38 +122,65 @@ def run_train(args) -> int:
                       lr=args.lr, momentum=args.momentum, decay=args.decay, seed=args.seed,
                       activation=args.activation, pool=args.pool, threads=args.threads)
     what = "the digits" if data is None else data["name"]
-    print(f"NumPy LeNet-5 ({args.activation}, {args.pool} pool, {args.input}x{args.input}) on "
+    say = _stderr if args.json else print  # --json: stdout holds only the JSON
+    wrote: list[str] = []
+    say(f"NumPy LeNet-5 ({args.activation}, {args.pool} pool, {args.input}x{args.input}) on "
           f"{what}; SGD lr {args.lr} momentum {args.momentum} decay {args.decay}/epoch, "
           f"batch {args.batch_size}, {args.threads} thread(s)", flush=True)
     start = time.perf_counter()
     net, hist = train(cfg, data=data, progress=not args.no_progress and sys.stderr.isatty(),
-                      log=lambda line: print(line, flush=True))
+                      log=lambda line: say(line, flush=True))
     total = time.perf_counter() - start
-    print(f"test loss {hist.test_loss:.4f}  test accuracy {100 * hist.test_acc:.2f} %  "
+    say(f"test loss {hist.test_loss:.4f}  test accuracy {100 * hist.test_acc:.2f} %  "
           f"({total:.1f}s in all, {hist.seconds:.1f}s training)")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        net.save(args.out / WEIGHTS)
+    if args.output is not None:
+        args.output.mkdir(parents=True, exist_ok=True)
+        net.save(args.output / WEIGHTS)
         config = {"input_size": args.input, "activation": args.activation, "pool": args.pool,
                   "seed": args.seed, "data": absolute_data(args.data), "test_acc": hist.test_acc,
                   "test_loss": hist.test_loss, "seconds": total, "epochs": hist.epochs}
-        (args.out / CONFIG).write_text(json.dumps(config, indent=2))
-        print(f"saved {args.out / WEIGHTS} and {args.out / CONFIG}")
+        (args.output / CONFIG).write_text(json.dumps(config, indent=2))
+        say(f"saved {args.output / WEIGHTS} and {args.output / CONFIG}")
+        wrote += [str(args.output / WEIGHTS), str(args.output / CONFIG)]
         if args.show:
-            for path in show(net, args.input, args.out, data=data):
-                print(f"saved {path}")
+            for path in show(net, args.input, args.output, data=data):
+                say(f"saved {path}")
+                wrote.append(str(path))
+    if args.json:
+        print_json({"input_size": [1, args.input, args.input], "activation": args.activation,
+                    "pool": args.pool, "epochs": hist.epochs, "test_acc": hist.test_acc,
+                    "test_loss": hist.test_loss, "seconds": total, "wrote": wrote})
     return 0
 
 
 
+def _stderr(*args, **kwargs) -> None:
+    print(*args, **{**kwargs, "file": sys.stderr})
+
+
+def _scratch_size(value) -> int:
+    """--input-size 1x28x28 / 1x32x32 (or the old --input 28 / 32) as the side length."""
+    from ..errors import InputShapeError
+
+    if isinstance(value, int):
+        return value
+    m = re.match(r"^\s*1\s*x\s*(28|32)\s*x\s*(28|32)\s*$", str(value))
+    if not m or m.group(1) != m.group(2):
+        raise InputShapeError(f"--input-size must be 1x28x28 (the lab's) or 1x32x32 (the "
+                              f"paper's) for the NumPy LeNet-5, got {value!r}")
+    return int(m.group(1))
+
+
 def _check_out(out: Path, names: list[str], overwrite: bool) -> None:
-    """Refuse (before training) an --out folder that already holds a saved model."""
+    """Refuse (before training) an -o folder that already holds a saved model."""
+    from ..errors import OptionError, OutputExistsError
+
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file, not a folder; give a folder name")
+        raise OptionError(f"-o {out} is a file, not a folder; give a folder name")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
-        raise FileExistsError(f"{out} already holds a saved model ({', '.join(taken)}); give "
-                              "another --out, or add --overwrite to replace it")
+        raise OutputExistsError(f"{out} already holds a saved model ({', '.join(taken)}); give "
+                              "another -o, or add --overwrite to replace it")
 
 
 def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = None
@@ -161,7 +194,9 @@ def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = No
 
     x, y = (data if data is not None else load_digits_split(input_size))["test"]
     if not 0 <= index < len(x):
-        raise ValueError(f"--index must be in 0..{len(x) - 1}, got {index}")
+        from ..errors import OptionError
+
+        raise OptionError(f"--index must be in 0..{len(x) - 1}, got {index}")
     w = net["c1"].params["W"]
     paths = [plot_kernels(np.rot90(w, 2, axes=(2, 3)), out / "c1_kernels.png",
                           title="NumPy LeNet-5: C1 kernels as templates, rot90(W, 2)")]
@@ -179,7 +214,7 @@ def run_show(args) -> int:
     from ..scratch.runs import open_run, run_data
 
     net, cfg = open_run(args.run)
-    for path in show(net, cfg["input_size"], args.out or args.run, args.index,
+    for path in show(net, cfg["input_size"], args.output or args.run, args.index,
                      data=run_data(cfg)):
         print(f"saved {path}")
     return 0

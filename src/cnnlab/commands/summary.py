@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import new_command, parse_input_size
+from ..errors import OptionError
+from . import add_input_size_arg, new_command, parse_input_size
 
 
 def add_parser(sub) -> None:
     p = new_command(
         sub, "summary", help="print a model's layers, output shapes, parameters and MACs",
         examples=["cnnlab summary lenet5", "cnnlab summary resnet50 --depth 2",
-                  "cnnlab summary vgg16 --input 3x32x32 --json",
+                  "cnnlab summary vgg16 --input-size 3x32x32 --json",
                   "cnnlab summary lenet5 --receptive-field"])
     p.add_argument("model", help="registered model name (see 'cnnlab list')")
-    p.add_argument("--input", metavar="CxHxW",
-                   help="input size, for example 3x224x224 (default: the model's native size)")
+    add_input_size_arg(p, "input size, for example 3x224x224 (default: the model's native size)")
     p.add_argument("--depth", type=int, default=3,
                    help="how deep to show nested modules (default 3; totals never change)")
     p.add_argument("--train", action="store_true",
@@ -27,17 +27,22 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def input_size_arg(model_name: str, text: str | None) -> tuple[int, int, int]:
-    """The ``--input`` value, or the registry's native size; bad text is a ValueError."""
+def input_size_arg(model_name: str, text) -> tuple[int, int, int]:
+    """The ``--input-size`` value (text, or already parsed), or the registry's native size;
+    bad text is an :class:`~cnnlab.errors.InputShapeError`."""
     from ..registry import get_entry
 
     entry = get_entry(model_name)  # unknown names fail here, with suggestions
     if text is None:
         return tuple(entry.input_size)
+    if isinstance(text, tuple):
+        return text
     try:
         return parse_input_size(text)
     except argparse.ArgumentTypeError as err:
-        raise ValueError(str(err)) from None
+        from ..errors import InputShapeError
+
+        raise InputShapeError(str(err)) from None
 
 
 def build_for_analysis(name: str, input_size, fn):
@@ -63,8 +68,8 @@ def run(args) -> int:
     from ..analysis.summary import summary
 
     if args.depth < 1:
-        raise ValueError(f"--depth must be at least 1, got {args.depth}")
-    size = input_size_arg(args.model, args.input)
+        raise OptionError(f"--depth must be at least 1, got {args.depth}")
+    size = input_size_arg(args.model, args.input_size)
     if args.receptive_field:
         from ..analysis.receptive_field import format_fields, receptive_field
 

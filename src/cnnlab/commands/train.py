@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import new_command, parse_input_size
+from . import DEVICE_HELP, add_json_arg, new_command, parse_input_size, print_json
 
 
 def _model_arg(text: str) -> tuple[str, object]:
@@ -108,7 +108,7 @@ def add_parser(sub) -> None:
                    "for this many epochs")
     o.add_argument("--seed", type=int, help=f"default {d.seed}")
     r = p.add_argument_group("speed")
-    r.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    r.add_argument("--device", help=DEVICE_HELP)
     r.add_argument("--threads", type=int, help="CPU threads for torch (default: chosen at "
                    "start from the usable cores and the current load, and recorded in "
                    "config.json)")
@@ -131,6 +131,8 @@ def add_parser(sub) -> None:
                    help="also checkpoint every STEPS optimizer steps (default: each epoch)")
     f.add_argument("--no-plots", dest="plots", action="store_false", default=None,
                    help="do not write PNG plots")
+    add_json_arg(p, "print the final results as JSON on stdout (the progress lines go to "
+                    "stderr)")
     p.set_defaults(func=run)
 
 
@@ -167,7 +169,7 @@ def given_options(args) -> dict:
     return given
 
 
-def config_from_args(args):
+def config_from_args(args, log=print):
     """The run's settings: the user's options, then the model's recommended training settings
     (``train_defaults`` in its registry entry), then the trainer's defaults."""
     from ..registry import get_entry
@@ -178,7 +180,7 @@ def config_from_args(args):
                    if k not in given}
     if recommended and not getattr(args, "resume", False):
         shown = ", ".join(f"{k} {v}" for k, v in recommended.items())
-        print(f"{args.model}: using its recommended training settings: {shown}")
+        log(f"{args.model}: using its recommended training settings: {shown}")
     return TrainConfig(model=args.model, **recommended, **given)
 
 
@@ -198,8 +200,13 @@ def run(args) -> int:
         if not args.resume and elastic_restart_resumes(
                 args.runs_dir or TrainConfig(model="").runs_dir, args.name):
             args.resume = True  # torchrun restarted the workers: continue from the checkpoint
-        cfg = config_from_args(args)
-        train(cfg, resume=args.resume, given=set(given_options(args)))
+        if isinstance(args.resume, str):
+            check_resume(args.resume)
+        log = _to_stderr if getattr(args, "json", False) else print
+        cfg = config_from_args(args, log)
+        results = train(cfg, resume=args.resume, given=set(given_options(args)), log=log)
+        if getattr(args, "json", False) and rank == 0:
+            print_json(results)
     except TrainingInterrupted as stop:
         if rank == 0:
             if stop.resumable:
@@ -217,6 +224,29 @@ def run(args) -> int:
             return _leave_the_error_to_rank_0(err, rank)
         raise
     return 0
+
+
+def _to_stderr(*args, **kwargs) -> None:
+    import sys
+
+    print(*args, **{**kwargs, "file": sys.stderr})
+
+
+def check_resume(spec: str) -> None:
+    """``--resume PATH``: the one opener's errors for a path that does not exist or is not a
+    training run (a weights file, a scratch run); a bare run name is left to the trainer."""
+    from pathlib import Path
+
+    from ..errors import CheckpointError
+    from ..resolve import classify, looks_like_path
+
+    if not Path(spec).expanduser().exists() and not looks_like_path(spec):
+        return
+    kind, path = classify(spec)
+    if kind not in ("run", "checkpoint", "safetensors"):
+        raise CheckpointError(f"--resume continues a 'cnnlab train' run; {path} is a "
+                              f"{'scratch run' if kind == 'scratch' else 'weights file'}: give "
+                              "a run folder (runs/NAME) or its checkpoint.pt")
 
 
 def _leave_the_error_to_rank_0(err: Exception, rank: int, wait: float = 10.0) -> int:

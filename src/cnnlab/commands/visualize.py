@@ -1,29 +1,43 @@
 """``cnnlab visualize RUN --filters [--features IMAGE]``: first-layer kernels and feature maps
-of a trained PyTorch model (a run folder: model.safetensors + config.json)."""
+of a trained model: a run folder, its model.safetensors or checkpoint.pt, a 'cnnlab scratch
+train' folder, or MODEL --weights FILE (opened by :func:`cnnlab.resolve.open_source`)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from . import new_command, output_file
+from . import add_json_arg, add_output_arg, new_command, output_file, print_json
 
 
 def add_parser(sub) -> None:
     p = new_command(
         sub, "visualize", outputs=True,
         help="draw the first-layer filters and the feature maps of a trained model",
-        description="Load the model of a run folder (model.safetensors + config.json) and save "
+        description="Load a trained model (a run folder, its model.safetensors or checkpoint.pt, "
+                    "a 'cnnlab scratch train' folder, or MODEL --weights FILE) and save "
                     "PNGs of its first convolution's kernels and/or of the feature maps of one "
                     "image at each convolution and pooling layer.",
         examples=["cnnlab visualize runs/lenet5 --filters",
-                  "cnnlab visualize runs/lenet5 --features digit.png --out pics/"])
-    p.add_argument("run", type=Path, help="run folder with model.safetensors and config.json")
+                  "cnnlab visualize runs/lenet5 --features digit.png -o pics/",
+                  "cnnlab visualize runs/lenet5/checkpoint.pt --filters --json",
+                  "cnnlab visualize resnet18 --weights resnet18-f37072fd.pth --filters -o pics/"])
+    p.add_argument("run", metavar="RUN_OR_MODEL", help="run folder (or its model.safetensors / "
+                   "checkpoint.pt), scratch run folder; with --weights, a registered model name")
+    p.add_argument("--weights", metavar="FILE", help="weights file or cnnlab run folder to load "
+                   "into the model RUN_OR_MODEL names")
+    p.add_argument("--weights-sha256", metavar="HEX", help="refuse the weights file unless its "
+                   "SHA-256 starts with HEX")
     p.add_argument("--filters", action="store_true", help="save the first layer's kernels")
     p.add_argument("--features", type=Path, default=None, metavar="IMAGE",
                    help="save the feature maps of this image")
     p.add_argument("--layers", type=int, default=8,
                    help="at most this many layers in the feature-map figure (default 8)")
-    p.add_argument("--out", type=Path, default=None, help="folder for the PNGs (default: RUN)")
+    add_output_arg(p, "folder for the PNGs (default: the run's folder; with --weights, the "
+                      "current folder)", type=Path, metavar="DIR")
+    p.add_argument("--no-ema", dest="ema", action="store_false", help="a run trained with "
+                   "--ema: draw its raw weights, not the averaged ones (the default)")
+    add_json_arg(p, "print what was written and the prediction as JSON")
     p.set_defaults(func=run)
 
 
@@ -34,7 +48,9 @@ def first_conv(model):
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
             return name, m
-    raise ValueError(f"{type(model).__name__} has no Conv2d layer to draw")
+    from ..errors import OptionError
+
+    raise OptionError(f"{type(model).__name__} has no Conv2d layer to draw")
 
 
 def load_image(path: Path, config: dict):
@@ -75,35 +91,55 @@ def feature_maps(model, x, max_layers: int = 8):
     return outs, logits
 
 
+def _image_config(src) -> dict:
+    """input_size, mean and std the model's images are prepared with."""
+    from ..resolve import scratch_data_config
+
+    dc = scratch_data_config(src) if src.kind == "scratch" else src.data_config
+    return {"input_size": list(dc.input_size), "mean": list(dc.mean), "std": list(dc.std)}
+
+
 def run(args) -> int:
+    from ..errors import OptionError
     from ..plots_lab import plot_feature_maps, plot_kernels
-    from ..weights import load_run_model
+    from ..resolve import open_source
 
     if not args.filters and args.features is None:
-        raise ValueError("say what to draw: --filters and/or --features IMAGE")
+        raise OptionError("say what to draw: --filters and/or --features IMAGE")
     if args.layers < 1:
-        raise ValueError(f"--layers must be >= 1, got {args.layers}")
-    out = args.out or args.run
+        raise OptionError(f"--layers must be >= 1, got {args.layers}")
+    src = open_source(args.run, args.weights, sha256=args.weights_sha256, device="cpu",
+                      ema=args.ema, need_weights="")
+    out = args.output or (Path(".") if src.kind == "weights" else src.run_dir)
     for name, wanted in (("filters.png", args.filters), ("feature_maps.png", args.features)):
         if wanted:
-            output_file(out / name, args, "--out")
-    model, config = load_run_model(args.run)
-    name = config["model"]
+            output_file(out / name, args, "-o")
+    model, name = src.model, src.name
+    say = (lambda *a, **k: None) if args.json else print
+    result = {"model": name, "source": src.to_dict(), "wrote": []}
+    for line in src.notes:
+        print(line, file=sys.stderr)
     if args.filters:
         lname, conv = first_conv(model)
         w = conv.weight.detach().numpy()
         path = plot_kernels(w, out / "filters.png",
                             title=f"{name}: {lname} kernels {tuple(w.shape)} (correlation "
                                   "templates)")
-        print(f"saved {path}")
+        result.update(wrote=result["wrote"] + [str(path)], layer=lname, kernels=list(w.shape))
+        say(f"saved {path}")
     if args.features is not None:
-        x, shown = load_image(args.features, config)
+        x, shown = load_image(args.features, _image_config(src))
         model.check_input(x) if hasattr(model, "check_input") else None
         layers, logits = feature_maps(model, x, args.layers)
         pred = int(logits.argmax())
-        classes = config.get("classes")
+        classes = src.classes
         label = classes[pred] if classes and pred < len(classes) else pred
         path = plot_feature_maps(shown, layers, out / "feature_maps.png",
                                  title=f"{name}: {args.features.name}, predicted {label}")
-        print(f"saved {path}")
+        result.update(wrote=result["wrote"] + [str(path)], image=str(args.features),
+                      predicted={"index": pred, "class": str(label)},
+                      layers=[{"name": n, "shape": list(a.shape)} for n, a in layers])
+        say(f"saved {path}")
+    if args.json:
+        print_json(result)
     return 0

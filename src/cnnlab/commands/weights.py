@@ -46,8 +46,17 @@ def data_configs(info: dict) -> dict:
 
 
 def run(args) -> int:
+    from ..errors import CheckpointError
     from ..pretrained import inspect_weights
+    from ..resolve import classify
 
+    kind, _ = classify(args.file)  # the one opener's errors for a path that is not there
+    if kind in ("name", "scratch"):
+        raise CheckpointError(
+            f"{args.file} is a {'model name' if kind == 'name' else 'cnnlab scratch train run'}"
+            ": give a weights file (.safetensors/.pth/.pt/.bin) or a cnnlab run folder"
+            + (f" ('cnnlab summary {args.file}' describes the architecture)"
+               if kind == "name" else ""))
     info = inspect_weights(args.file, args.weights_sha256)
     configs = data_configs(info)
     info["data_config"] = {k: v.to_dict() for k, v in configs.items()}

@@ -38,7 +38,7 @@ def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
 def _write_page(target, out, image, depth, input_size, limits, weights=None,
                 progress=None) -> dict:
     from ..errors import ExploreError
-    from ..scratch.runs import is_run as is_scratch_run
+    from ..resolve import classify
     from ..weights import atomic_write_bytes
     from . import source
 
@@ -46,15 +46,13 @@ def _write_page(target, out, image, depth, input_size, limits, weights=None,
     if weights is not None and path.exists():
         raise ExploreError(f"--weights is for a registered model name; {target} is a run, "
                            "which brings its own weights: leave out --weights")
-    if is_scratch_run(path):
+    kind, _ = classify(target)  # the one opener's errors (cnnlab.resolve)
+    if kind == "scratch":
         model, x, shown, classes, src = source.from_scratch(path, image)
         name = "lenet5 (NumPy engine)"
-    elif path.exists():
+    elif kind != "name":
         model, x, shown, classes, src = source.from_run(path, image)
         name = src["what"].split(" ")[0]
-    elif "/" in str(target) or "\\" in str(target) or path.suffix in (".pt", ".safetensors"):
-        raise FileNotFoundError(f"{target} does not exist; give a run folder, a checkpoint, "
-                                "a 'cnnlab scratch train --out' folder or a model name")
     else:
         model, x, shown, classes, src = source.from_model(str(target), image, input_size,
                                                           weights=weights)

@@ -114,7 +114,9 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 def pick_device(name: str, info: DistInfo) -> torch.device:
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        from ..resolve import auto_device
+
+        name = auto_device()  # cuda, else mps, else cpu
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for, but no CUDA device is available")
