@@ -372,9 +372,11 @@ def test_filter_and_visualize_read_16_bit_like_8_bit(tiny_run, twin_images, tmp_
     g8, g16 = read_grayscale(eight), read_grayscale(sixteen)
     assert g8.dtype == np.float64 and g8.max() == 255.0  # the 0..255 scale of the masks
     np.testing.assert_allclose(g16, g8, atol=1e-9)
-    config = {"input_size": [1, 32, 32], "mean": [0.5], "std": [0.25]}
-    x8, _ = vis_load(eight, config)
-    x16, _ = vis_load(sixteen, config)
+    from cnnlab.data import Preprocess
+
+    pre = Preprocess(1, (32, 32), [0.5], [0.25])
+    x8, _ = vis_load(eight, pre)
+    x16, _ = vis_load(sixteen, pre)
     np.testing.assert_allclose(x16.numpy(), x8.numpy(), atol=1e-5)
     from cnnlab import filters as F
 

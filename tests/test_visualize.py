@@ -29,20 +29,42 @@ def digit(tmp_path):
     return path
 
 
+def _pre(config):
+    from cnnlab.data import Preprocess
+
+    c, h, w = config["input_size"]
+    return Preprocess(c, (h, w), config["mean"], config["std"])
+
+
 def test_load_image_applies_the_runs_preprocessing(run_dir, digit):
     _, _, config = run_dir
-    x, shown = load_image(digit, config)
+    x, shown = load_image(digit, _pre(config))
     assert tuple(x.shape) == (1, 1, 28, 28) and shown.shape == (28, 28)
     # black background: (0 - 0.5) / 0.25 = -2
     assert x[0, 0, 0, 0].item() == pytest.approx(-2.0)
     assert x.max().item() == pytest.approx((1 - 0.5) / 0.25, abs=1e-6)
 
 
+def test_a_photo_is_cropped_by_the_evaluation_transform_not_squashed(tmp_path):
+    from cnnlab.data import Preprocess
+
+    a = np.zeros((32, 64, 3), dtype=np.uint8)
+    a[:, :8] = 255  # a white band at the left edge, outside the centre crop
+    path = tmp_path / "wide.png"
+    Image.fromarray(a).save(path)
+    pre = Preprocess(3, (32, 32), [0.0] * 3, [1.0] * 3, resize=32)  # shorter side 32, crop 32
+    x, shown = load_image(path, pre)
+    assert tuple(x.shape) == (1, 3, 32, 32) and shown.shape == (32, 32)
+    assert shown.max() < 1e-6  # squashed to 32x32, the band would cover the first 4 columns
+    squashed, _ = load_image(path, Preprocess(3, (32, 32), [0.0] * 3, [1.0] * 3))
+    assert squashed[0, :, :, :3].min() > 0.99  # (and does, without the resize)
+
+
 def test_first_conv_and_feature_maps_of_lenet5(run_dir, digit):
     _, model, config = run_dir
     name, conv = first_conv(model)
     assert name == "features.c1" and tuple(conv.weight.shape) == (6, 1, 5, 5)
-    x, _ = load_image(digit, config)
+    x, _ = load_image(digit, _pre(config))
     layers, logits = feature_maps(model.eval(), x)
     shapes = [(n, a.shape) for n, a in layers]
     assert shapes == [("features.c1", (6, 28, 28)), ("features.s2", (6, 14, 14)),

@@ -53,20 +53,18 @@ def first_conv(model):
     raise OptionError(f"{type(model).__name__} has no Conv2d layer to draw")
 
 
-def load_image(path: Path, config: dict):
-    """The image as a (1, C, H, W) tensor the way the run was trained: grayscale or RGB, resized
-    (bilinear) to the run's input size, scaled to 0..1 by its bit depth
-    (:func:`cnnlab.data.images.read_image`), normalised with its mean and std."""
-    import numpy as np
+def load_image(path: Path, pre):
+    """The image as a (1, C, H, W) tensor the way the model takes it: read (grayscale or RGB,
+    scaled to 0..1 by its bit depth, :func:`cnnlab.data.images.read_image`), then ``pre``, the
+    run's or the weights' :class:`~cnnlab.data.Preprocess` (the evaluation transform: a
+    photo's shorter side resized and its centre cropped, not squashed); and the picture the
+    model sees (H x W, values 0..1) for the figure."""
     import torch
 
     from ..data.images import read_image
 
-    c, h, w = config.get("input_size", (1, 32, 32))
-    a = read_image(path, 1 if c == 1 else 3, size=(h, w))
-    mean = np.asarray(config.get("mean", [0.0] * c), dtype=np.float32).reshape(-1, 1, 1)
-    std = np.asarray(config.get("std", [1.0] * c), dtype=np.float32).reshape(-1, 1, 1)
-    return torch.from_numpy((a - mean) / std)[None], a.mean(axis=0)
+    a = torch.from_numpy(read_image(path, 1 if pre.channels == 1 else 3))
+    return pre(a).unsqueeze(0), pre.geometry(a).mean(0).numpy()
 
 
 def feature_maps(model, x, max_layers: int = 8):
@@ -91,12 +89,15 @@ def feature_maps(model, x, max_layers: int = 8):
     return outs, logits
 
 
-def _image_config(src) -> dict:
-    """input_size, mean and std the model's images are prepared with."""
+def _preprocess(src):
+    """The transform of the model's images: the run's, or its weights' evaluation transform."""
+    from ..data import Preprocess
     from ..resolve import scratch_data_config
 
+    if src.preprocess is not None:
+        return src.preprocess
     dc = scratch_data_config(src) if src.kind == "scratch" else src.data_config
-    return {"input_size": list(dc.input_size), "mean": list(dc.mean), "std": list(dc.std)}
+    return Preprocess.from_config(dc)
 
 
 def run(args) -> int:
@@ -128,7 +129,7 @@ def run(args) -> int:
         result.update(wrote=result["wrote"] + [str(path)], layer=lname, kernels=list(w.shape))
         say(f"saved {path}")
     if args.features is not None:
-        x, shown = load_image(args.features, _image_config(src))
+        x, shown = load_image(args.features, _preprocess(src))
         model.check_input(x) if hasattr(model, "check_input") else None
         layers, logits = feature_maps(model, x, args.layers)
         pred = int(logits.argmax())
