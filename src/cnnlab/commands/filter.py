@@ -61,8 +61,8 @@ def run(args) -> int:
     import numpy as np
     from PIL import Image
 
-    from .. import filters as F
-    from ..plots_lab import side_by_side
+    from ..lab import filters as F
+    from ..lab.plots_lab import side_by_side
 
     if args.list:
         for name, desc, shape in F.describe_kernels():

@@ -49,8 +49,17 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..data import load_data
-    from ..scaling import BASES, DEFAULT_GRID, QUICK_GRID, Data, Recipe, format_result, grid, plot
-    from ..scaling import search as run_search
+    from ..lab.scaling import (
+        BASES,
+        DEFAULT_GRID,
+        QUICK_GRID,
+        Data,
+        Recipe,
+        format_result,
+        grid,
+        plot,
+    )
+    from ..lab.scaling import search as run_search
     from ..training.config import check_threads
 
     if args.plot and not args.plot.lower().endswith(".png"):

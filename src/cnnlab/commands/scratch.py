@@ -156,7 +156,7 @@ def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = No
     default the digits)."""
     import numpy as np
 
-    from ..plots_lab import plot_feature_maps, plot_kernels
+    from ..lab.plots_lab import plot_feature_maps, plot_kernels
     from ..scratch.train import load_digits_split
 
     x, y = (data if data is not None else load_digits_split(input_size))["test"]

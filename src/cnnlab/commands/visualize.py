@@ -76,7 +76,7 @@ def feature_maps(model, x, max_layers: int = 8):
 
 
 def run(args) -> int:
-    from ..plots_lab import plot_feature_maps, plot_kernels
+    from ..lab.plots_lab import plot_feature_maps, plot_kernels
     from ..weights import load_run_model
 
     if not args.filters and args.features is None:

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..init_gains import XAVIER_GAIN
+from ..lab.init_gains import XAVIER_GAIN
 from ..registry import register_model
 from .base import ImageClassifier
 
@@ -48,7 +48,7 @@ LECUN1998_C3_TABLE: tuple[tuple[int, ...], ...] = (
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 # Glorot & Bengio (2010) uniform init with the activation's gain: the table lives in
-# cnnlab.init_gains (no torch, no NumPy), shared with the NumPy LeNet-5 so both start alike.
+# cnnlab.lab.init_gains (no torch, no NumPy), shared with the NumPy LeNet-5 so both start alike.
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..init_gains import XAVIER_GAIN  # Glorot gains, shared with the PyTorch LeNet-5
+from ..lab.init_gains import XAVIER_GAIN  # Glorot gains, shared with the PyTorch LeNet-5
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sigmoid, Tanh
 from .losses import softmax_cross_entropy
 

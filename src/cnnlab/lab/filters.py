@@ -28,7 +28,7 @@ import difflib
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .errors import CnnlabError
+from ..errors import CnnlabError
 
 BOUNDARIES = {"zero": "constant", "reflect": "reflect", "symmetric": "symmetric",
               "replicate": "edge", "wrap": "wrap"}
@@ -68,7 +68,7 @@ def _pads(kernel_shape: tuple[int, int], mode: str) -> tuple[tuple[int, int], tu
 def _check_size(n_floats: int, what: str) -> None:
     """Refuse an array of ``n_floats`` float64 values that cannot fit in memory (before NumPy
     tries: its "Unable to allocate 74.5 GiB" came as a traceback)."""
-    from .memory import check_fits
+    from ..memory import check_fits
 
     check_fits(n_floats * 8, what, "use a smaller --size or mode 'valid'")
 

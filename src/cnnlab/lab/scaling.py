@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvNormAct, InvertedResidual, make_divisible
+from ..layers import ConvNormAct, InvertedResidual, make_divisible
 
 # (expansion, kernel, channels, repeats, stride) per MBConv stage, after a 3x3 stem of 16.
 BASE_STAGES = ((1, 3, 16, 1, 1), (4, 3, 24, 2, 2), (4, 5, 40, 2, 2))
@@ -83,7 +83,7 @@ class _EfficientNetBase(nn.Module):
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, in_chans: int = 1,
                  num_classes: int = 10):
         super().__init__()
-        from .models.efficientnet import EfficientNet
+        from ..models.efficientnet import EfficientNet
 
         self.net = EfficientNet(width=beta, depth=alpha, num_classes=num_classes,
                                 in_chans=in_chans)
@@ -183,7 +183,7 @@ class SearchResult:
 def describe(alpha: float, beta: float, gamma: float, in_chans: int = 1,
              num_classes: int = 10, base: str = "tiny") -> tuple[nn.Module, int, int, int]:
     """The scaled network (on the meta device), its resolution, parameters and MACs."""
-    from .analysis.macs import count_macs
+    from ..analysis.macs import count_macs
 
     builder, side = _base(base)
     with torch.device("meta"):
@@ -323,7 +323,7 @@ def format_result(res: SearchResult) -> str:
                      str(t.resolution), "-".join(map(str, t.repeats)), f"{t.params:,}",
                      f"{t.macs:,}", f"{t.macs_ratio:.2f}", f"{t.target:.3f}",
                      f"{t.accuracy:.2f}", f"{t.test_accuracy:.2f}", f"{t.seconds:.1f}"))
-    from .training.metrics import format_table
+    from ..training.metrics import format_table
 
     rc = res.recipe
     b = res.best
