@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import ModelArgumentError, UnknownModelError
+from .errors import ModelArgumentError, UnknownModelError, UsageError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -83,7 +83,7 @@ def register_model(
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = f.__name__
         if name in _MODELS:
-            raise ValueError(f"duplicate model name {name!r}")
+            raise UsageError(f"duplicate model name {name!r}")
         family = f.__module__.rsplit(".", 1)[-1]
         doc = (f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else ""
         _MODELS[name] = ModelEntry(name, f, family, tuple(input_size), refs, doc,
@@ -155,7 +155,7 @@ def create_model(name: str, weights=None, sha256: str | None = None, *,
     the loaded weights.
     """
     if out_indices is not None and not features_only:
-        raise ValueError("out_indices selects feature maps; it needs features_only=True")
+        raise UsageError("out_indices selects feature maps; it needs features_only=True")
     if weights is not None:
         from .pretrained import create_pretrained
 
@@ -166,7 +166,7 @@ def create_model(name: str, weights=None, sha256: str | None = None, *,
             return features_model(model, out_indices)
         return model
     if sha256 is not None:
-        raise ValueError("sha256= checks a weights file: give weights=PATH too")
+        raise UsageError("sha256= checks a weights file: give weights=PATH too")
     entry = get_entry(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     check_model_kwargs(name, kwargs)  # ModelArgumentError (a TypeError) for a user mistake

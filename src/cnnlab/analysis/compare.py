@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError
 from .benchmark import time_inference
 from .macs import trace
 
@@ -68,7 +68,7 @@ def parse_checkpoints(items) -> dict[str, str]:
     for item in items or ():
         model, sep, run = item.partition("=")
         if not sep or not model or not run:
-            raise ValueError(f"--checkpoint takes MODEL=RUN_FOLDER, got {item!r}")
+            raise UsageError(f"--checkpoint takes MODEL=RUN_FOLDER, got {item!r}")
         out[model.strip()] = run.strip()
     return out
 
@@ -181,7 +181,7 @@ def compare(names, *, batch: int = 32, device: str = "cpu", repeats: int = 10, w
     for model in checkpoints:
         get_entry(model)
         if model not in names:
-            raise ValueError(f"--checkpoint names {model}, which is not in the comparison; "
+            raise UsageError(f"--checkpoint names {model}, which is not in the comparison; "
                              "add it to the list of models")
     rows = []
     for name in names:
@@ -299,7 +299,7 @@ def format_rows(rows: list[CompareRow], style: str = "text", header: list[str] =
         return "\n".join([line for h in header for line in (h, "")]
                          + [markdown_table(columns, body, left=2)])
     if style != "text":
-        raise ValueError(f"style must be text, markdown or csv, got {style!r}")
+        raise UsageError(f"style must be text, markdown or csv, got {style!r}")
     return "\n".join([*header, format_table(columns, body, "ll" + "r" * (len(columns) - 2))])
 
 
@@ -335,7 +335,7 @@ def plot(rows: list[CompareRow], path: str | Path) -> Path:
 
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {path}")
+        raise UsageError(f"--plot writes a PNG file; give a name ending in .png, got {path}")
     with_acc = [r for r in rows if r.top1 is not None]
     fig, axes = plt.subplots(1, 2 if with_acc else 1, figsize=(14 if with_acc else 9, 6),
                              squeeze=False)

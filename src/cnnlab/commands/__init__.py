@@ -6,6 +6,8 @@ import argparse
 import re
 from collections.abc import Sequence
 
+from ..errors import OutputExistsError
+
 
 def new_command(subparsers, name: str, *, help: str, examples: Sequence[str] = (),
                 description: str | None = None, torch: bool = True,
@@ -57,6 +59,6 @@ def output_file(path, args, flag: str):
 
     path = Path(path)
     if (path.is_file() or path.is_symlink()) and not getattr(args, "overwrite", False):
-        raise FileExistsError(f"{path} already exists; {flag} does not replace a file without "
+        raise OutputExistsError(f"{path} already exists; {flag} does not replace a file without "
                               "--overwrite: choose another name, or add --overwrite")
     return path

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..errors import UsageError
 from . import new_command, parse_input_size
 
 ALL = "eager,channels_last,bf16,fused,compile,int8,ort,ort_int8"
@@ -55,7 +56,7 @@ def parse_batches(text: str) -> list[int]:
     except ValueError:
         out = []
     if not out or min(out) < 1:
-        raise ValueError(f"--batch takes positive integers, comma-separated (1,32), got {text!r}")
+        raise UsageError(f"--batch takes positive integers, comma-separated (1,32), got {text!r}")
     return out
 
 
@@ -74,10 +75,10 @@ def run(args) -> int:
     batches = parse_batches(args.batch)
     backends = check_backends([b.strip() for b in args.backends.split(",") if b.strip()])
     if args.repeats < 1 or args.warmup < 0 or args.images < 1:
-        raise ValueError("--repeats and --images must be at least 1, --warmup at least 0")
+        raise UsageError("--repeats and --images must be at least 1, --warmup at least 0")
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+            raise UsageError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     header = machine_lines()
     bar = _bar(len(args.models) * len(batches) * (len(backends) + args.repeats))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..errors import UsageError
 from . import new_command, output_file
 
 
@@ -75,10 +76,10 @@ def resolve_models(patterns, all_models: bool) -> list[str]:
 
     if all_models:
         if patterns:
-            raise ValueError("give model names or --all, not both")
+            raise UsageError("give model names or --all, not both")
         return list_models()
     if not patterns:
-        raise ValueError("name the models to compare (for example: cnnlab compare resnet18 "
+        raise UsageError("name the models to compare (for example: cnnlab compare resnet18 "
                          "vgg16) or use --all")
     names: list[str] = []
     for pat in patterns:
@@ -98,18 +99,18 @@ def run(args) -> int:
     from ..analysis.compare import compare, format_rows, header_lines, parse_checkpoints, plot
 
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
-        raise ValueError("--batch and --repeats must be at least 1, --warmup at least 0")
+        raise UsageError("--batch and --repeats must be at least 1, --warmup at least 0")
     if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
-        raise ValueError(f"--time-budget must be positive, got {args.time_budget}")
+        raise UsageError(f"--time-budget must be positive, got {args.time_budget}")
     check_device(args.device)
     if args.plot and not args.plot.lower().endswith(".png"):
-        raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+        raise UsageError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
     if args.plot:
         output_file(args.plot, args, "--plot")
     if args.keras:
         return run_keras(args)
     if args.quick:
-        raise ValueError("--quick shortens the Keras table: use it with --keras")
+        raise UsageError("--quick shortens the Keras table: use it with --keras")
     names = resolve_models(args.models, args.all)
     checkpoints = parse_checkpoints(args.checkpoint)
     timing = not args.no_timing
@@ -153,7 +154,7 @@ def run_keras(args) -> int:
 
     if (args.checkpoint or args.plot or args.csv or args.channels_last or args.amp
             or args.no_aux):
-        raise ValueError("--keras prints Keras's table (auxiliary heads always left out); "
+        raise UsageError("--keras prints Keras's table (auxiliary heads always left out); "
                          "--checkpoint, --plot, --csv, --channels-last, --amp and --no-aux "
                          "belong to the ordinary comparison")
     names = resolve_models(args.models, args.all) if (args.models or args.all) else None

@@ -6,6 +6,7 @@ import json
 import re
 import sys
 
+from ..errors import UsageError
 from . import new_command
 
 
@@ -50,14 +51,14 @@ def run(args) -> int:
 
     m = _HWC.match(args.input)
     if not m:
-        raise ValueError(f"--input must be HxWxC, for example 100x100x3, got {args.input!r}")
+        raise UsageError(f"--input must be HxWxC, for example 100x100x3, got {args.input!r}")
     h, w, c = (int(g) for g in m.groups())
     padding = args.padding
     if padding not in ("same", "valid"):
         try:
             padding = int(padding)
         except ValueError:
-            raise ValueError(f"--padding must be 'same', 'valid' or a number, got "
+            raise UsageError(f"--padding must be 'same', 'valid' or a number, got "
                              f"{args.padding!r}") from None
     cost = conv_cost(h, w, c, args.maps, args.kernel, args.stride, padding, args.groups)
     slide = ({"height": h, "width": w, "in_channels": c, "out_channels": args.maps,

@@ -19,6 +19,7 @@ import math
 import sys
 from pathlib import Path
 
+from ..errors import UsageError
 from . import new_command, parse_input_size
 from .predict import add_transform_args
 
@@ -175,9 +176,9 @@ def most_confused(cm, classes: list[str], k: int = MOST_CONFUSED) -> list[dict]:
 
 def run(args) -> int:
     if args.batch_size < 1:
-        raise ValueError(f"batch size must be a positive integer, got {args.batch_size}")
+        raise UsageError(f"batch size must be a positive integer, got {args.batch_size}")
     if args.workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     if args.weights is not None:
         return _run_weights(args)
     from ..errors import CheckpointError

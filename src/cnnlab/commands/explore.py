@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..errors import MissingFileError, UsageError
 from . import new_command, output_file
 
 
@@ -43,18 +44,18 @@ def run(args) -> int:
     from .summary import input_size_arg
 
     if args.depth < 1:
-        raise ValueError(f"--depth must be at least 1, got {args.depth}")
+        raise UsageError(f"--depth must be at least 1, got {args.depth}")
     target = Path(args.target)
     size = None
     if args.input is not None:
         if target.exists():
-            raise ValueError("--input is for a registered model; a run uses its own size")
+            raise UsageError("--input is for a registered model; a run uses its own size")
         size = input_size_arg(args.target, args.input)
     if args.image is not None and not args.image.is_file():
-        raise FileNotFoundError(f"no image file at {args.image}")
+        raise MissingFileError(f"no image file at {args.image}")
     out = args.output or Path(f"explore-{target.name.replace('.', '_') or 'model'}.html")
     if out.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"the page is HTML: give -o a name ending in .html, got {out}")
+        raise UsageError(f"the page is HTML: give -o a name ending in .html, got {out}")
     start = time.perf_counter()
     import os
 

@@ -23,6 +23,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import UsageError
 from . import new_command, output_file, parse_input_size
 
 FORMATS = ("onnx", "torchscript", "exported-program")
@@ -195,7 +196,7 @@ def run(args) -> int:
         try:
             input_size = parse_input_size(args.input)
         except argparse.ArgumentTypeError as err:
-            raise ValueError(str(err)) from None
+            raise UsageError(str(err)) from None
     model, info = open_source(args.source)
     if args.fuse:
         from ..fuse import fuse

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..errors import UsageError
 from . import new_command, output_file
 
 
@@ -69,7 +70,7 @@ def run(args) -> int:
             print(f"{name:<11} {shape[0]}x{shape[1]}  {desc}")
         return 0
     if args.image is None or not args.kernel:
-        raise ValueError("give an IMAGE and at least one --kernel NAME (or --list)")
+        raise UsageError("give an IMAGE and at least one --kernel NAME (or --list)")
     out = args.out or Path(f"{args.image.stem}_{_safe(args.kernel[0])}.png")
     paths = [out if len(args.kernel) == 1 else out.with_name(f"{out.stem}_{_safe(n)}{out.suffix}")
              for n in args.kernel]

@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import MissingFileError, UsageError
 from . import new_command, parse_input_size
 
 
@@ -92,9 +93,9 @@ def _read_classes(path: str, n: int) -> list[str]:
     try:
         names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read the class names in {path}: {err}") from None
+        raise UsageError(f"cannot read the class names in {path}: {err}") from None
     if len(names) != n:
-        raise ValueError(f"{path} names {len(names)} classes, the model has {n}; give one name "
+        raise UsageError(f"{path} names {len(names)} classes, the model has {n}; give one name "
                          "per line, in index order")
     return names
 
@@ -124,7 +125,7 @@ def open_model(args):
             raise CheckpointError(f"{args.run} is a model name: give its weights with "
                                   "--weights FILE (or give a run folder instead)")
         if getattr(args, "weights_sha256", None):
-            raise ValueError("--weights-sha256 checks the file given with --weights")
+            raise UsageError("--weights-sha256 checks the file given with --weights")
         model, config, run_pre = open_run(args.run, args.device, ema=getattr(args, "ema", True))
         if config.get("weights_used"):
             say(f"using {config['weights_used']}; --no-ema for the raw weights")
@@ -163,7 +164,7 @@ def image_files(inputs: list[str]):
 
     for text in inputs:  # every argument is checked before the first batch runs
         if not Path(text).exists():
-            raise FileNotFoundError(f"no such image or folder: {text}")
+            raise MissingFileError(f"no such image or folder: {text}")
     for text in inputs:
         path = Path(text)
         if path.is_dir():
@@ -173,7 +174,7 @@ def image_files(inputs: list[str]):
                     found = True
                     yield f
             if not found:
-                raise ValueError(f"{path} holds no image files ({', '.join(sorted(EXTENSIONS))})")
+                raise UsageError(f"{path} holds no image files ({', '.join(sorted(EXTENSIONS))})")
         else:
             yield path
 
@@ -216,9 +217,9 @@ def predict_batches(model, pre, files, batch_size: int, device, channels_last=Fa
 
 def run(args) -> int:
     if args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     model, classes, pre, notes, _ = open_model(args)
     model = fused_if_asked(model, args)
     files = image_files(args.images)

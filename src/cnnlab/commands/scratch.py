@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import NotAFolderError, OutputExistsError, UsageError
 from . import new_command
 
 
@@ -88,17 +89,17 @@ def run_train(args) -> int:
     )
 
     if args.show and args.out is None:
-        raise ValueError("--show needs --out FOLDER to write the pictures into")
+        raise UsageError("--show needs --out FOLDER to write the pictures into")
     if args.epochs < 1 or args.batch_size < 1:
-        raise ValueError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, "
+        raise UsageError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, "
                          f"{args.batch_size}")
     if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
     import math
 
     for flag, v in (("--momentum", args.momentum), ("--decay", args.decay)):
         if not (math.isfinite(v) and v >= 0):
-            raise ValueError(f"{flag} must be a finite number >= 0, got {v}")
+            raise UsageError(f"{flag} must be a finite number >= 0, got {v}")
     if args.threads > 1:
         check_threads(args.threads)
     if args.out is not None:
@@ -143,10 +144,10 @@ def run_train(args) -> int:
 def _check_out(out: Path, names: list[str], overwrite: bool) -> None:
     """Refuse (before training) an --out folder that already holds a saved model."""
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file, not a folder; give a folder name")
+        raise NotAFolderError(f"--out {out} is a file, not a folder; give a folder name")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
-        raise FileExistsError(f"{out} already holds a saved model ({', '.join(taken)}); give "
+        raise OutputExistsError(f"{out} already holds a saved model ({', '.join(taken)}); give "
                               "another --out, or add --overwrite to replace it")
 
 
@@ -161,7 +162,7 @@ def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = No
 
     x, y = (data if data is not None else load_digits_split(input_size))["test"]
     if not 0 <= index < len(x):
-        raise ValueError(f"--index must be in 0..{len(x) - 1}, got {index}")
+        raise UsageError(f"--index must be in 0..{len(x) - 1}, got {index}")
     w = net["c1"].params["W"]
     paths = [plot_kernels(np.rot90(w, 2, axes=(2, 3)), out / "c1_kernels.png",
                           title="NumPy LeNet-5: C1 kernels as templates, rot90(W, 2)")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import UsageError
 from . import new_command, parse_input_size
 
 
@@ -37,7 +38,7 @@ def input_size_arg(model_name: str, text: str | None) -> tuple[int, int, int]:
     try:
         return parse_input_size(text)
     except argparse.ArgumentTypeError as err:
-        raise ValueError(str(err)) from None
+        raise UsageError(str(err)) from None
 
 
 def build_for_analysis(name: str, input_size, fn):
@@ -63,7 +64,7 @@ def run(args) -> int:
     from ..analysis.summary import summary
 
     if args.depth < 1:
-        raise ValueError(f"--depth must be at least 1, got {args.depth}")
+        raise UsageError(f"--depth must be at least 1, got {args.depth}")
     size = input_size_arg(args.model, args.input)
     if args.receptive_field:
         from ..analysis.receptive_field import format_fields, receptive_field

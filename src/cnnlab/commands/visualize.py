@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UsageError
 from . import new_command, output_file
 
 
@@ -34,7 +35,7 @@ def first_conv(model):
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
             return name, m
-    raise ValueError(f"{type(model).__name__} has no Conv2d layer to draw")
+    raise UsageError(f"{type(model).__name__} has no Conv2d layer to draw")
 
 
 def load_image(path: Path, config: dict):
@@ -80,9 +81,9 @@ def run(args) -> int:
     from ..weights import load_run_model
 
     if not args.filters and args.features is None:
-        raise ValueError("say what to draw: --filters and/or --features IMAGE")
+        raise UsageError("say what to draw: --filters and/or --features IMAGE")
     if args.layers < 1:
-        raise ValueError(f"--layers must be >= 1, got {args.layers}")
+        raise UsageError(f"--layers must be >= 1, got {args.layers}")
     out = args.out or args.run
     for name, wanted in (("filters.png", args.filters), ("feature_maps.png", args.features)):
         if wanted:

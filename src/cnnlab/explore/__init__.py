@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import MissingFileError, UsageError
 from .build import Limits
 from .page import explore_data, render_html
 
@@ -16,7 +17,7 @@ def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
     """Explore ``target`` (a registered model name, a run folder or checkpoint, or a
     ``cnnlab scratch train --out`` folder) and write the page to ``out``; returns the data."""
     if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        raise UsageError(f"depth must be a positive integer, got {depth!r}")
     import torch
 
     # One image, batch 1: a single thread is as fast on an idle machine and many times faster
@@ -42,7 +43,7 @@ def _write_page(target, out, image, depth, input_size, limits) -> dict:
         model, x, shown, classes, src = source.from_run(path, image)
         name = src["what"].split(" ")[0]
     elif "/" in str(target) or "\\" in str(target) or path.suffix in (".pt", ".safetensors"):
-        raise FileNotFoundError(f"{target} does not exist; give a run folder, a checkpoint, "
+        raise MissingFileError(f"{target} does not exist; give a run folder, a checkpoint, "
                                 "a 'cnnlab scratch train --out' folder or a model name")
     else:
         model, x, shown, classes, src = source.from_model(str(target), image, input_size)

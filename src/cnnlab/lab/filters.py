@@ -28,7 +28,7 @@ import difflib
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, InputShapeError, UsageError
 
 BOUNDARIES = {"zero": "constant", "reflect": "reflect", "symmetric": "symmetric",
               "replicate": "edge", "wrap": "wrap"}
@@ -46,7 +46,7 @@ class KernelShapeError(CnnlabError, ValueError):
 def _check_2d(name: str, a) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2 or 0 in a.shape:
-        raise ValueError(f"{name} must be a non-empty 2-D array (H x W), got shape {a.shape}")
+        raise InputShapeError(f"{name} must be a non-empty 2-D array (H x W), got shape {a.shape}")
     return a
 
 
@@ -62,7 +62,7 @@ def _pads(kernel_shape: tuple[int, int], mode: str) -> tuple[tuple[int, int], tu
                 f"a {kh}x{kw} kernel has no centre pixel, so mode 'same' is undefined; "
                 "use an odd-sized kernel or mode 'valid' / 'full'")
         return (kh // 2, kh // 2), (kw // 2, kw // 2)
-    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
 
 
 def _check_size(n_floats: int, what: str) -> None:
@@ -78,19 +78,20 @@ def correlate2d(image, kernel, mode: str = "same", boundary: str = "zero",
     """``y[i, j] = sum_{p,q} xpad[i*stride + p, j*stride + q] * kernel[p, q]`` (float64)."""
     x, k = _check_2d("image", image), _check_2d("kernel", kernel)
     if boundary not in BOUNDARIES:
-        raise ValueError(f"boundary must be one of {sorted(BOUNDARIES)}, got {boundary!r}")
+        raise UsageError(f"boundary must be one of {sorted(BOUNDARIES)}, got {boundary!r}")
     if not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise ValueError(f"stride must be a positive int, got {stride!r}")
+        raise UsageError(f"stride must be a positive int, got {stride!r}")
     (pt, pb), (pl, pr) = _pads(k.shape, mode)
     if mode == "valid" and (k.shape[0] > x.shape[0] or k.shape[1] > x.shape[1]):
-        raise ValueError(f"kernel {k.shape} is larger than the image {x.shape} in mode 'valid'")
+        raise InputShapeError(f"kernel {k.shape} is larger than the image {x.shape} in mode "
+                              "'valid'")
     out_h, out_w = x.shape[0] + pt + pb - k.shape[0] + 1, x.shape[1] + pl + pr - k.shape[1] + 1
     _check_size((x.shape[0] + pt + pb) * (x.shape[1] + pl + pr) + out_h * out_w + k.size,
                 f"filtering a {x.shape[0]}x{x.shape[1]} image with a {k.shape[0]}x{k.shape[1]} "
                 f"kernel (mode {mode!r})")
     if pt or pl:
         if boundary == "reflect" and (max(pt, pb) >= x.shape[0] or max(pl, pr) >= x.shape[1]):
-            raise ValueError(f"boundary 'reflect' needs an image larger than the padding "
+            raise InputShapeError(f"boundary 'reflect' needs an image larger than the padding "
                              f"({pt}, {pl}), got {x.shape}")
         x = np.pad(x, ((pt, pb), (pl, pr)), mode=BOUNDARIES[boundary])
     win = sliding_window_view(x, k.shape)[::stride, ::stride]
@@ -107,7 +108,7 @@ def convolve2d(image, kernel, mode: str = "same", boundary: str = "zero",
 def box_kernel(size: int = 3) -> np.ndarray:
     """``ones(size, size) / size^2``: the mean of the neighbourhood."""
     if size < 1:
-        raise ValueError(f"box size must be >= 1, got {size}")
+        raise UsageError(f"box size must be >= 1, got {size}")
     _check_size(size * size, f"a {size}x{size} box kernel")
     return np.full((size, size), 1.0 / size**2)
 
@@ -118,7 +119,7 @@ def gaussian_kernel(size: int = 5, sigma: float = 1.0) -> np.ndarray:
     if size < 1 or size % 2 == 0:
         raise KernelShapeError(f"a Gaussian kernel needs an odd size (it has a centre), got {size}")
     if sigma <= 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+        raise UsageError(f"sigma must be > 0, got {sigma}")
     _check_size(3 * size * size, f"a {size}x{size} Gaussian kernel")
     u = np.arange(size) - size // 2
     g = np.exp(-(u[:, None] ** 2 + u[None, :] ** 2) / (2.0 * sigma**2))
@@ -199,10 +200,10 @@ def parse_kernel(text: str) -> np.ndarray:
     try:
         rows = [[float(v) for v in r.replace(",", " ").split()] for r in text.split(";")]
     except ValueError:
-        raise ValueError(f"cannot read the kernel {text!r}: write numbers, ',' between entries "
+        raise UsageError(f"cannot read the kernel {text!r}: write numbers, ',' between entries "
                          "and ';' between rows, e.g. '1,0,-1;2,0,-2;1,0,-1'") from None
     if not rows or any(len(r) != len(rows[0]) for r in rows) or not rows[0]:
-        raise ValueError(f"kernel {text!r} is not rectangular: every row needs as many entries")
+        raise UsageError(f"kernel {text!r} is not rectangular: every row needs as many entries")
     return np.array(rows)
 
 
@@ -212,7 +213,7 @@ def apply_filter(image, name: str, *, op: str = "convolve", mode: str = "same",
     """Filter ``image`` with a named kernel (or a magnitude: ``"sobel"`` gives
     ``sqrt(sobel_x^2 + sobel_y^2)``) or an inline kernel (see :func:`parse_kernel`)."""
     if op not in ("convolve", "correlate"):
-        raise ValueError(f"op must be 'convolve' or 'correlate', got {op!r}")
+        raise UsageError(f"op must be 'convolve' or 'correlate', got {op!r}")
     fn = convolve2d if op == "convolve" else correlate2d
     if name.lower() in MAGNITUDES:
         a, b = MAGNITUDES[name.lower()]
@@ -228,9 +229,9 @@ def _pool_windows(image, size: int, stride: int | None) -> np.ndarray:
     x = _check_2d("image", image)
     stride = size if stride is None else stride
     if size < 1 or stride < 1:
-        raise ValueError(f"pool size and stride must be >= 1, got {size}, {stride}")
+        raise UsageError(f"pool size and stride must be >= 1, got {size}, {stride}")
     if size > min(x.shape):
-        raise ValueError(f"pool size {size} is larger than the image {x.shape}")
+        raise InputShapeError(f"pool size {size} is larger than the image {x.shape}")
     return sliding_window_view(x, (size, size))[::stride, ::stride]
 
 
@@ -263,7 +264,7 @@ def to_uint8(response, how: str = "auto") -> np.ndarray:
     """
     x = _check_2d("response", response)
     if how not in NORMALIZE:
-        raise ValueError(f"normalisation must be one of {NORMALIZE}, got {how!r}")
+        raise UsageError(f"normalisation must be one of {NORMALIZE}, got {how!r}")
     if how == "auto":
         how = "symmetric" if x.min() < 0 else ("clip" if x.max() <= 255 else "minmax")
     if how == "clip":

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputShapeError
+
 
 def _plt():
     import matplotlib
@@ -59,7 +61,7 @@ def plot_kernels(weights: np.ndarray, path: str | os.PathLike, title: str = "",
     plt = _plt()
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 4:
-        raise ValueError(f"kernels must be (out, in, kh, kw), got shape {w.shape}")
+        raise InputShapeError(f"kernels must be (out, in, kh, kw), got shape {w.shape}")
     w = w[:max_kernels]
     n = len(w)
     cols = min(n, 8)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UsageError
 from ..layers import ConvNormAct, InvertedResidual, make_divisible
 
 # (expansion, kernel, channels, repeats, stride) per MBConv stage, after a 3x3 stem of 16.
@@ -99,7 +100,7 @@ BASES = {"tiny": (ScaledNet, BASE_RESOLUTION), "efficientnet_b0": (_EfficientNet
 
 def _base(name: str):
     if name not in BASES:
-        raise ValueError(f"--base must be one of {', '.join(BASES)}, got {name!r}")
+        raise UsageError(f"--base must be one of {', '.join(BASES)}, got {name!r}")
     return BASES[name]
 
 
@@ -112,16 +113,16 @@ def grid(budget: float = 2.0, tolerance: float = 0.08, axes: dict | None = None
     """Every (α, β, γ) of the grid, each ≥ 1, with |α·β²·γ² - budget| ≤ tolerance · budget."""
     axes = axes or DEFAULT_GRID
     if not 1 < budget < math.inf:
-        raise ValueError(f"--budget must be a finite number above 1 (the resources of the "
+        raise UsageError(f"--budget must be a finite number above 1 (the resources of the "
                          f"base), got {budget}")
     if not 0 < tolerance < 1:
-        raise ValueError(f"--tolerance must be between 0 and 1, got {tolerance}")
+        raise UsageError(f"--tolerance must be between 0 and 1, got {tolerance}")
     out = [(a, b, g) for a, b, g in itertools.product(axes["alpha"], axes["beta"],
                                                       axes["gamma"])
            if min(a, b, g) >= 1 and (a, b, g) != (1, 1, 1)  # the base is trained anyway
            and abs(a * b * b * g * g - budget) <= tolerance * budget]
     if not out:
-        raise ValueError(f"no grid point has alpha*beta^2*gamma^2 within {tolerance:.0%} of "
+        raise UsageError(f"no grid point has alpha*beta^2*gamma^2 within {tolerance:.0%} of "
                          f"{budget}; raise --tolerance or change --budget")
     return out
 

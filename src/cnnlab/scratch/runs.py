@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, MissingFileError
 from .train import load_digits_split, resize_bilinear
 
 WEIGHTS = "scratch_lenet5.npz"
@@ -29,7 +29,7 @@ def open_run(path, dtype=None):
 
     path = Path(path)
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
-        raise FileNotFoundError(f"{path} is not a scratch run: it needs {WEIGHTS} and {CONFIG} "
+        raise MissingFileError(f"{path} is not a scratch run: it needs {WEIGHTS} and {CONFIG} "
                                 f"(write them with 'cnnlab scratch train --out {path}')")
     cfg = json.loads((path / CONFIG).read_text())
     kwargs = {} if dtype is None else {"dtype": dtype}

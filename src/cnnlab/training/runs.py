@@ -14,7 +14,7 @@ import torch
 
 from ..data import Preprocess
 from ..data.config import from_run_config
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError
 from ..registry import create_model
 from ..weights import CONFIG_FILE, WEIGHTS_FILE, load_run_model, load_weights, read_run_config
 from .checkpoint import load_checkpoint
@@ -27,14 +27,14 @@ def usable_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r}; use cpu, cuda or mps") from None
+        raise UsageError(f"unknown device {device!r}; use cpu, cuda or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} was asked for, but no CUDA device is available; "
+        raise UsageError(f"--device {device} was asked for, but no CUDA device is available; "
                          "use --device cpu")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device} was asked for, but MPS is not available")
+        raise UsageError(f"--device {device} was asked for, but MPS is not available")
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {device!r} is not supported; use cpu, cuda or mps")
+        raise UsageError(f"device {device!r} is not supported; use cpu, cuda or mps")
     return dev
 
 
