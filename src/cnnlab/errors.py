@@ -62,6 +62,20 @@ class UsageError(CnnlabError, ValueError):
     a builder argument of the right type but a wrong value), named with the fix."""
 
 
+class NotAModelError(CnnlabError, TypeError):
+    """Something other than a ``torch.nn.Module`` where a model is needed (``summary(None,
+    ...)``, ``fuse("resnet18")``)."""
+
+    @classmethod
+    def check(cls, model, what: str) -> None:
+        """Raise unless ``model`` is a ``torch.nn.Module`` (``what``: the function's name)."""
+        from torch import nn
+
+        if not isinstance(model, nn.Module):
+            raise cls(f"{what} takes a model (a torch.nn.Module, e.g. "
+                      f"cnnlab.create_model('resnet18')), got {type(model).__name__}")
+
+
 class UnknownNameError(CnnlabError, KeyError):
     """A name that is not among the ones a lookup knows (a layer of the NumPy network, a
     kernel), other than a model name (:class:`UnknownModelError`)."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..errors import NotAModelError, UsageError
 
 aten = torch.ops.aten
 
@@ -311,6 +311,7 @@ def count_macs(model: nn.Module, input_size, *, training: bool = False) -> MacCo
     """
     from ..graph import trace_graph
 
+    NotAModelError.check(model, "count_macs")
     g = trace_graph(model, input_size, training=training)
     per_layer: dict[str, int] = {}
     other_per_layer: dict[str, int] = {}

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ..errors import UsageError
+from ..errors import NotAModelError, UsageError
 from ..graph import ACTIVATION_OPS, ACTIVATION_TYPES, Graph, Group, Node, trace_graph
 
 MAC_CONVENTION = ("MACs = multiply-accumulates of convolutions (incl. grouped/depthwise) and "
@@ -341,6 +341,7 @@ def summary(model: nn.Module, input_size, *, depth: int = 3, training: bool = Fa
     ``torch.device("meta")`` nothing is allocated. ``depth`` is the default display depth of
     ``str()``/``table()``/``to_dict()``; ``.graph`` is the traced graph itself.
     """
+    NotAModelError.check(model, "summary")
     if not isinstance(depth, int) or depth < 1:
         raise UsageError(f"depth must be a positive integer, got {depth!r}")
     graph = trace_graph(model, input_size, training=training)
