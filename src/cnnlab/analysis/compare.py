@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError, UsageError, user_files
 from .benchmark import time_inference
 from .macs import trace
 
@@ -80,6 +80,7 @@ def _percent(v) -> float | None:
     return v * 100 if v <= 1.0 else v
 
 
+@user_files()  # the run's files are the user's: unreadable, a folder, a link loop
 def read_accuracy(run_dir: str | Path) -> tuple[float | None, float | None]:
     """Test Top-1 / Top-5 (in %) written by training into ``run_dir``, or ``(None, None)``."""
     run_dir = Path(run_dir)
@@ -369,7 +370,10 @@ def plot(rows: list[CompareRow], path: str | Path) -> Path:
         ax2.set_ylabel("Top-1 accuracy (%)")
         ax2.set_title("Top-1 vs MACs (bubble area ~ parameters)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with user_files(path):  # a folder, no permission, no space: the user's to fix
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
     return path

@@ -60,5 +60,5 @@ def output_file(path, args, flag: str):
     path = Path(path)
     if (path.is_file() or path.is_symlink()) and not getattr(args, "overwrite", False):
         raise OutputExistsError(f"{path} already exists; {flag} does not replace a file without "
-                              "--overwrite: choose another name, or add --overwrite")
+                                "--overwrite: choose another name, or add --overwrite")
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, user_files
 from . import new_command, output_file
 
 
@@ -79,6 +79,9 @@ def run(args) -> int:
         fig = args.figure or out.with_name(f"{out.stem}_figure.png")
     for path, flag in [(p, "--out") for p in paths] + ([(fig, "--figure")] if fig else []):
         output_file(path, args, flag)  # before any work: an existing file is not replaced
+        if flag == "--out" and path.suffix.lower() not in {".npy", *Image.registered_extensions()}:
+            raise UsageError(f"{flag} {path}: give a file name ending in .png (or .npy for the "
+                             "raw values; other image types: .jpg, .tif, ...)")
     image = read_grayscale(args.image)
     responses = []
     for name in args.kernel:
@@ -96,11 +99,12 @@ def run(args) -> int:
         print(f"{name}: kernel {kernel.shape[0]}x{kernel.shape[1]}, mode {mode}, output "
               f"{resp.shape[0]}x{resp.shape[1]}, values [{resp.min():.4g}, {resp.max():.4g}]")
     for (_, resp), path in zip(responses, paths, strict=True):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix.lower() == ".npy":
-            np.save(path, resp)
-        else:
-            Image.fromarray(F.to_uint8(resp, args.normalize)).save(path)
+        with user_files(path):  # a folder, no permission, no space: the user's to fix
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix.lower() == ".npy":
+                np.save(path, resp)
+            else:
+                Image.fromarray(F.to_uint8(resp, args.normalize)).save(path)
         print(f"saved {path}")
     if fig is not None:
         op = "correlation" if args.correlate else "convolution"

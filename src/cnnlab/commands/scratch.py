@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import NotAFolderError, OutputExistsError, UsageError
+from ..errors import NotAFolderError, OutputExistsError, UsageError, user_files
 from . import new_command
 
 
@@ -127,12 +127,14 @@ def run_train(args) -> int:
     print(f"test loss {hist.test_loss:.4f}  test accuracy {100 * hist.test_acc:.2f} %  "
           f"({total:.1f}s in all, {hist.seconds:.1f}s training)")
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        net.save(args.out / WEIGHTS)
-        config = {"input_size": args.input, "activation": args.activation, "pool": args.pool,
-                  "seed": args.seed, "data": absolute_data(args.data), "test_acc": hist.test_acc,
-                  "test_loss": hist.test_loss, "seconds": total, "epochs": hist.epochs}
-        (args.out / CONFIG).write_text(json.dumps(config, indent=2))
+        with user_files():  # no permission, no space: the user's to fix
+            args.out.mkdir(parents=True, exist_ok=True)
+            net.save(args.out / WEIGHTS)
+            config = {"input_size": args.input, "activation": args.activation,
+                      "pool": args.pool, "seed": args.seed, "data": absolute_data(args.data),
+                      "test_acc": hist.test_acc, "test_loss": hist.test_loss,
+                      "seconds": total, "epochs": hist.epochs}
+            (args.out / CONFIG).write_text(json.dumps(config, indent=2))
         print(f"saved {args.out / WEIGHTS} and {args.out / CONFIG}")
         if args.show:
             for path in show(net, args.input, args.out, data=data):
@@ -143,12 +145,12 @@ def run_train(args) -> int:
 
 def _check_out(out: Path, names: list[str], overwrite: bool) -> None:
     """Refuse (before training) an --out folder that already holds a saved model."""
-    if out.exists() and not out.is_dir():
-        raise NotAFolderError(f"--out {out} is a file, not a folder; give a folder name")
+    if (out.exists() or out.is_symlink()) and not out.is_dir():  # a file, or a link to none
+        raise NotAFolderError(f"--out {out} is not a folder; give a folder name")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
         raise OutputExistsError(f"{out} already holds a saved model ({', '.join(taken)}); give "
-                              "another --out, or add --overwrite to replace it")
+                                "another --out, or add --overwrite to replace it")
 
 
 def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = None

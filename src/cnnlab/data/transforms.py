@@ -41,7 +41,7 @@ def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
         w = x.new_tensor(LUMA).view(3, 1, 1)
         return (x * w).sum(dim=-3, keepdim=True)
     raise DataError(f"cannot convert {c}-channel images to {channels} channels "
-                     "(only grayscale <-> RGB); build the model with in_chans={c}")
+                    "(only grayscale <-> RGB); build the model with in_chans={c}")
 
 
 def stats_for_channels(mean: Sequence[float], std: Sequence[float], channels: int

@@ -44,7 +44,7 @@ def _write_page(target, out, image, depth, input_size, limits) -> dict:
         name = src["what"].split(" ")[0]
     elif "/" in str(target) or "\\" in str(target) or path.suffix in (".pt", ".safetensors"):
         raise MissingFileError(f"{target} does not exist; give a run folder, a checkpoint, "
-                                "a 'cnnlab scratch train --out' folder or a model name")
+                               "a 'cnnlab scratch train --out' folder or a model name")
     else:
         model, x, shown, classes, src = source.from_model(str(target), image, input_size)
         name = str(target)

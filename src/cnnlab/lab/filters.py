@@ -92,7 +92,7 @@ def correlate2d(image, kernel, mode: str = "same", boundary: str = "zero",
     if pt or pl:
         if boundary == "reflect" and (max(pt, pb) >= x.shape[0] or max(pl, pr) >= x.shape[1]):
             raise InputShapeError(f"boundary 'reflect' needs an image larger than the padding "
-                             f"({pt}, {pl}), got {x.shape}")
+                                  f"({pt}, {pl}), got {x.shape}")
         x = np.pad(x, ((pt, pb), (pl, pr)), mode=BOUNDARIES[boundary])
     win = sliding_window_view(x, k.shape)[::stride, ::stride]
     return np.einsum("ijpq,pq->ij", win, k)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputShapeError
+from ..errors import InputShapeError, UsageError, user_files
 
 
 def _plt():
@@ -26,9 +26,16 @@ def _plt():
 
 def _save(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    try:
+        kinds = fig.canvas.get_supported_filetypes()
+        if path.suffix.lower().lstrip(".") not in kinds:
+            raise UsageError(f"{path}: a figure needs a file name ending in .png (or "
+                             f"{', '.join('.' + k for k in sorted(kinds) if k != 'png')})")
+        with user_files(path):  # a folder, no permission, no space: the user's to fix
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110, bbox_inches="tight")
+    finally:
+        _plt().close(fig)
     return path
 
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UsageError
+from ..errors import UsageError, user_files
 from ..layers import ConvNormAct, InvertedResidual, make_divisible
 
 # (expansion, kernel, channels, repeats, stride) per MBConv stage, after a 3x3 stem of 16.
@@ -384,6 +384,9 @@ def plot(res: SearchResult, path) -> None:
     ax.set_title("Compound-scaling grid search (alpha/beta/gamma; red: best, black: base)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with user_files(path):  # a folder, no permission, no space: the user's to fix
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)

@@ -193,8 +193,8 @@ def timm_key_map(keys) -> dict[str, str]:
             raise CheckpointError(f"blocks.{i}.{j}.{err}") from None
         if "se.conv_reduce" not in parts:
             raise CheckpointError(f"blocks.{i}.{j} has no squeeze-and-excitation (as timm's "
-                             "efficientnet_lite*, mnasnet_* and mobilenetv2_*); every MBConv "
-                             "block of EfficientNet has one")
+                                  "efficientnet_lite*, mnasnet_* and mobilenetv2_*); every MBConv "
+                                  "block of EfficientNet has one")
         names.update({(i, j, part): f"features.{i + 1}.{j}.{path}"
                       for part, path in block.items()})
     top = {"conv_stem": "features.0.0", "bn1": "features.0.1", "conv_head": f"features.{head}.0",

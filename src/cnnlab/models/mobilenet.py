@@ -166,7 +166,7 @@ def timm_key_map(keys) -> dict[str, str]:
             block = {"conv": "0", "bn1": "1"}
         elif not v3 and "se.conv_reduce" in parts:
             raise CheckpointError(f"blocks.{i}.{j} has squeeze-and-excitation, which MobileNet v2 "
-                             "has not (an EfficientNet file?)")
+                                  "has not (an EfficientNet file?)")
         else:
             try:
                 block = timm_block_names(parts, "block" if v3 else "conv")

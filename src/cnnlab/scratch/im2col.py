@@ -53,7 +53,7 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: in
     ho, wo = out_size(h, kh, stride), out_size(w, kw, stride)
     if cols.shape != (c * kh * kw, n * ho * wo):
         raise InputShapeError(f"cols of shape {cols.shape} do not fit x of shape {x_shape} "
-                         f"with a {kh}x{kw} kernel and stride {stride}")
+                              f"with a {kh}x{kw} kernel and stride {stride}")
     # Accumulate in cols' own order (C, N, H, W), with C and N merged into one axis, so that
     # every add below is a plain 3-D slice; one transpose to (N, C, H, W) at the end.
     c6 = cols.reshape(c, kh, kw, n, ho, wo)

@@ -47,7 +47,7 @@ class Layer:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         if delta.shape != self.cache["out_shape"]:
             raise InputShapeError(f"{type(self).__name__}.backward: delta has shape {delta.shape}, "
-                             f"the forward output had shape {self.cache['out_shape']}")
+                                  f"the forward output had shape {self.cache['out_shape']}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -56,10 +56,10 @@ class Layer:
 def _check_nchw(layer: Layer, x: np.ndarray, channels: int | None = None) -> None:
     if not isinstance(x, np.ndarray) or x.ndim != 4:
         raise InputShapeError(f"{type(layer).__name__} expects a batch N x C x H x W, "
-                         f"got shape {getattr(x, 'shape', type(x).__name__)}")
+                              f"got shape {getattr(x, 'shape', type(x).__name__)}")
     if channels is not None and x.shape[1] != channels:
         raise InputShapeError(f"{type(layer).__name__} was built for {channels} input channels, "
-                         f"got {x.shape[1]} (input shape {x.shape})")
+                              f"got {x.shape[1]} (input shape {x.shape})")
 
 
 class Conv2D(Layer):
@@ -116,7 +116,7 @@ class Conv2D(Layer):
         n, _, h, w = x.shape
         if h + 2 * self.ph < self.kh or w + 2 * self.pw < self.kw:
             raise InputShapeError(f"Conv2D: input {h}x{w} (padding {self.ph},{self.pw}) is smaller "
-                             f"than the kernel {self.kh}x{self.kw}")
+                                  f"than the kernel {self.kh}x{self.kw}")
         if self.ph or self.pw:  # zero padding (as np.pad, without its generic machinery)
             xp = np.zeros((n, x.shape[1], h + 2 * self.ph, w + 2 * self.pw), dtype=x.dtype)
             xp[:, :, self.ph:self.ph + h, self.pw:self.pw + w] = x
@@ -213,7 +213,7 @@ class _Pool2D(Layer):
         ho, wo = h // self.kh, w // self.kw
         if ho == 0 or wo == 0:
             raise InputShapeError(f"{type(self).__name__}: input {h}x{w} is smaller than the "
-                             f"pool {self.kh}x{self.kw}")
+                                  f"pool {self.kh}x{self.kw}")
         self.cache = {"in_shape": x.shape, "ho": ho, "wo": wo}
         return ho, wo
 
@@ -387,8 +387,8 @@ class Dense(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.in_features:
             raise InputShapeError(f"Dense expects (N, {self.in_features}), "
-                             f"got shape {getattr(x, 'shape', type(x).__name__)}; "
-                             f"put a Flatten before it or fix in_features")
+                                  f"got shape {getattr(x, 'shape', type(x).__name__)}; "
+                                  f"put a Flatten before it or fix in_features")
         y = x @ self.params["W"].T + self.params["b"]
         self.cache = {"x": x, "out_shape": y.shape}
         return y

@@ -71,8 +71,8 @@ class Sequential:
         own = {n: (layer, k) for n, layer, k in self.parameters()}
         if set(own) != set(state):
             raise CheckpointError(f"state does not fit the network: missing "
-                             f"{sorted(set(own) - set(state))}, unexpected "
-                             f"{sorted(set(state) - set(own))}")
+                                  f"{sorted(set(own) - set(state))}, unexpected "
+                                  f"{sorted(set(state) - set(own))}")
         for n, (layer, k) in own.items():
             if layer.params[k].shape != state[n].shape:
                 raise CheckpointError(
