@@ -133,3 +133,16 @@ def test_a_data_folder_that_cannot_be_read_is_a_file_problem(tmp_path):
     (tmp_path / "a" / "loop.png").symlink_to(tmp_path / "a" / "loop.png")
     with pytest.raises(errors.FileProblemError, match="loop.png: a loop of symbolic links"):
         load_data(str(tmp_path))
+
+
+@pytest.mark.parametrize("exc", [
+    MemoryError(),
+    RuntimeError("Storage size calculation overflowed with sizes=[4, 1, 10**12, 10**12]"),
+    ValueError("array is too big; `arr.size * arr.dtype.itemsize` is larger than the maximum "
+               "possible size."),
+])
+def test_an_allocation_that_fails_is_the_resource_error_it_would_have_been(
+        capsys, monkeypatch, exc):
+    code, err = _run(capsys, monkeypatch, exc)
+    assert code == 2 and err.startswith("cnnlab list: error: not enough memory"), err
+    assert err.count("\n") == 1

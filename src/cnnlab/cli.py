@@ -142,7 +142,7 @@ def _run(args) -> int:
         return 141
     except CnnlabError as err:
         return _user_error(args, err, err)
-    except (MemoryError, RuntimeError) as err:  # an allocation that failed after all
+    except (MemoryError, RuntimeError, ValueError) as err:  # an allocation that failed after all
         from .memory import allocation_failure
 
         line = allocation_failure(err)
