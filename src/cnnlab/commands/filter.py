@@ -72,6 +72,8 @@ def run(args) -> int:
     if args.image is None or not args.kernel:
         raise UsageError("give an IMAGE and at least one --kernel NAME (or --list)")
     out = args.out or Path(f"{args.image.stem}_{_safe(args.kernel[0])}.png")
+    if not out.name or (args.figure is not None and not args.figure.name):
+        raise UsageError("--out and --figure take a file name, e.g. edges.png")
     paths = [out if len(args.kernel) == 1 else out.with_name(f"{out.stem}_{_safe(n)}{out.suffix}")
              for n in args.kernel]
     fig = None
