@@ -191,7 +191,7 @@ def to_array(im, channels: int | None = None, dtype=np.float32) -> np.ndarray:
     elif mode == "F":
         a = np.asarray(im).astype(dtype)
         if not np.isfinite(a).all():
-            raise DataError("a float image with NaN or infinite values")
+            raise UsageError("a float image with NaN or infinite values")  # read_image: its file
     elif mode == "1":
         a = np.asarray(im).astype(dtype)  # bool -> 0.0 / 1.0
     else:  # 8-bit modes: Pillow converts (palette lookup, CMYK -> RGB, luma for "L")
