@@ -110,8 +110,7 @@ _OS_ADVICE = {
     "ENOSPC": "no space left on the device; free some space or choose another place",
     "EROFS": "the file system is read-only; choose another place",
     "ENAMETOOLONG": "the name is too long",
-    "EEXIST": "exists already, and is not what is needed here (a file, or a folder); choose "
-              "another name",
+    "EEXIST": "exists already, and not as the folder needed here; choose another place",
 }
 
 

@@ -23,7 +23,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, user_files
 from . import new_command, output_file, parse_input_size
 
 FORMATS = ("onnx", "torchscript", "exported-program")
@@ -216,7 +216,8 @@ def run(args) -> int:
               "trained weights")
     else:
         print(f"{info['model']}: trained weights from {info['run']}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with user_files():  # a file where a folder is needed, no permission: the user's to fix
+        out.parent.mkdir(parents=True, exist_ok=True)
     how = export_file(model, x, args.fmt, out, args.dynamic_batch)
     size = out.stat().st_size
     print(f"wrote {out} ({args.fmt}, {how}), {human_size(size)}")
