@@ -105,6 +105,8 @@ def train(cfg: TrainConfig, data=None, progress: bool = True, log=print):
 
     if cfg.threads < 1:
         raise UsageError(f"threads must be >= 1, got {cfg.threads}")
+    if not 0 <= cfg.seed < 2**63:  # NumPy's generators take non-negative seeds
+        raise UsageError(f"--seed must be an integer from 0 to 2**63 - 1, got {cfg.seed}")
     if not math.isfinite(cfg.lr) or cfg.lr <= 0:
         raise TrainingDivergedError(f"the learning rate must be a positive finite number, got "
                                     f"{cfg.lr}; try --lr 0.05")
