@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli import main
-from cnnlab.errata import COURSE_FILES, errata, render_markdown
+from cnnlab.lab.errata import COURSE_FILES, errata, render_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab import filters as F
+from cnnlab.lab import filters as F
 
 
 def test_roberts_masks_are_the_slides():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cnnlab import filters as F
+from cnnlab.lab import filters as F
 
 signal = pytest.importorskip("scipy.signal")
 

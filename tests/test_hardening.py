@@ -252,7 +252,7 @@ def test_numpy_sgd_decay_is_from_the_base_rate_every_epoch():
 
 @pytest.mark.parametrize("name", ["sobel", "prewitt"])
 def test_y_mask_is_the_transpose_of_x(name):
-    from cnnlab.filters import get_kernel
+    from cnnlab.lab.filters import get_kernel
 
     gx, gy = get_kernel(f"{name}-x"), get_kernel(f"{name}-y")
     np.testing.assert_array_equal(gy, gx.T)
@@ -263,7 +263,7 @@ def test_y_mask_is_the_transpose_of_x(name):
 
 
 def test_sobel_y_on_a_horizontal_edge_by_hand():
-    from cnnlab.filters import apply_filter
+    from cnnlab.lab.filters import apply_filter
 
     img = np.zeros((5, 5))
     img[3:] = 10.0  # rows 0-2 dark, rows 3-4 bright: a horizontal edge

@@ -95,7 +95,7 @@ def _memory_error(*args, **kwargs):
 def test_allocation_failure_that_still_happens_is_one_line(capsys, tmp_path, monkeypatch, fail):
     from PIL import Image
 
-    from cnnlab import filters
+    from cnnlab.lab import filters
 
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "photo.png")
     monkeypatch.setattr(filters, "apply_filter", fail)

@@ -378,7 +378,7 @@ def test_filter_and_visualize_read_16_bit_like_8_bit(tiny_run, twin_images, tmp_
     x8, _ = vis_load(eight, pre)
     x16, _ = vis_load(sixteen, pre)
     np.testing.assert_allclose(x16.numpy(), x8.numpy(), atol=1e-5)
-    from cnnlab import filters as F
+    from cnnlab.lab import filters as F
 
     res = run_main(capsys, "filter", sixteen, "--kernel", "sobel-x", "-o", tmp_path / "f.npy",
                    "--figure", "none")

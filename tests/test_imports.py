@@ -76,7 +76,7 @@ def test_scratch_train_without_torch(tmp_path):
 
 
 def test_the_package_and_the_numpy_engine_import_no_torch():
-    res = loaded_after("import cnnlab, cnnlab.errors, cnnlab.registry, cnnlab.filters\n"
+    res = loaded_after("import cnnlab, cnnlab.errors, cnnlab.registry, cnnlab.lab.filters\n"
                        "import cnnlab.scratch.layers, cnnlab.scratch.model\n"
                        "from cnnlab.analysis.cost import conv_cost\n"
                        "from cnnlab.training.config import TrainConfig\n"

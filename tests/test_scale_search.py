@@ -8,8 +8,7 @@ import math
 import pytest
 import torch
 
-from cnnlab.layers import make_divisible
-from cnnlab.scaling import (
+from cnnlab.lab.scaling import (
     BASE_STAGES,
     DEFAULT_GRID,
     QUICK_GRID,
@@ -20,6 +19,7 @@ from cnnlab.scaling import (
     grid,
     search,
 )
+from cnnlab.layers import make_divisible
 
 
 def test_grid_points_meet_the_budget_by_arithmetic():

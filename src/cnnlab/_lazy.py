@@ -44,3 +44,16 @@ def lazy_exports(package: str, names: dict[str, str]):
         return sorted(set(vars(module)) | set(names))
 
     return __getattr__, __dir__
+
+
+def moved(old: str, new: str) -> None:
+    """Make the module ``old`` (running this from its own body) an alias of ``new``: one
+    DeprecationWarning at the importer's line, then ``sys.modules[old]`` is ``new`` itself, so
+    ``import old``, ``from old import name`` and ``from package import old`` all give the
+    moved module (not a copy). The old paths of :mod:`cnnlab.lab`'s modules use it for one
+    release."""
+    import warnings
+
+    warnings.warn(f"{old} moved to {new}; import it from there (the old path goes in the "
+                  "next release)", DeprecationWarning, stacklevel=3)
+    sys.modules[old] = importlib.import_module(new)

@@ -3,13 +3,15 @@
 Each sub-command lives in its own module under ``cnnlab.commands`` with two functions:
 ``add_parser(subparsers)`` declares its arguments (and sets ``func``), ``run(args)`` does the
 work and returns the exit code. Mistakes of the user (an unknown model, a missing file, a
-size that does not fit) raise :class:`~cnnlab.errors.CnnlabError` or ``ValueError``/``OSError``;
-they are printed here as one line and give exit code 2, as do inputs too large for the machine
-(:class:`~cnnlab.errors.ResourceError`, refused before allocation, and an allocation that still
-fails: ``MemoryError``, torch's "you tried to allocate") and a mistake in the command line
-itself (one line and "see cnnlab COMMAND --help", not the whole usage). Anything else is a bug:
-its traceback, exit 1. ``--debug`` prints the traceback of an exit-2 error too (before its
-line; the exit code stays 2).
+size that does not fit, an input too large for the machine) raise one of cnnlab's own error
+classes (:class:`~cnnlab.errors.CnnlabError` and its subclasses, :mod:`cnnlab.errors`); only
+those are printed here as one line with exit code 2, as is a mistake in the command line itself
+(argparse's: one line and "see cnnlab COMMAND --help", not the whole usage). An allocation that
+fails although it was estimated to fit (``MemoryError``, torch's "you tried to allocate") is
+reported the same way, as the :class:`~cnnlab.errors.ResourceError` it would have been.
+Anything else (a ``ValueError``, ``OSError``, ``KeyError`` ... that cnnlab did not raise as
+one of its classes) is a bug: one line naming the exception and "run with --debug for the
+traceback", exit code 1. ``--debug`` prints the traceback first, for either kind.
 
 The ``cnnlab`` executable and ``python -m cnnlab`` run one command and exit (:func:`run_process`);
 they treat the garbage collector as such a process can (see :func:`_one_command_collector`).
@@ -135,44 +137,37 @@ def _run(args) -> int:
     except BrokenPipeError:  # the reader went away (`cnnlab list | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (CnnlabError, ValueError, OSError) as err:
-        return _user_error(args, err, _os_error_line(err) if isinstance(err, OSError) else err)
-    except (MemoryError, RuntimeError) as err:  # an allocation that failed after all
+    except CnnlabError as err:
+        return _user_error(args, err, err)
+    except (MemoryError, RuntimeError, ValueError) as err:  # an allocation that failed after all
         from .memory import allocation_failure
 
         line = allocation_failure(err)
         if line is None:
-            raise
+            return _bug(args, err)
         return _user_error(args, err, line)
     except KeyboardInterrupt:
         print(f"cnnlab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        return _bug(args, err)
 
 
-_OS_ADVICE = {
-    "ELOOP": "a loop of symbolic links (a link that leads back to itself); fix or remove it",
-    "EACCES": "permission denied; check its permissions (ls -l) or choose another path",
-    "EPERM": "operation not permitted; check its permissions or choose another path",
-    "ENOENT": "no such file or folder",
-    "EISDIR": "is a folder; give a file",
-    "ENOTDIR": "a part of this path is a file, not a folder",
-    "ENOSPC": "no space left on the device; free some space or choose another place",
-    "EROFS": "the file system is read-only; choose another place",
-    "ENAMETOOLONG": "the name is too long",
-}
+def _bug(args, err: BaseException) -> int:
+    """An exception that is not one of cnnlab's error classes: a bug, not the user's mistake.
+    One line (the exception's class and first line) and how to see the traceback, exit 1;
+    with ``--debug`` the traceback first."""
+    debug = getattr(args, "debug", False)
+    if debug:
+        import traceback
 
-
-def _os_error_line(err: OSError):
-    """An OSError with its raw "[Errno 40] Too many levels of symbolic links: 'x'" as one line
-    that names the file and what to do; cnnlab's own OSError messages are kept as they are."""
-    import errno
-
-    if err.errno is None or not str(err).startswith("[Errno"):
-        return err
-    name = errno.errorcode.get(err.errno, "")
-    what = _OS_ADVICE.get(name, (err.strerror or "").lower() or str(err))
-    files = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
-    return f"{files}: {what}" if files else what
+        traceback.print_exception(err)
+    first = (str(err).strip().splitlines() or [""])[0]
+    what = f"{type(err).__name__}: {first}" if first else type(err).__name__
+    hint = "" if debug else "; run with --debug for the traceback"
+    print(f"cnnlab {args.command}: internal error (a bug in cnnlab, please report it): "
+          f"{what}{hint}", file=sys.stderr)
+    return 1
 
 
 def _user_error(args, err: BaseException, line) -> int:

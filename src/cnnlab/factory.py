@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from . import bundled, registry
 from .build import build_model
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,14 +41,14 @@ def create_model(name: str, weights=None, sha256: str | None = None, *,
     the loaded weights.
     """
     if out_indices is not None and not features_only:
-        raise ValueError("out_indices selects feature maps; it needs features_only=True")
+        raise UsageError("out_indices selects feature maps; it needs features_only=True")
     weights = bundled.resolve(name, weights)  # "digits" -> the LeNet-5 cnnlab ships
     if weights is not None:
         from .pretrained import create_pretrained  # torch: imported when weights are asked
 
         model = create_pretrained(name, weights, sha256=sha256, **kwargs)
     elif sha256 is not None:
-        raise ValueError("sha256= checks a weights file: give weights=PATH too")
+        raise UsageError("sha256= checks a weights file: give weights=PATH too")
     else:
         model = build_model(name, **kwargs)
     if features_only:

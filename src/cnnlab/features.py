@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
+from .errors import UsageError
 from .models.base import FeatureSpec, check_image_batch
 from .registry import list_models
 
@@ -70,7 +71,7 @@ def spec_for(model: nn.Module) -> FeatureSpec:
     """The taps ``model``'s class declares (its ``feature_spec``, or a base class's)."""
     spec = getattr(type(model), "feature_spec", None)
     if not isinstance(spec, FeatureSpec):
-        raise ValueError(f"{type(model).__name__} declares no feature taps; give its class a "
+        raise UsageError(f"{type(model).__name__} declares no feature taps; give its class a "
                          "feature_spec = FeatureSpec(trunk=...) (cnnlab.models.base)")
     return spec
 
@@ -200,15 +201,15 @@ def resolve_out_indices(name: str, n: int, out_indices) -> list[int]:
     idx = []
     for i in out_indices:
         if isinstance(i, bool) or not isinstance(i, int):
-            raise ValueError(f"out_indices must be integers, got {i!r}")
+            raise UsageError(f"out_indices must be integers, got {i!r}")
         if not -n <= i < n:
-            raise ValueError(f"{name} has {n} feature maps: out_indices must be in 0..{n - 1} "
+            raise UsageError(f"{name} has {n} feature maps: out_indices must be in 0..{n - 1} "
                              f"(or -{n}..-1), got {i}")
         idx.append(i % n)
     if not idx:
-        raise ValueError("out_indices is empty; leave it out for every feature map")
+        raise UsageError("out_indices is empty; leave it out for every feature map")
     if len(set(idx)) != len(idx):
-        raise ValueError(f"out_indices names a feature map twice: {tuple(out_indices)}")
+        raise UsageError(f"out_indices names a feature map twice: {tuple(out_indices)}")
     return sorted(idx)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .errors import CnnlabError
+from .errors import CnnlabError, NotAModelError
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BNS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -67,6 +67,7 @@ def fuse(model: nn.Module) -> nn.Module:
 
 def fuse_with_report(model: nn.Module) -> tuple[nn.Module, FuseReport]:
     """:func:`fuse`, also returning the :class:`FuseReport`."""
+    NotAModelError.check(model, "fuse")
     if model.training:
         raise FuseError(f"fuse folds batch norm's running statistics, which only eval mode "
                         f"uses; call model.eval() on the {type(model).__name__} first")

@@ -50,6 +50,7 @@ from .analysis.ops import (
     _rf_update,
     check_input_size,
 )
+from .errors import NotAModelError
 
 aten = torch.ops.aten
 INPUT = -1  # the id of the model's input in ``Node.inputs``
@@ -356,6 +357,7 @@ def trace_graph(model: nn.Module, input_size, *, training: bool = False) -> Grap
     state is untouched. ``training=True`` traces the training-mode graph (auxiliary heads
     active); the buffers it would update are restored afterwards.
     """
+    NotAModelError.check(model, "trace_graph")
     size = check_input_size(input_size)
     device, dtype = _model_device_dtype(model)
     modes = {m: m.training for m in model.modules()}

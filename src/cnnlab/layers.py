@@ -17,6 +17,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from .errors import CheckpointError, UsageError
+
 LayerFactory = Callable[..., nn.Module]
 
 
@@ -170,7 +172,7 @@ class ChannelShuffle(nn.Module):
     def __init__(self, groups: int):
         super().__init__()
         if groups < 1:
-            raise ValueError(f"channel shuffle needs groups >= 1, got {groups}")
+            raise UsageError(f"channel shuffle needs groups >= 1, got {groups}")
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -206,7 +208,7 @@ class StochasticDepth(nn.Module):
     def __init__(self, p: float):
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"stochastic depth probability must be in [0, 1), got {p}")
+            raise UsageError(f"stochastic depth probability must be in [0, 1), got {p}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -277,9 +279,9 @@ class InvertedResidual(nn.Module):
                  drop_path: float = 0.0, layout: str = "block"):
         super().__init__()
         if stride not in (1, 2):
-            raise ValueError(f"inverted residual stride must be 1 or 2, got {stride}")
+            raise UsageError(f"inverted residual stride must be 1 or 2, got {stride}")
         if layout not in ("block", "conv"):
-            raise ValueError(f"layout must be 'block' or 'conv', got {layout!r}")
+            raise UsageError(f"layout must be 'block' or 'conv', got {layout!r}")
         mid_chs = in_chs if mid_chs is None else mid_chs
         layers: list[nn.Module] = []
         if mid_chs != in_chs:
@@ -357,7 +359,7 @@ def timm_block_names(parts, layout: str = "block") -> dict[str, str]:
     extra = sorted(parts - set(names))
     if extra:
         what = TIMM_FOREIGN_PARTS.get(extra[0], "a part an MBConv block here does not have")
-        raise ValueError(f"{extra[0]}: {what}")
+        raise CheckpointError(f"{extra[0]}: {what}")
     return names
 
 # --- input-size arithmetic (AlexNet, VGG, All-CNN) ---------------------------------------------
@@ -420,7 +422,7 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, stride: int = 1):
         super().__init__()
         if out_chs < in_chs:
-            raise ValueError(
+            raise UsageError(
                 f"a zero-padding shortcut cannot reduce channels ({in_chs} -> {out_chs})")
         self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride
 
@@ -448,7 +450,7 @@ def residual_shortcut(in_chs: int, out_chs: int, stride: int = 1, kind: str = "B
     blocks of ResNet v2 project the already-normalised input).
     """
     if kind not in SHORTCUT_KINDS:
-        raise ValueError(
+        raise UsageError(
             f"shortcut must be one of {SHORTCUT_KINDS} (the paper's options), got {kind!r}")
     if stride == 1 and in_chs == out_chs:
         return None

@@ -73,8 +73,10 @@ def allocation_failure(err: BaseException) -> str | None:
     text = str(err)
     is_torch = isinstance(err, RuntimeError) and (
         "tried to allocate" in text or "can't allocate memory" in text
-        or "out of memory" in text.lower())
-    if not (isinstance(err, MemoryError) or is_torch):
+        or "out of memory" in text.lower() or "size calculation overflowed" in text)
+    is_numpy = isinstance(err, ValueError) and (  # sizes past what an address can hold
+        "array is too big" in text or "maximum allowed dimension exceeded" in text.lower())
+    if not (isinstance(err, MemoryError) or is_torch or is_numpy):
         return None
     m = _ALLOC.search(text)
     size = ""

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import ModelArgumentError, UnknownModelError
+from .errors import ModelArgumentError, UnknownModelError, UsageError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -86,7 +86,7 @@ def register_model(
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = f.__name__
         if name in _MODELS:
-            raise ValueError(f"duplicate model name {name!r}")
+            raise UsageError(f"duplicate model name {name!r}")
         family = f.__module__.rsplit(".", 1)[-1]
         doc = (f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else ""
         _MODELS[name] = ModelEntry(name, f, family, tuple(input_size), refs, doc,

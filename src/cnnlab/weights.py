@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, CnnlabError, file_problem, user_files
 from .pretrained import CONFIG_FILE, WEIGHTS_FILE, convert_layout, read_weights
 
 
@@ -80,7 +80,8 @@ def atomic_write(path: str | os.PathLike, durable: bool = True):
     written takes effect once it is in place (:func:`interrupts_deferred`). The file gets the
     mode ``open()`` would give it (0666 less the umask), not the temporary file's 0600."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with user_files():
+        path.parent.mkdir(parents=True, exist_ok=True)
     with interrupts_deferred():
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -96,18 +97,21 @@ def atomic_write(path: str | os.PathLike, durable: bool = True):
             os.replace(tmp, path)
         except OSError as err:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(err, CnnlabError):
+                raise
             if err.errno is not None and (tmp in (err.filename, err.filename2)
                                           or err.filename is None):
                 raise _naming(err, path) from None
-            raise
+            raise file_problem(err) from err
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
 
 def _naming(err: OSError, path: Path) -> OSError:
-    """``err`` with ``path`` as its file (it named atomic_write's temporary file, or none)."""
-    return type(err)(err.errno, err.strerror or str(err), str(path))
+    """``err`` with ``path`` as its file (it named atomic_write's temporary file, or none), as
+    the one-line :class:`~cnnlab.errors.FileProblemError` of a user's file."""
+    return file_problem(err, path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import UsageError
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -35,16 +37,16 @@ def check_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use cpu or cuda") from None
+        raise UsageError(f"unknown device {device!r}; use cpu or cuda") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} is not available: this torch build "
+            raise UsageError(f"device {device!r} is not available: this torch build "
                              f"({torch.__version__}) sees no CUDA GPU; use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} is not available: there are "
+            raise UsageError(f"device {device!r} is not available: there are "
                              f"{torch.cuda.device_count()} CUDA devices")
     elif dev.type != "cpu":
-        raise ValueError(f"device {device!r} is not supported; use cpu or cuda")
+        raise UsageError(f"device {device!r} is not supported; use cpu or cuda")
     return dev
 
 
@@ -80,7 +82,7 @@ def time_inference(model: nn.Module, input_size, *, batch: int = 32, device: str
     ``torch.autocast`` in bfloat16 (see :func:`inference_context`).
     """
     if batch < 1 or repeats < 1 or warmup < 0:
-        raise ValueError(f"batch and repeats must be >= 1 and warmup >= 0, got batch={batch}, "
+        raise UsageError(f"batch and repeats must be >= 1 and warmup >= 0, got batch={batch}, "
                          f"repeats={repeats}, warmup={warmup}")
     dev = check_device(device)
     _check_batch_fits(model, input_size, batch)
@@ -123,7 +125,7 @@ def inference_context(device, amp: str | None):
     if amp is None:
         return contextlib.nullcontext()
     if amp not in AMP_DTYPES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
+        raise UsageError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
     return torch.autocast(torch.device(device).type, dtype=AMP_DTYPES[amp])
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError, user_files
 from .benchmark import time_inference
 from .macs import trace
 
@@ -68,7 +68,7 @@ def parse_checkpoints(items) -> dict[str, str]:
     for item in items or ():
         model, sep, run = item.partition("=")
         if not sep or not model or not run:
-            raise ValueError(f"--checkpoint takes MODEL=RUN_FOLDER, got {item!r}")
+            raise UsageError(f"--checkpoint takes MODEL=RUN_FOLDER, got {item!r}")
         out[model.strip()] = run.strip()
     return out
 
@@ -80,6 +80,7 @@ def _percent(v) -> float | None:
     return v * 100 if v <= 1.0 else v
 
 
+@user_files()  # the run's files are the user's: unreadable, a folder, a link loop
 def read_accuracy(run_dir: str | Path) -> tuple[float | None, float | None]:
     """Test Top-1 / Top-5 (in %) written by training into ``run_dir``, or ``(None, None)``."""
     run_dir = Path(run_dir)
@@ -181,7 +182,7 @@ def compare(names, *, batch: int = 32, device: str = "cpu", repeats: int = 10, w
     for model in checkpoints:
         get_entry(model)
         if model not in names:
-            raise ValueError(f"--checkpoint names {model}, which is not in the comparison; "
+            raise UsageError(f"--checkpoint names {model}, which is not in the comparison; "
                              "add it to the list of models")
     rows = []
     for name in names:
@@ -299,7 +300,7 @@ def format_rows(rows: list[CompareRow], style: str = "text", header: list[str] =
         return "\n".join([line for h in header for line in (h, "")]
                          + [markdown_table(columns, body, left=2)])
     if style != "text":
-        raise ValueError(f"style must be text, markdown or csv, got {style!r}")
+        raise UsageError(f"style must be text, markdown or csv, got {style!r}")
     return "\n".join([*header, format_table(columns, body, "ll" + "r" * (len(columns) - 2))])
 
 
@@ -335,7 +336,7 @@ def plot(rows: list[CompareRow], path: str | Path) -> Path:
 
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {path}")
+        raise UsageError(f"--plot writes a PNG file; give a name ending in .png, got {path}")
     with_acc = [r for r in rows if r.top1 is not None]
     fig, axes = plt.subplots(1, 2 if with_acc else 1, figsize=(14 if with_acc else 9, 6),
                              squeeze=False)
@@ -369,7 +370,10 @@ def plot(rows: list[CompareRow], path: str | Path) -> Path:
         ax2.set_ylabel("Top-1 accuracy (%)")
         ax2.set_title("Top-1 vs MACs (bubble area ~ parameters)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with user_files(path):  # a folder, no permission, no space: the user's to fix
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
     return path

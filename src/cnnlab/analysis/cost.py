@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..errors import UsageError
+
 
 @dataclass(frozen=True)
 class ConvCost:
@@ -121,7 +123,7 @@ class ConvCost:
 
 def _positive(name: str, value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise UsageError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 
@@ -139,7 +141,7 @@ def conv_cost(height: int, width: int, in_channels: int, out_channels: int, kern
                     ("groups", groups)):
         _positive(name, v)
     if in_channels % groups or out_channels % groups:
-        raise ValueError(f"groups={groups} must divide both the input maps ({in_channels}) and "
+        raise UsageError(f"groups={groups} must divide both the input maps ({in_channels}) and "
                          f"the output maps ({out_channels})")
     if padding == "same":
         pad = (kernel - 1) // 2
@@ -148,12 +150,12 @@ def conv_cost(height: int, width: int, in_channels: int, out_channels: int, kern
     elif isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
         pad = padding
     else:
-        raise ValueError(f"padding must be 'same', 'valid' or a non-negative integer, "
+        raise UsageError(f"padding must be 'same', 'valid' or a non-negative integer, "
                          f"got {padding!r}")
     oh = (height + 2 * pad - kernel) // stride + 1
     ow = (width + 2 * pad - kernel) // stride + 1
     if oh <= 0 or ow <= 0:
-        raise ValueError(f"a {kernel}x{kernel} kernel does not fit a {height}x{width} input "
+        raise UsageError(f"a {kernel}x{kernel} kernel does not fit a {height}x{width} input "
                          f"with padding {pad}; use a larger input or more padding")
     k2, c, n, pos = kernel * kernel, in_channels, out_channels, oh * ow
     return ConvCost(

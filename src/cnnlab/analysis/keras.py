@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..errors import UsageError
+
 MB = 2**20
 
 # Keras's page (keras-io templates/api/applications/index.md, commit e7be306b): size MB,
@@ -312,7 +314,7 @@ def format_keras(rows: list[KerasRow], style: str = "text", header=()) -> str:
         out = [*header, *format_table(KERAS_COLUMNS, body,
                                       "lll" + "r" * (len(KERAS_COLUMNS) - 3)).split("\n")]
     else:
-        raise ValueError(f"style must be text or markdown for --keras, got {style!r}")
+        raise UsageError(f"style must be text or markdown for --keras, got {style!r}")
     notes = [(r, n) for r in rows for n in r.notes]
     out.append("")
     if notes:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from ..errors import NotAModelError
 from ..graph import trace_graph
 from .ops import (  # noqa: F401  (the operator rules, also importable from here as before)
     _CONV_OPS,
@@ -150,6 +151,7 @@ def count_macs(model: nn.Module, input_size, *, training: bool = False) -> MacCo
     order, read off the traced graph (:mod:`cnnlab.graph`, which has them one by one); other
     operations are in ``other_ops`` / ``other_per_layer``, never mixed in.
     """
+    NotAModelError.check(model, "count_macs")
     g = trace_graph(model, input_size, training=training)
     per_layer: dict[str, int] = {}
     other_per_layer: dict[str, int] = {}

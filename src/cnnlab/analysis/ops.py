@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import UsageError
+
 aten = torch.ops.aten
 
 # --- which operators are MACs ------------------------------------------------------------
@@ -168,10 +170,10 @@ def check_input_size(input_size) -> tuple[int, int, int]:
     try:
         size = tuple(int(v) for v in input_size)
     except (TypeError, ValueError):
-        raise ValueError(f"input size must be (C, H, W), got {input_size!r}") from None
+        raise UsageError(f"input size must be (C, H, W), got {input_size!r}") from None
     if len(size) != 3 or any(v != w for v, w in zip(size, input_size, strict=False)):
-        raise ValueError(f"input size must be three integers (C, H, W), got {input_size!r}")
+        raise UsageError(f"input size must be three integers (C, H, W), got {input_size!r}")
     if min(size) <= 0:
-        raise ValueError(f"every dimension of the input size must be positive, got "
+        raise UsageError(f"every dimension of the input size must be positive, got "
                          f"{'x'.join(map(str, size))}")
     return size

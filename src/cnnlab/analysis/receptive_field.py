@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..errors import NotAModelError
 from ..graph import Graph, trace_graph
 
 
@@ -64,6 +65,8 @@ def receptive_field(model: nn.Module, input_size, *, leaves_only: bool = True,
     input of batch 1 (or ``graph``, already traced, is read) and left unchanged; on the
     ``meta`` device nothing is allocated.
     """
+    if graph is None:
+        NotAModelError.check(model, "receptive_field")
     g = graph if graph is not None else trace_graph(model, input_size)
     items: list = []
     if leaves_only:

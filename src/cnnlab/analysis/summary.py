@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from ..errors import NotAModelError, UsageError
 from ..graph import ACTIVATION_OPS, ACTIVATION_TYPES, Graph, Group, Node, trace_graph
 
 MAC_CONVENTION = ("MACs = multiply-accumulates of convolutions (incl. grouped/depthwise) and "
@@ -117,7 +118,7 @@ class ModelSummary:
     def visible_rows(self, max_depth: int | None = None) -> list[SummaryRow]:
         depth = self.max_depth if max_depth is None else max_depth
         if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
+            raise UsageError(f"depth must be at least 1, got {depth}")
         return [r for r in self.rows if r.level <= depth and not r.folded_into
                 and (r.params or r.changes_shape or r.macs or r.always_shown
                      or r.kind == "function" or ((r.other_ops or r.label) and not r.noop))]
@@ -340,8 +341,9 @@ def summary(model: nn.Module, input_size, *, depth: int = 3, training: bool = Fa
     ``torch.device("meta")`` nothing is allocated. ``depth`` is the default display depth of
     ``str()``/``table()``/``to_dict()``; ``.graph`` is the traced graph itself.
     """
+    NotAModelError.check(model, "summary")
     if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        raise UsageError(f"depth must be a positive integer, got {depth!r}")
     graph = trace_graph(model, input_size, training=training)
     rows = rows_from_graph(graph, model)
     params = _unique_params(model)

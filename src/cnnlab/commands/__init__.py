@@ -7,6 +7,8 @@ import re
 import sys
 from collections.abc import Sequence
 
+from ..errors import OutputExistsError
+
 
 def new_command(subparsers, name: str, *, help: str, examples: Sequence[str] = (),
                 description: str | None = None, torch: bool = True,
@@ -126,8 +128,6 @@ def output_file(path, args, flag: str):
     given: nothing a user made is replaced without being asked (``--out photo.png`` replaced
     the photo). Checked before the work starts."""
     from pathlib import Path
-
-    from ..errors import OutputExistsError
 
     path = Path(path)
     if (path.is_file() or path.is_symlink()) and not getattr(args, "overwrite", False):

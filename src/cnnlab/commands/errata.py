@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errata import errata, find, format_entry, render_markdown
+    from ..lab.errata import errata, find, format_entry, render_markdown
 
     entries = [find(args.id)] if args.id else errata()
     if args.json:

@@ -22,6 +22,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import user_files
 from . import (
     add_input_size_arg,
     add_json_arg,
@@ -208,7 +209,8 @@ def run(args) -> int:
               "trained weights")
     else:
         say(f"{info['model']}: trained weights from {info['run']}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with user_files():  # a file where a folder is needed, no permission: the user's to fix
+        out.parent.mkdir(parents=True, exist_ok=True)
     how = export_file(model, x, args.fmt, out, args.dynamic_batch)
     size = out.stat().st_size
     say(f"wrote {out} ({args.fmt}, {how}), {human_size(size)}")

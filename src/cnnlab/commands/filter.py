@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..errors import UsageError, user_files
 from . import add_json_arg, add_output_arg, new_command, output_file, print_json
 
 
@@ -62,18 +63,18 @@ def run(args) -> int:
     import numpy as np
     from PIL import Image
 
-    from .. import filters as F
-    from ..plots_lab import side_by_side
+    from ..lab import filters as F
+    from ..lab.plots_lab import side_by_side
 
     if args.list:
         for name, desc, shape in F.describe_kernels():
             print(f"{name:<11} {shape[0]}x{shape[1]}  {desc}")
         return 0
     if args.image is None or not args.kernel:
-        from ..errors import OptionError
-
-        raise OptionError("give an IMAGE and at least one --kernel NAME (or --list)")
+        raise UsageError("give an IMAGE and at least one --kernel NAME (or --list)")
     out = args.output or Path(f"{args.image.stem}_{_safe(args.kernel[0])}.png")
+    if not out.name or (args.figure is not None and not args.figure.name):
+        raise UsageError("-o/--output and --figure take a file name, e.g. edges.png")
     paths = [out if len(args.kernel) == 1 else out.with_name(f"{out.stem}_{_safe(n)}{out.suffix}")
              for n in args.kernel]
     fig = None
@@ -81,6 +82,9 @@ def run(args) -> int:
         fig = args.figure or out.with_name(f"{out.stem}_figure.png")
     for path, flag in [(p, "-o") for p in paths] + ([(fig, "--figure")] if fig else []):
         output_file(path, args, flag)  # before any work: an existing file is not replaced
+        if flag == "--out" and path.suffix.lower() not in {".npy", *Image.registered_extensions()}:
+            raise UsageError(f"{flag} {path}: give a file name ending in .png (or .npy for the "
+                             "raw values; other image types: .jpg, .tif, ...)")
     image = read_grayscale(args.image)
     responses, figures = [], []
     say = (lambda *a, **k: None) if args.json else print
@@ -102,11 +106,12 @@ def run(args) -> int:
         say(f"{name}: kernel {kernel.shape[0]}x{kernel.shape[1]}, mode {mode}, output "
               f"{resp.shape[0]}x{resp.shape[1]}, values [{resp.min():.4g}, {resp.max():.4g}]")
     for (_, resp), path in zip(responses, paths, strict=True):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix.lower() == ".npy":
-            np.save(path, resp)
-        else:
-            Image.fromarray(F.to_uint8(resp, args.normalize)).save(path)
+        with user_files(path):  # a folder, no permission, no space: the user's to fix
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix.lower() == ".npy":
+                np.save(path, resp)
+            else:
+                Image.fromarray(F.to_uint8(resp, args.normalize)).save(path)
         say(f"saved {path}")
     if fig is not None:
         op = "correlation" if args.correlate else "convolution"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..errors import UsageError
 from . import new_command, output_file
 
 
@@ -49,22 +50,31 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..data import load_data
-    from ..scaling import BASES, DEFAULT_GRID, QUICK_GRID, Data, Recipe, format_result, grid, plot
-    from ..scaling import search as run_search
+    from ..lab.scaling import (
+        BASES,
+        DEFAULT_GRID,
+        QUICK_GRID,
+        Data,
+        Recipe,
+        format_result,
+        grid,
+        plot,
+    )
+    from ..lab.scaling import search as run_search
     from ..training.config import check_threads
 
     if args.plot and not args.plot.lower().endswith(".png"):
-        raise ValueError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
+        raise UsageError(f"--plot writes a PNG file; give a name ending in .png, got {args.plot}")
     if args.plot:
         output_file(args.plot, args, "--plot")
     if args.base not in BASES:
-        raise ValueError(f"--base must be one of {', '.join(BASES)}, got {args.base!r}")
+        raise UsageError(f"--base must be one of {', '.join(BASES)}, got {args.base!r}")
     axes = QUICK_GRID if args.quick else DEFAULT_GRID
     tolerance = args.tolerance if args.tolerance is not None else (0.25 if args.quick else 0.08)
     epochs = args.epochs if args.epochs is not None else (4 if args.quick else 6)
     limit = args.limit if args.limit is not None else (400 if args.quick else None)
     if epochs < 1 or (limit is not None and limit < 10) or args.threads < 1:
-        raise ValueError("--epochs and --threads must be at least 1 and --limit at least 10")
+        raise UsageError("--epochs and --threads must be at least 1 and --limit at least 10")
     check_threads(args.threads)
     grid(args.budget, tolerance, axes)           # a budget no grid point meets fails here
     recipe = Recipe(epochs=epochs, seed=args.seed, train_limit=limit)

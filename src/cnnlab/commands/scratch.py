@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import NotAFolderError, user_files
 from . import DeprecatedSpelling, add_json_arg, add_output_arg, new_command, print_json
 
 
@@ -134,12 +135,14 @@ def run_train(args) -> int:
     say(f"test loss {hist.test_loss:.4f}  test accuracy {100 * hist.test_acc:.2f} %  "
           f"({total:.1f}s in all, {hist.seconds:.1f}s training)")
     if args.output is not None:
-        args.output.mkdir(parents=True, exist_ok=True)
-        net.save(args.output / WEIGHTS)
-        config = {"input_size": args.input, "activation": args.activation, "pool": args.pool,
-                  "seed": args.seed, "data": absolute_data(args.data), "test_acc": hist.test_acc,
-                  "test_loss": hist.test_loss, "seconds": total, "epochs": hist.epochs}
-        (args.output / CONFIG).write_text(json.dumps(config, indent=2))
+        with user_files():  # no permission, no space: the user's to fix
+            args.output.mkdir(parents=True, exist_ok=True)
+            net.save(args.output / WEIGHTS)
+            config = {"input_size": args.input, "activation": args.activation,
+                      "pool": args.pool, "seed": args.seed, "data": absolute_data(args.data),
+                      "test_acc": hist.test_acc, "test_loss": hist.test_loss,
+                      "seconds": total, "epochs": hist.epochs}
+            (args.output / CONFIG).write_text(json.dumps(config, indent=2))
         say(f"saved {args.output / WEIGHTS} and {args.output / CONFIG}")
         wrote += [str(args.output / WEIGHTS), str(args.output / CONFIG)]
         if args.show:
@@ -173,14 +176,14 @@ def _scratch_size(value) -> int:
 
 def _check_out(out: Path, names: list[str], overwrite: bool) -> None:
     """Refuse (before training) an -o folder that already holds a saved model."""
-    from ..errors import OptionError, OutputExistsError
+    from ..errors import OutputExistsError
 
-    if out.exists() and not out.is_dir():
-        raise OptionError(f"-o {out} is a file, not a folder; give a folder name")
+    if (out.exists() or out.is_symlink()) and not out.is_dir():  # a file, or a link to none
+        raise NotAFolderError(f"-o {out} is not a folder; give a folder name")
     taken = [n for n in names if (out / n).exists()]
     if taken and not overwrite:
         raise OutputExistsError(f"{out} already holds a saved model ({', '.join(taken)}); give "
-                              "another -o, or add --overwrite to replace it")
+                                "another -o, or add --overwrite to replace it")
 
 
 def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = None
@@ -189,7 +192,7 @@ def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = No
     default the digits)."""
     import numpy as np
 
-    from ..plots_lab import plot_feature_maps, plot_kernels
+    from ..lab.plots_lab import plot_feature_maps, plot_kernels
     from ..scratch.train import load_digits_split
 
     x, y = (data if data is not None else load_digits_split(input_size))["test"]

@@ -219,7 +219,7 @@ def run(args) -> int:
                        f"beginning with: cnnlab train {stop.model} --resume {run_dir}")
             print(f"cnnlab train: interrupted; {how}", file=sys.stderr)
         return 130
-    except (CnnlabError, ValueError, OSError) as err:
+    except CnnlabError as err:  # a user error; a bug is every rank's to report
         if rank != 0 and not getattr(args, "debug", False):
             return _leave_the_error_to_rank_0(err, rank)
         raise

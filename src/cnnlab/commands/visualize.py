@@ -102,7 +102,7 @@ def _preprocess(src):
 
 def run(args) -> int:
     from ..errors import OptionError
-    from ..plots_lab import plot_feature_maps, plot_kernels
+    from ..lab.plots_lab import plot_feature_maps, plot_kernels
     from ..resolve import open_source
 
     if not args.filters and args.features is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
-from ..errors import DataError
+from ..errors import DataError, user_files
 
 if TYPE_CHECKING:
     from .base import DataSplits
@@ -51,6 +51,7 @@ def detect_format(path: Path) -> str:
                     "batches or one sub-folder of images per class")
 
 
+@user_files()  # an OSError here is about the user's files: one line naming the file, exit 2
 def load_data(spec: str = "digits", fmt: str = "auto", skip_bad: bool = False) -> DataSplits:
     """Load a data set: ``"digits"``, ``"synthetic[:opts]"`` or a folder (format detected or
     given as ``fmt``). ``skip_bad``: leave out the unreadable files of an image folder (with a

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import UsageError
 from .base import Prepared, TensorImages, _item_seed
 from .transforms import convert_channels
 
@@ -315,7 +316,7 @@ class RandAugment:
 
     def __init__(self, num_ops: int = 2, magnitude: int = 9, num_bins: int = NUM_BINS):
         if num_ops < 0 or not 0 <= magnitude < num_bins:
-            raise ValueError(f"RandAugment needs num_ops >= 0 and 0 <= magnitude < {num_bins}, "
+            raise UsageError(f"RandAugment needs num_ops >= 0 and 0 <= magnitude < {num_bins}, "
                              f"got {num_ops} and {magnitude}")
         self.num_ops, self.magnitude, self.num_bins = int(num_ops), int(magnitude), int(num_bins)
 
@@ -350,7 +351,7 @@ class RandomErasing:
     def __init__(self, p: float = 0.5, scale: Sequence[float] = ERASE_SCALE,
                  ratio: Sequence[float] = ERASE_RATIO, value: float | None = None):
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"random erasing probability must be in [0, 1], got {p}")
+            raise UsageError(f"random erasing probability must be in [0, 1], got {p}")
         self.p, self.scale, self.ratio, self.value = float(p), tuple(scale), tuple(ratio), value
 
     def params(self, c: int, h: int, w: int, g=None):
@@ -395,7 +396,7 @@ class PhotoRecipe:
                  scale: Sequence[float] = CROP_SCALE, ratio: Sequence[float] = CROP_RATIO,
                  hflip: bool = True, erase: float = 0.0, num_ops: int = 2, magnitude: int = 9):
         if policy not in POLICIES:
-            raise ValueError(f"unknown photo recipe {policy!r}; choose one of "
+            raise UsageError(f"unknown photo recipe {policy!r}; choose one of "
                              f"{', '.join(POLICIES)}")
         check_range("crop scale", scale, upper=None)
         check_range("crop ratio", ratio, upper=None)
@@ -452,11 +453,11 @@ class PhotoRecipe:
 def check_range(what: str, r: Sequence[float], upper: float | None = None) -> None:
     """A (low, high) range with 0 < low <= high (<= upper): one line otherwise."""
     if len(r) != 2 or not all(math.isfinite(float(v)) for v in r):
-        raise ValueError(f"{what} takes two numbers LOW HIGH, got {list(r)}")
+        raise UsageError(f"{what} takes two numbers LOW HIGH, got {list(r)}")
     lo, hi = float(r[0]), float(r[1])
     if not 0 < lo <= hi or (upper is not None and hi > upper):
         bound = f" <= {upper}" if upper is not None else ""
-        raise ValueError(f"{what} {lo:g}..{hi:g} is an empty range: give LOW HIGH with "
+        raise UsageError(f"{what} {lo:g}..{hi:g} is an empty range: give LOW HIGH with "
                          f"0 < LOW <= HIGH{bound}")
 
 
@@ -488,9 +489,9 @@ class MixCut:
     def __init__(self, mixup: float, cutmix: float, num_classes: int, switch_prob: float = 0.5):
         for name, a in (("mixup", mixup), ("cutmix", cutmix)):
             if not (math.isfinite(a) and a >= 0):
-                raise ValueError(f"--{name} alpha must be a number >= 0 (0: off), got {a}")
+                raise UsageError(f"--{name} alpha must be a number >= 0 (0: off), got {a}")
         if mixup == 0 and cutmix == 0:
-            raise ValueError("MixCut needs a mixup or cutmix alpha > 0")
+            raise UsageError("MixCut needs a mixup or cutmix alpha > 0")
         self.mixup, self.cutmix = float(mixup), float(cutmix)
         self.num_classes, self.switch_prob = int(num_classes), float(switch_prob)
 

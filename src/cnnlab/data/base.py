@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DataError
+from ..errors import DataError, InputShapeError, UsageError
 from .transforms import Augment, Preprocess
 
 # Above this many bytes of prepared images, preprocessing runs per item instead of once.
@@ -28,9 +28,9 @@ class TensorImages(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         if images.dim() != 4:
-            raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
+            raise InputShapeError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
         if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+            raise UsageError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.long()
 
     def __len__(self) -> int:

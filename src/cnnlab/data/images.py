@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ImageTooLargeError
+from ..errors import DataError, ImageTooLargeError, UsageError
 
 MAX_PIXELS_ENV = "CNNLAB_MAX_IMAGE_PIXELS"
 #: Modes that hold one intensity channel (plus maybe alpha): read as grayscale.
@@ -175,7 +175,7 @@ def to_array(im, channels: int | None = None, dtype=np.float32) -> np.ndarray:
     ``dtype``: float32 (default) or float64.
     """
     if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1, 3 or None, got {channels}")
+        raise UsageError(f"channels must be 1, 3 or None, got {channels}")
     dtype = np.dtype(dtype)
     mode = im.mode
     if mode in ("LA", "La"):
@@ -191,7 +191,7 @@ def to_array(im, channels: int | None = None, dtype=np.float32) -> np.ndarray:
     elif mode == "F":
         a = np.asarray(im).astype(dtype)
         if not np.isfinite(a).all():
-            raise ValueError("a float image with NaN or infinite values")
+            raise UsageError("a float image with NaN or infinite values")  # read_image: its file
     elif mode == "1":
         a = np.asarray(im).astype(dtype)  # bool -> 0.0 / 1.0
     else:  # 8-bit modes: Pillow converts (palette lookup, CMYK -> RGB, luma for "L")

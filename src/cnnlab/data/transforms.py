@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..errors import DataError, UsageError
+
 # ITU-R BT.601 luma weights, as PIL's convert("L") uses.
 LUMA = (0.299, 0.587, 0.114)
 
@@ -38,8 +40,8 @@ def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     if c == 3 and channels == 1:
         w = x.new_tensor(LUMA).view(3, 1, 1)
         return (x * w).sum(dim=-3, keepdim=True)
-    raise ValueError(f"cannot convert {c}-channel images to {channels} channels "
-                     "(only grayscale <-> RGB); build the model with in_chans={c}")
+    raise DataError(f"cannot convert {c}-channel images to {channels} channels "
+                    "(only grayscale <-> RGB); build the model with in_chans={c}")
 
 
 def stats_for_channels(mean: Sequence[float], std: Sequence[float], channels: int
@@ -54,7 +56,7 @@ def stats_for_channels(mean: Sequence[float], std: Sequence[float], channels: in
         gray_mean = sum(w * m for w, m in zip(LUMA, mean, strict=True))
         gray_std = sum(w * s for w, s in zip(LUMA, std, strict=True))
         return (gray_mean,), (gray_std,)
-    raise ValueError(f"cannot convert statistics of {len(mean)} channels to {channels}")
+    raise DataError(f"cannot convert statistics of {len(mean)} channels to {channels}")
 
 
 def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear",
@@ -97,7 +99,7 @@ def pad_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     h, w = x.shape[-2:]
     th, tw = size
     if th < h or tw < w:
-        raise ValueError(f"cannot pad a {h}x{w} image to the smaller {th}x{tw}")
+        raise UsageError(f"cannot pad a {h}x{w} image to the smaller {th}x{tw}")
     top, left = (th - h) // 2, (tw - w) // 2
     return F.pad(x, (left, tw - w - left, top, th - h - top))
 
@@ -197,10 +199,10 @@ class Preprocess:
         # MNIST field in its 32x32 input. Other sizes are resized as usual.
         self.pad_from = (int(pad_from[0]), int(pad_from[1])) if pad_from else None
         if self.pad_from and (self.pad_from[0] > self.size[0] or self.pad_from[1] > self.size[1]):
-            raise ValueError(f"cannot pad {self.pad_from} images to the smaller {self.size}")
+            raise UsageError(f"cannot pad {self.pad_from} images to the smaller {self.size}")
         self.mean, self.std = stats_for_channels(mean, std, self.channels)
         if any(s <= 0 for s in self.std):
-            raise ValueError(f"std must be positive, got {self.std}")
+            raise UsageError(f"std must be positive, got {self.std}")
         self.resize = None if resize is None else int(resize)
         self.interpolation = interpolation
         check_transform(self.resize, self.size, interpolation)
@@ -240,7 +242,7 @@ class Augment:
     def __init__(self, crop_padding: int = 0, hflip: bool = False,
                  fill: Sequence[float] | float = 0.0, distort: bool = False):
         if crop_padding < 0:
-            raise ValueError(f"crop padding must be >= 0, got {crop_padding}")
+            raise UsageError(f"crop padding must be >= 0, got {crop_padding}")
         self.crop_padding, self.hflip, self.fill = int(crop_padding), bool(hflip), fill
         self.distort = bool(distort)  # random_distortion: LeCun et al. 1998's affine ones
 

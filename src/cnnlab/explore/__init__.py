@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UsageError
 from .build import Limits
 from .page import explore_data, render_html
 
@@ -22,7 +23,7 @@ def write_page(target, out, *, image=None, depth: int = 3, input_size=None,
     (``lenet5``) and any other shows its random initial weights, and says so.
     ``progress(done, total, name)`` is called as each layer of the forward pass is recorded."""
     if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        raise UsageError(f"depth must be a positive integer, got {depth!r}")
     import torch
 
     # One image, batch 1: a single thread is as fast on an idle machine and many times faster

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, MissingFileError
 
 
 def _digit(split: str = "test", index: int = 0):
@@ -35,7 +35,7 @@ def _image_file(path: Path, c: int):
     from ..data.folder import load_image
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"no image file at {path}")
+        raise MissingFileError(f"no image file at {path}")
     return load_image(path, 1 if c == 1 else 3)
 
 

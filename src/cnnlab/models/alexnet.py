@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from ..data.config import torchvision_weights
+from ..errors import UsageError
 from ..layers import LocalResponseNorm, smallest_input_side
 from ..registry import register_model
 from .base import SEQUENTIAL_FEATURES, ImageClassifier
@@ -112,10 +113,10 @@ class AlexNetOriginal(ImageClassifier):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5,
                  groups: int = 1, lrn_position: str = "after_pool"):
         if not isinstance(groups, int) or groups < 1 or any(c % groups for c in (96, 256, 384)):
-            raise ValueError(f"groups must divide 96, 256 and 384 (1 or 2 as in the paper), "
+            raise UsageError(f"groups must divide 96, 256 and 384 (1 or 2 as in the paper), "
                              f"got {groups!r}")
         if lrn_position not in ("after_pool", "before_pool"):
-            raise ValueError(f"lrn_position must be 'after_pool' (slides) or 'before_pool' "
+            raise UsageError(f"lrn_position must be 'after_pool' (slides) or 'before_pool' "
                              f"(paper), got {lrn_position!r}")
 
         def stage(i: int, conv: nn.Conv2d, pool: bool, norm: bool) -> list:

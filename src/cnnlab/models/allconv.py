@@ -55,6 +55,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from ..layers import ConvNormAct, smallest_input_side
 from ..registry import register_model
 from .base import SEQUENTIAL_FEATURES, ImageClassifier
@@ -83,13 +84,13 @@ class AllConvNet(ImageClassifier):
                  in_chans: int = 3, input_dropout: float = 0.2, dropout: float = 0.5,
                  layout: str = "same", final_relu: bool = False, init: str = "kaiming"):
         if init not in ("kaiming", "glorot"):
-            raise ValueError(f"init must be 'kaiming' or 'glorot', got {init!r}")
+            raise UsageError(f"init must be 'kaiming' or 'glorot', got {init!r}")
         if model not in ALLCONV_CFGS:
-            raise ValueError(f"model must be one of {sorted(ALLCONV_CFGS)}, got {model!r}")
+            raise UsageError(f"model must be one of {sorted(ALLCONV_CFGS)}, got {model!r}")
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+            raise UsageError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
         if layout not in ("same", "paper"):
-            raise ValueError(f"layout must be 'same' (course notebook) or 'paper' (6x6 global "
+            raise UsageError(f"layout must be 'same' (course notebook) or 'paper' (6x6 global "
                              f"average), got {layout!r}")
         cfg = ALLCONV_CFGS[model]
         units: list[tuple[str, nn.Module]] = [("drop_in", nn.Dropout(input_dropout))]

@@ -47,7 +47,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..errors import InputShapeError
+from ..errors import InputShapeError, UsageError
 
 
 class AuxOutput(NamedTuple):
@@ -127,9 +127,9 @@ class ImageClassifier(nn.Module):
     def __init__(self, num_classes: int, in_chans: int, min_input_size: int | tuple[int, int]):
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+            raise UsageError(f"num_classes must be a non-negative integer, got {num_classes!r}")
         if not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+            raise UsageError(f"in_chans must be a positive integer, got {in_chans!r}")
         self.num_classes = num_classes
         self.in_chans = in_chans
         if isinstance(min_input_size, int):
@@ -182,7 +182,7 @@ class ImageClassifier(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace every classifier by a fresh one for ``num_classes`` (0: pre-logits output)."""
         if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+            raise UsageError(f"num_classes must be a non-negative integer, got {num_classes!r}")
         for name in self.classifier_names():
             width = self.aux_classifiers.get(name, self.head_hidden_size)
             new = self.make_classifier(width, num_classes)

@@ -45,6 +45,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..data.config import torchvision_weights
+from ..errors import UsageError
 from ..layers import ConvNormAct, NormActConv, add_flat
 from ..registry import register_model
 from .base import SEQUENTIAL_FEATURES, ImageClassifier
@@ -160,11 +161,11 @@ class DenseNet(ImageClassifier):
                  dropout: float = 0.0, num_classes: int = 1000, in_chans: int = 3,
                  memory_efficient: bool = False):
         if not block_config or any(not isinstance(n, int) or n < 1 for n in block_config):
-            raise ValueError(f"block_config needs positive layer counts, got {block_config!r}")
+            raise UsageError(f"block_config needs positive layer counts, got {block_config!r}")
         if not 0.0 < compression <= 1.0:
-            raise ValueError(f"compression must be in (0, 1], got {compression}")
+            raise UsageError(f"compression must be in (0, 1], got {compression}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise UsageError(f"dropout must be in [0, 1), got {dropout}")
         # Stem: ceil(h / 4); each transition halves (floor), and there must be 1 pixel left.
         super().__init__(num_classes, in_chans,
                          min_input_size=4 * 2 ** (len(block_config) - 1) - 3)

@@ -74,6 +74,7 @@ import torch
 from torch import nn
 
 from ..data.config import torchvision_weights
+from ..errors import CheckpointError, UsageError
 from ..layers import (
     TIMM_BLOCK_KEY,
     ConvNormAct,
@@ -135,7 +136,7 @@ class CompoundScale(NamedTuple):
 def compound_scaling(phi: float) -> CompoundScale:
     """The paper's rule: depth 1.2^phi, width 1.1^phi, resolution 224 * 1.15^phi (rounded)."""
     if not isinstance(phi, (int, float)) or phi < 0:
-        raise ValueError(f"phi must be a number >= 0, got {phi!r}")
+        raise UsageError(f"phi must be a number >= 0, got {phi!r}")
     return CompoundScale(depth=ALPHA ** phi, width=BETA ** phi,
                          resolution=round(BASE_RESOLUTION * GAMMA ** phi),
                          flops_ratio=(ALPHA * BETA ** 2 * GAMMA ** 2) ** phi)
@@ -162,7 +163,7 @@ def scale_stages(width: float = 1.0, depth: float = 1.0,
     """The stem width and the stages of B0 scaled by ``width`` and ``depth``: the one place where
     channels become ``make_divisible(c * width, 8)`` and repeats ``ceil(n * depth)``."""
     if not (width > 0 and depth > 0):
-        raise ValueError(f"width and depth multipliers must be > 0, got {width}, {depth}")
+        raise UsageError(f"width and depth multipliers must be > 0, got {width}, {depth}")
     stem = make_divisible(EFFICIENTNET_STEM * width)
     stages, chs = [], stem
     for expand, kernel, stride, out, repeats in table:
@@ -189,11 +190,11 @@ def timm_key_map(keys) -> dict[str, str]:
         try:
             block = timm_block_names(parts)
         except ValueError as err:
-            raise ValueError(f"blocks.{i}.{j}.{err}") from None
+            raise CheckpointError(f"blocks.{i}.{j}.{err}") from None
         if "se.conv_reduce" not in parts:
-            raise ValueError(f"blocks.{i}.{j} has no squeeze-and-excitation (as timm's "
-                             "efficientnet_lite*, mnasnet_* and mobilenetv2_*); every MBConv "
-                             "block of EfficientNet has one")
+            raise CheckpointError(f"blocks.{i}.{j} has no squeeze-and-excitation (as timm's "
+                                  "efficientnet_lite*, mnasnet_* and mobilenetv2_*); every MBConv "
+                                  "block of EfficientNet has one")
         names.update({(i, j, part): f"features.{i + 1}.{j}.{path}"
                       for part, path in block.items()})
     top = {"conv_stem": "features.0.0", "bn1": "features.0.1", "conv_head": f"features.{head}.0",
@@ -207,7 +208,7 @@ def timm_key_map(keys) -> dict[str, str]:
         elif module in top:
             out[key] = f"{top[module]}.{leaf}"
         else:
-            raise ValueError(f"{key} is not a key of timm's EfficientNet")
+            raise CheckpointError(f"{key} is not a key of timm's EfficientNet")
     return out
 
 
@@ -250,7 +251,7 @@ class EfficientNet(ImageClassifier):
                  in_chans: int = 3, dropout: float = 0.2, stochastic_depth: float = 0.2,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         if not 0.0 <= stochastic_depth < 1.0:
-            raise ValueError(f"stochastic_depth must be in [0, 1), got {stochastic_depth}")
+            raise UsageError(f"stochastic_depth must be in [0, 1), got {stochastic_depth}")
         super().__init__(num_classes, in_chans, min_input_size=1)
         self.width_mult, self.depth_mult = width, depth
         norm = partial(nn.BatchNorm2d, eps=bn_eps, momentum=bn_momentum)

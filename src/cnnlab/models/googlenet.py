@@ -66,6 +66,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.config import torchvision_weights
+from ..errors import UsageError
 from ..layers import (
     BasicConv2d,
     ConvNormAct,
@@ -156,9 +157,9 @@ class GoogLeNet(AuxClassifier):
                  transform_input: bool = False, dropout: float = 0.2, dropout_aux: float = 0.7,
                  form: str = "torchvision"):
         if form not in FORMS:
-            raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+            raise UsageError(f"form must be one of {FORMS}, got {form!r}")
         if transform_input and in_chans != 3:
-            raise ValueError(f"transform_input=True maps ImageNet RGB statistics and needs "
+            raise UsageError(f"transform_input=True maps ImageNet RGB statistics and needs "
                              f"in_chans=3, got in_chans={in_chans}")
         paper = form == "paper"
         # Smallest input (checked in tests/test_googlenet.py): 15 -> 8 -> 4 -> 2 -> 1 -> 1 through

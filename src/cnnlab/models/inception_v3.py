@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.config import torchvision_weights
+from ..errors import UsageError
 from ..layers import BasicConv2d, google_range_prologue, to_google_range
 from ..registry import register_model
 from .base import AuxClassifier, FeatureSpec
@@ -220,7 +221,7 @@ class InceptionV3(AuxClassifier):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.5):
         if transform_input and in_chans != 3:
-            raise ValueError(f"transform_input=True maps ImageNet RGB statistics and needs "
+            raise UsageError(f"transform_input=True maps ImageNet RGB statistics and needs "
                              f"in_chans=3, got in_chans={in_chans}")
         super().__init__(num_classes, in_chans, min_input_size=75)
         self.aux_logits, self.transform_input = aux_logits, transform_input

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..init_gains import XAVIER_GAIN
+from ..errors import UsageError
+from ..lab.init_gains import XAVIER_GAIN
 from ..registry import register_model
 from .base import SEQUENTIAL_FEATURES, ImageClassifier
 
@@ -48,7 +49,7 @@ LECUN1998_C3_TABLE: tuple[tuple[int, ...], ...] = (
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 # Glorot & Bengio (2010) uniform init with the activation's gain: the table lives in
-# cnnlab.init_gains (no torch, no NumPy), shared with the NumPy LeNet-5 so both start alike.
+# cnnlab.lab.init_gains (no torch, no NumPy), shared with the NumPy LeNet-5 so both start alike.
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 
@@ -65,7 +66,7 @@ class SparseConv2d(nn.Module):
         super().__init__()
         pairs = [(o, i) for o, ins in enumerate(table) for i in ins]
         if any(not 0 <= i < in_chs for _, i in pairs):
-            raise ValueError(f"connection table refers to input maps outside 0..{in_chs - 1}")
+            raise UsageError(f"connection table refers to input maps outside 0..{in_chs - 1}")
         self.in_channels, self.out_channels, self.kernel_size = in_chs, len(table), kernel_size
         # Plain lists, not buffers: a model built on the meta device and then materialised
         # (to_empty + load_state_dict) would leave non-persistent index buffers uninitialised.
@@ -106,15 +107,15 @@ class LeNet5(ImageClassifier):
                  pool: str = "avg", c3_table: str = "full", c1_padding: int = 0,
                  init: str = "xavier"):
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+            raise UsageError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if pool not in POOLS:
-            raise ValueError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
+            raise UsageError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
         if c3_table not in ("full", "lecun1998"):
-            raise ValueError(f"c3_table must be 'full' or 'lecun1998', got {c3_table!r}")
+            raise UsageError(f"c3_table must be 'full' or 'lecun1998', got {c3_table!r}")
         if init not in ("xavier", "torch"):
-            raise ValueError(f"init must be 'xavier' or 'torch', got {init!r}")
+            raise UsageError(f"init must be 'xavier' or 'torch', got {init!r}")
         if c1_padding < 0:
-            raise ValueError(f"c1_padding must be >= 0, got {c1_padding}")
+            raise UsageError(f"c1_padding must be >= 0, got {c1_padding}")
         # 32 - 4 (C1) = 28, /2 = 14, -4 (C3) = 10, /2 = 5, -4 (C5) = 1: the input must be 32.
         super().__init__(num_classes, in_chans, min_input_size=32 - 2 * c1_padding)
         act, pooling = ACTIVATIONS[activation], POOLS[pool]
@@ -356,7 +357,7 @@ class LeNet5Paper(ImageClassifier):
 
     def __init__(self, num_classes: int = 10, in_chans: int = 1, output: str = "rbf"):
         if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+            raise UsageError(f"output must be one of {OUTPUTS}, got {output!r}")
         super().__init__(num_classes, in_chans, min_input_size=32)
         self.output_kind = output
         self.features = nn.Sequential(OrderedDict([

@@ -53,6 +53,7 @@ import torch
 from torch import nn
 
 from ..data.config import INCEPTION_MEAN, INCEPTION_STD, timm_weights, torchvision_weights
+from ..errors import CheckpointError, UsageError
 from ..layers import (
     TIMM_BLOCK_KEY,
     ConvNormAct,
@@ -91,7 +92,7 @@ class MobileNetV1(ImageClassifier):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0,
                  dropout: float = 0.0):
         if not width_mult > 0:
-            raise ValueError(f"width_mult (alpha) must be > 0, got {width_mult}")
+            raise UsageError(f"width_mult (alpha) must be > 0, got {width_mult}")
         super().__init__(num_classes, in_chans, min_input_size=1)
         self.width_mult = width_mult
 
@@ -166,13 +167,13 @@ def timm_key_map(keys) -> dict[str, str]:
         if v3 and parts == {"conv", "bn1"}:  # timm's ConvBnAct block
             block = {"conv": "0", "bn1": "1"}
         elif not v3 and "se.conv_reduce" in parts:
-            raise ValueError(f"blocks.{i}.{j} has squeeze-and-excitation, which MobileNet v2 "
-                             "has not (an EfficientNet file?)")
+            raise CheckpointError(f"blocks.{i}.{j} has squeeze-and-excitation, which MobileNet v2 "
+                                  "has not (an EfficientNet file?)")
         else:
             try:
                 block = timm_block_names(parts, "block" if v3 else "conv")
             except ValueError as err:
-                raise ValueError(f"blocks.{i}.{j}.{err}") from None
+                raise CheckpointError(f"blocks.{i}.{j}.{err}") from None
         names.update({(i, j, part): f"features.{n}.{path}" for part, path in block.items()})
     last = len(blocks) + 1
     top = {"conv_stem": "features.0.0", "bn1": "features.0.1"}
@@ -188,7 +189,7 @@ def timm_key_map(keys) -> dict[str, str]:
         elif module in top:
             out[key] = f"{top[module]}.{leaf}"
         else:
-            raise ValueError(f"{key} is not a key of timm's MobileNet v{3 if v3 else 2}")
+            raise CheckpointError(f"{key} is not a key of timm's MobileNet v{3 if v3 else 2}")
     return out
 
 
@@ -236,7 +237,7 @@ class MobileNetV2(ImageClassifier):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0,
                  dropout: float = 0.2):
         if not width_mult > 0:
-            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+            raise UsageError(f"width_mult must be > 0, got {width_mult}")
         super().__init__(num_classes, in_chans, min_input_size=1)
         chs = make_divisible(MOBILENET_V2_STEM * width_mult)
         layers: list[nn.Module] = [ConvNormAct(in_chans, chs, 3, stride=2, act_layer=nn.ReLU6)]
@@ -326,9 +327,9 @@ class MobileNetV3(ImageClassifier):
                  width_mult: float = 1.0, dropout: float = 0.2, bn_eps: float = 1e-3):
         tables = {"large": MOBILENET_V3_LARGE, "small": MOBILENET_V3_SMALL}
         if arch not in tables:
-            raise ValueError(f"arch must be 'large' or 'small', got {arch!r}")
+            raise UsageError(f"arch must be 'large' or 'small', got {arch!r}")
         if not width_mult > 0:
-            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+            raise UsageError(f"width_mult must be > 0, got {width_mult}")
         super().__init__(num_classes, in_chans, min_input_size=1)
         norm = partial(nn.BatchNorm2d, eps=bn_eps, momentum=0.01)
 

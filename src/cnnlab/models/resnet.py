@@ -64,6 +64,7 @@ import torch
 from torch import nn
 
 from ..data.config import INCEPTION_MEAN, INCEPTION_STD, timm_weights, torchvision_weights
+from ..errors import UsageError
 from ..layers import ConvNormAct, NormActConv, add_flat, init_weights, residual_shortcut
 from ..registry import register_model
 from .base import FeatureSpec, ImageClassifier
@@ -161,9 +162,9 @@ def make_stage(block: Block, in_chs: int, planes: int, depth: int, stride: int,
 
 def _check_layers(layers, widths, stages: tuple[int, ...] | None = None) -> None:
     if stages is not None and len(widths) not in stages:
-        raise ValueError(f"need {' or '.join(map(str, stages))} stage widths, got {tuple(widths)}")
+        raise UsageError(f"need {' or '.join(map(str, stages))} stage widths, got {tuple(widths)}")
     if len(layers) != len(widths) or any(not isinstance(d, int) or d < 1 for d in layers):
-        raise ValueError(f"need one positive block count per stage width {tuple(widths)}, "
+        raise UsageError(f"need one positive block count per stage width {tuple(widths)}, "
                          f"got {tuple(layers)}")
 
 
@@ -180,7 +181,7 @@ class ResNet(ImageClassifier):
                  in_chans: int = 3, stem: str = "imagenet", zero_init_residual: bool = False,
                  **block_kwargs):
         if stem not in ("imagenet", "cifar"):
-            raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+            raise UsageError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         _check_layers(layers, widths, stages=(3, 4))  # layer1 ... layer3 or layer4
         super().__init__(num_classes, in_chans, min_input_size=1)
         if stem == "imagenet":

@@ -75,6 +75,7 @@ import torch
 from torch import nn
 
 from ..data.config import torchvision_weights
+from ..errors import UsageError
 from ..layers import ChannelShuffle, ConvNormAct, init_weights, make_divisible
 from ..registry import register_model
 from .base import FeatureSpec, ImageClassifier
@@ -103,20 +104,20 @@ def shufflenet_v1_channels(groups: int = 3, width_mult: float = 1.0,
     (the stem to a multiple of ``groups``) with :func:`make_divisible`.
     """
     if groups not in V1_STAGE_CHANNELS:
-        raise ValueError(f"ShuffleNet v1 groups must be one of {sorted(V1_STAGE_CHANNELS)} "
+        raise UsageError(f"ShuffleNet v1 groups must be one of {sorted(V1_STAGE_CHANNELS)} "
                          f"(the paper's Table 1), got {groups!r}")
     if not isinstance(width_mult, (int, float)) or width_mult <= 0:
-        raise ValueError(f"width_mult must be a positive number (the paper uses {V1_WIDTHS}), "
+        raise UsageError(f"width_mult must be a positive number (the paper uses {V1_WIDTHS}), "
                          f"got {width_mult!r}")
     stages = tuple(make_divisible(c * width_mult, V1_BOTTLENECK_RATIO * groups)
                    for c in V1_STAGE_CHANNELS[groups])
     if stem_channels is None:
         stem_channels = make_divisible(V1_STEM_CHANNELS * width_mult, groups)
     elif stem_channels < 1 or stem_channels % groups:
-        raise ValueError(f"stem_channels must be a positive multiple of groups={groups}, "
+        raise UsageError(f"stem_channels must be a positive multiple of groups={groups}, "
                          f"got {stem_channels}")
     if stem_channels >= stages[0]:
-        raise ValueError(f"stem_channels={stem_channels} leaves no channels for the first unit's "
+        raise UsageError(f"stem_channels={stem_channels} leaves no channels for the first unit's "
                          f"branch (stage 2 has {stages[0]})")
     return stem_channels, stages  # type: ignore[return-value]
 
@@ -133,9 +134,9 @@ class ShuffleV1Unit(nn.Module):
                  first_groups: int | None = None):
         super().__init__()
         if stride not in (1, 2):
-            raise ValueError(f"a ShuffleNet unit has stride 1 or 2, got {stride}")
+            raise UsageError(f"a ShuffleNet unit has stride 1 or 2, got {stride}")
         if stride == 1 and in_chs != out_chs:
-            raise ValueError(f"a stride-1 unit adds its input: in_chs {in_chs} != "
+            raise UsageError(f"a stride-1 unit adds its input: in_chs {in_chs} != "
                              f"out_chs {out_chs}")
         mid = out_chs // V1_BOTTLENECK_RATIO
         branch_out = out_chs - in_chs if stride == 2 else out_chs
@@ -143,7 +144,7 @@ class ShuffleV1Unit(nn.Module):
         for what, n, g in (("bottleneck", mid, groups), ("branch output", branch_out, groups),
                            ("input", in_chs, first_groups)):
             if n <= 0 or n % g:
-                raise ValueError(f"ShuffleNet unit {in_chs}->{out_chs}: {what} of {n} channels "
+                raise UsageError(f"ShuffleNet unit {in_chs}->{out_chs}: {what} of {n} channels "
                                  f"does not split into {g} groups")
         self.stride = stride
         names = ("conv", "bn", "act")
@@ -224,12 +225,12 @@ class ShuffleV2Unit(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, stride: int):
         super().__init__()
         if stride not in (1, 2):
-            raise ValueError(f"a ShuffleNet v2 unit has stride 1 or 2, got {stride}")
+            raise UsageError(f"a ShuffleNet v2 unit has stride 1 or 2, got {stride}")
         if out_chs % 2:
-            raise ValueError(f"a ShuffleNet v2 unit needs an even number of outputs, got {out_chs}")
+            raise UsageError(f"a ShuffleNet v2 unit needs an even number of outputs, got {out_chs}")
         half = out_chs // 2
         if stride == 1 and in_chs != out_chs:
-            raise ValueError(f"a stride-1 unit keeps its width: in_chs {in_chs} != "
+            raise UsageError(f"a stride-1 unit keeps its width: in_chs {in_chs} != "
                              f"out_chs {out_chs}")
         self.stride = stride
         self.branch1: nn.Module | None = None  # stride 1: the kept half needs no branch
@@ -272,7 +273,7 @@ class ShuffleNetV2(ImageClassifier):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width: str = "1.0"):
         super().__init__(num_classes, in_chans, min_input_size=1)  # all 3x3 ops are padded
         if width not in V2_STAGE_CHANNELS:
-            raise ValueError(f"ShuffleNet v2 width must be one of {sorted(V2_STAGE_CHANNELS)}, "
+            raise UsageError(f"ShuffleNet v2 width must be one of {sorted(V2_STAGE_CHANNELS)}, "
                              f"got {width!r}")
         stem, *stages, last = V2_STAGE_CHANNELS[width]
         self.conv1 = ConvNormAct(in_chans, stem, 3, 2)

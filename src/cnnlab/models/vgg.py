@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from ..data.config import torchvision_weights
+from ..errors import UsageError
 from ..layers import LocalResponseNorm, init_weights
 from ..registry import register_model
 from .base import SEQUENTIAL_FEATURES, ImageClassifier
@@ -125,7 +126,7 @@ class VGG(ImageClassifier):
     def __init__(self, cfg: str = "D", num_classes: int = 1000, in_chans: int = 3,
                  dropout: float = 0.5, batch_norm: bool = False):
         if cfg not in VGG_CFGS:
-            raise ValueError(f"cfg must be one of {sorted(VGG_CFGS)}, got {cfg!r}")
+            raise UsageError(f"cfg must be one of {sorted(VGG_CFGS)}, got {cfg!r}")
         pools = VGG_CFGS[cfg].count("M")
         super().__init__(num_classes, in_chans, min_input_size=2 ** pools)  # 2x2/2 pools
         self.cfg = cfg

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..errors import InputShapeError
+
 
 def out_size(size: int, k: int, stride: int = 1, padding: int = 0) -> int:
     """Output length of a convolution or pooling: ``floor((size + 2 padding - k) / stride) + 1``."""
@@ -30,10 +32,10 @@ def out_size(size: int, k: int, stride: int = 1, padding: int = 0) -> int:
 def windows(x: np.ndarray, kh: int, kw: int, stride: int = 1) -> np.ndarray:
     """View (N, C, Ho, Wo, kh, kw) of the kh x kw windows of ``x`` taken every ``stride``."""
     if x.ndim != 4:
-        raise ValueError(f"expected a batch N x C x H x W, got shape {x.shape}")
+        raise InputShapeError(f"expected a batch N x C x H x W, got shape {x.shape}")
     h, w = x.shape[2:]
     if kh > h or kw > w:
-        raise ValueError(f"kernel {kh}x{kw} is larger than the (padded) input {h}x{w}")
+        raise InputShapeError(f"kernel {kh}x{kw} is larger than the (padded) input {h}x{w}")
     return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
 
 
@@ -50,8 +52,8 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: in
     n, c, h, w = x_shape
     ho, wo = out_size(h, kh, stride), out_size(w, kw, stride)
     if cols.shape != (c * kh * kw, n * ho * wo):
-        raise ValueError(f"cols of shape {cols.shape} do not fit x of shape {x_shape} "
-                         f"with a {kh}x{kw} kernel and stride {stride}")
+        raise InputShapeError(f"cols of shape {cols.shape} do not fit x of shape {x_shape} "
+                              f"with a {kh}x{kw} kernel and stride {stride}")
     # Accumulate in cols' own order (C, N, H, W), with C and N merged into one axis, so that
     # every add below is a plain 3-D slice; one transpose to (N, C, H, W) at the end.
     c6 = cols.reshape(c, kh, kw, n, ho, wo)

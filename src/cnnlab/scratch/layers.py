@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputShapeError, UsageError
 from .im2col import col2im, im2col, out_size
 
 
@@ -23,7 +24,7 @@ def _pair(v, name: str) -> tuple[int, int]:
         v = (int(v), int(v))
     if (not isinstance(v, (tuple, list)) or len(v) != 2
             or not all(isinstance(i, (int, np.integer)) for i in v)):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+        raise UsageError(f"{name} must be an int or a pair of ints, got {v!r}")
     return int(v[0]), int(v[1])
 
 
@@ -45,8 +46,8 @@ class Layer:
         if "out_shape" not in self.cache:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         if delta.shape != self.cache["out_shape"]:
-            raise ValueError(f"{type(self).__name__}.backward: delta has shape {delta.shape}, "
-                             f"the forward output had shape {self.cache['out_shape']}")
+            raise InputShapeError(f"{type(self).__name__}.backward: delta has shape {delta.shape}, "
+                                  f"the forward output had shape {self.cache['out_shape']}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -54,11 +55,11 @@ class Layer:
 
 def _check_nchw(layer: Layer, x: np.ndarray, channels: int | None = None) -> None:
     if not isinstance(x, np.ndarray) or x.ndim != 4:
-        raise ValueError(f"{type(layer).__name__} expects a batch N x C x H x W, "
-                         f"got shape {getattr(x, 'shape', type(x).__name__)}")
+        raise InputShapeError(f"{type(layer).__name__} expects a batch N x C x H x W, "
+                              f"got shape {getattr(x, 'shape', type(x).__name__)}")
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{type(layer).__name__} was built for {channels} input channels, "
-                         f"got {x.shape[1]} (input shape {x.shape})")
+        raise InputShapeError(f"{type(layer).__name__} was built for {channels} input channels, "
+                              f"got {x.shape[1]} (input shape {x.shape})")
 
 
 class Conv2D(Layer):
@@ -93,13 +94,13 @@ class Conv2D(Layer):
                  padding=0, rng: np.random.Generator | None = None, dtype=np.float64):
         super().__init__()
         if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"channel counts must be positive, got {in_channels}, {out_channels}")
+            raise UsageError(f"channel counts must be positive, got {in_channels}, {out_channels}")
         self.kh, self.kw = _pair(kernel_size, "kernel_size")
         self.ph, self.pw = _pair(padding, "padding")
         if not isinstance(stride, (int, np.integer)) or stride < 1:
-            raise ValueError(f"stride must be a positive int, got {stride!r}")
+            raise UsageError(f"stride must be a positive int, got {stride!r}")
         if min(self.kh, self.kw) < 1 or min(self.ph, self.pw) < 0:
-            raise ValueError(f"bad kernel_size {kernel_size!r} or padding {padding!r}")
+            raise UsageError(f"bad kernel_size {kernel_size!r} or padding {padding!r}")
         self.stride = int(stride)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.need_input_grad = True
@@ -114,8 +115,8 @@ class Conv2D(Layer):
         _check_nchw(self, x, self.in_channels)
         n, _, h, w = x.shape
         if h + 2 * self.ph < self.kh or w + 2 * self.pw < self.kw:
-            raise ValueError(f"Conv2D: input {h}x{w} (padding {self.ph},{self.pw}) is smaller "
-                             f"than the kernel {self.kh}x{self.kw}")
+            raise InputShapeError(f"Conv2D: input {h}x{w} (padding {self.ph},{self.pw}) is smaller "
+                                  f"than the kernel {self.kh}x{self.kw}")
         if self.ph or self.pw:  # zero padding (as np.pad, without its generic machinery)
             xp = np.zeros((n, x.shape[1], h + 2 * self.ph, w + 2 * self.pw), dtype=x.dtype)
             xp[:, :, self.ph:self.ph + h, self.pw:self.pw + w] = x
@@ -203,7 +204,7 @@ class _Pool2D(Layer):
         super().__init__()
         self.kh, self.kw = _pair(size, "size")
         if min(self.kh, self.kw) < 1:
-            raise ValueError(f"pool size must be positive, got {size!r}")
+            raise UsageError(f"pool size must be positive, got {size!r}")
 
     def _windows(self, x: np.ndarray) -> tuple[int, int]:
         """Check ``x``, start the cache, return the output size (Ho, Wo)."""
@@ -211,8 +212,8 @@ class _Pool2D(Layer):
         h, w = x.shape[2:]
         ho, wo = h // self.kh, w // self.kw
         if ho == 0 or wo == 0:
-            raise ValueError(f"{type(self).__name__}: input {h}x{w} is smaller than the "
-                             f"pool {self.kh}x{self.kw}")
+            raise InputShapeError(f"{type(self).__name__}: input {h}x{w} is smaller than the "
+                                  f"pool {self.kh}x{self.kw}")
         self.cache = {"in_shape": x.shape, "ho": ho, "wo": wo}
         return ho, wo
 
@@ -355,7 +356,7 @@ class Flatten(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim < 2:
-            raise ValueError(f"Flatten expects a batch (N, ...), got shape {x.shape}")
+            raise InputShapeError(f"Flatten expects a batch (N, ...), got shape {x.shape}")
         y = x.reshape(x.shape[0], -1)
         self.cache = {"in_shape": x.shape, "out_shape": y.shape}
         return y
@@ -376,7 +377,7 @@ class Dense(Layer):
                  rng: np.random.Generator | None = None, dtype=np.float64):
         super().__init__()
         if in_features < 1 or out_features < 1:
-            raise ValueError(f"feature counts must be positive, got {in_features}, {out_features}")
+            raise UsageError(f"feature counts must be positive, got {in_features}, {out_features}")
         self.in_features, self.out_features = in_features, out_features
         rng = rng if rng is not None else np.random.default_rng(0)
         bound = 1.0 / np.sqrt(in_features)
@@ -385,9 +386,9 @@ class Dense(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"Dense expects (N, {self.in_features}), "
-                             f"got shape {getattr(x, 'shape', type(x).__name__)}; "
-                             f"put a Flatten before it or fix in_features")
+            raise InputShapeError(f"Dense expects (N, {self.in_features}), "
+                                  f"got shape {getattr(x, 'shape', type(x).__name__)}; "
+                                  f"put a Flatten before it or fix in_features")
         y = x @ self.params["W"].T + self.params["b"]
         self.cache = {"x": x, "out_shape": y.shape}
         return y

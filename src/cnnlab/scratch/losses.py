@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputShapeError, UsageError
+
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
     """``z - logsumexp(z)`` row-wise, with ``logsumexp(z) = m + log(sum(exp(z - m)))``,
@@ -22,13 +24,14 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
     ``L = (1/N) sum_n [logsumexp(z_n) - z_n[y_n]]``; ``dL/dz = (softmax(z) - onehot(y)) / N``.
     """
     if logits.ndim != 2:
-        raise ValueError(f"logits must be (N, classes), got shape {logits.shape}")
+        raise InputShapeError(f"logits must be (N, classes), got shape {logits.shape}")
     labels = np.asarray(labels)
     n, k = logits.shape
     if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},) to match the logits, got {labels.shape}")
+        raise InputShapeError(f"labels must have shape ({n},) to match the logits, "
+                              f"got {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= k:
-        raise ValueError(f"labels must be integers in 0..{k - 1}, got values "
+        raise UsageError(f"labels must be integers in 0..{k - 1}, got values "
                          f"{labels.min()}..{labels.max()} of type {labels.dtype}")
     logp = log_softmax(logits)
     loss = -logp[np.arange(n), labels].mean()

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..init_gains import XAVIER_GAIN  # Glorot gains, shared with the PyTorch LeNet-5
+from ..errors import CheckpointError, UnknownNameError, UsageError
+from ..lab.init_gains import XAVIER_GAIN  # Glorot gains, shared with the PyTorch LeNet-5
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sigmoid, Tanh
 from .losses import softmax_cross_entropy
 
@@ -24,13 +25,13 @@ class Sequential:
             item if isinstance(item, tuple) else (str(i), item) for i, item in enumerate(layers)]
         names = [n for n, _ in self.layers]
         if len(set(names)) != len(names):
-            raise ValueError(f"layer names must be unique, got {names}")
+            raise UsageError(f"layer names must be unique, got {names}")
 
     def __getitem__(self, name: str) -> Layer:
         for n, layer in self.layers:
             if n == name:
                 return layer
-        raise KeyError(f"no layer named {name!r}; layers: {[n for n, _ in self.layers]}")
+        raise UnknownNameError(f"no layer named {name!r}; layers: {[n for n, _ in self.layers]}")
 
     def forward(self, x: np.ndarray, keep: bool = False):
         """Output of the network; with ``keep=True`` also the list of (name, output) of every
@@ -69,12 +70,12 @@ class Sequential:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         own = {n: (layer, k) for n, layer, k in self.parameters()}
         if set(own) != set(state):
-            raise ValueError(f"state does not fit the network: missing "
-                             f"{sorted(set(own) - set(state))}, unexpected "
-                             f"{sorted(set(state) - set(own))}")
+            raise CheckpointError(f"state does not fit the network: missing "
+                                  f"{sorted(set(own) - set(state))}, unexpected "
+                                  f"{sorted(set(state) - set(own))}")
         for n, (layer, k) in own.items():
             if layer.params[k].shape != state[n].shape:
-                raise ValueError(
+                raise CheckpointError(
                     f"{n}: shape {state[n].shape} does not fit {layer.params[k].shape}")
             layer.params[k] = np.array(state[n], dtype=layer.params[k].dtype)
 
@@ -95,7 +96,7 @@ class Sequential:
             with np.load(path, allow_pickle=False) as f:
                 state = {k: f[k] for k in f.files}
         except (OSError, ValueError) as err:
-            raise ValueError(f"{path} is not a readable .npz weights file: {err}") from None
+            raise CheckpointError(f"{path} is not a readable .npz weights file: {err}") from None
         self.load_state_dict(state)
         return self
 
@@ -137,13 +138,13 @@ def lenet5(input_size: int = 28, num_classes: int = 10, activation: str = "sigmo
     epochs on the digits, as the PyTorch LeNet-5 does with the same optimiser.
     """
     if input_size not in (28, 32):
-        raise ValueError(f"input_size must be 28 (padded C1) or 32 (the paper), got {input_size}")
+        raise UsageError(f"input_size must be 28 (padded C1) or 32 (the paper), got {input_size}")
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        raise UsageError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     if pool not in POOLS:
-        raise ValueError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
+        raise UsageError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
     if init not in ("xavier", "torch"):
-        raise ValueError(f"init must be 'xavier' or 'torch', got {init!r}")
+        raise UsageError(f"init must be 'xavier' or 'torch', got {init!r}")
     rng = np.random.default_rng(seed)
     act, pooling = ACTIVATIONS[activation], POOLS[pool]
     c1 = Conv2D(1, 6, 5, padding=2 if input_size == 28 else 0, rng=rng, dtype=dtype)

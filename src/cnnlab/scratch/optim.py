@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UsageError
+
 
 class SGD:
     """Stochastic gradient descent with momentum, as in the course::
@@ -20,7 +22,7 @@ class SGD:
     def __init__(self, model, lr: float = 0.1, momentum: float = 0.9, decay: float = 1.0,
                  weight_decay: float = 0.0):
         if lr <= 0 or not 0 <= momentum < 1 or not 0 < decay <= 1 or weight_decay < 0:
-            raise ValueError(f"need lr > 0, 0 <= momentum < 1, 0 < decay <= 1, weight_decay >= 0;"
+            raise UsageError(f"need lr > 0, 0 <= momentum < 1, 0 < decay <= 1, weight_decay >= 0;"
                              f" got lr={lr}, momentum={momentum}, decay={decay}, "
                              f"weight_decay={weight_decay}")
         self.model, self.base_lr, self.lr = model, lr, lr

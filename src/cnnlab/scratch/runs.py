@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import CheckpointError, DataError, MissingFileError, user_files
 from .train import load_digits_split, resize_bilinear
 
 WEIGHTS = "scratch_lenet5.npz"
@@ -29,11 +29,19 @@ def open_run(path, dtype=None):
 
     path = Path(path)
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
-        raise FileNotFoundError(f"{path} is not a scratch run: it needs {WEIGHTS} and {CONFIG} "
-                                f"(write them with 'cnnlab scratch train --out {path}')")
-    cfg = json.loads((path / CONFIG).read_text())
+        raise MissingFileError(f"{path} is not a scratch run: it needs {WEIGHTS} and {CONFIG} "
+                               f"(write them with 'cnnlab scratch train --out {path}')")
+    with user_files(path / CONFIG):
+        text = (path / CONFIG).read_text(errors="replace")
+    try:
+        cfg = json.loads(text)
+        build = dict(input_size=cfg["input_size"], activation=cfg["activation"],
+                     pool=cfg["pool"])
+    except (ValueError, KeyError, TypeError) as err:  # not JSON, or not a scratch config
+        raise CheckpointError(f"{path / CONFIG} is not a scratch run's config ({err}); "
+                              f"write it again with 'cnnlab scratch train --out {path}'") from None
     kwargs = {} if dtype is None else {"dtype": dtype}
-    net = lenet5(cfg["input_size"], activation=cfg["activation"], pool=cfg["pool"], **kwargs)
+    net = lenet5(**build, **kwargs)
     net.load(path / WEIGHTS)
     return net, cfg
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import TrainingDivergedError
+from ..errors import InputShapeError, TrainingDivergedError, UsageError
 from .losses import softmax_cross_entropy
 from .model import Sequential, lenet5
 from .optim import SGD
@@ -30,7 +30,7 @@ def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
     as in PIL / ``torch.nn.functional.interpolate(align_corners=False)`` (no antialiasing):
     output pixel ``i`` samples the input at ``(i + 0.5) * H / size - 0.5``, clamped."""
     if images.ndim != 3:
-        raise ValueError(f"expected images (N, H, W), got shape {images.shape}")
+        raise InputShapeError(f"expected images (N, H, W), got shape {images.shape}")
 
     def axis(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pos = np.clip((np.arange(size) + 0.5) * n_in / size - 0.5, 0, n_in - 1)
@@ -104,7 +104,9 @@ def train(cfg: TrainConfig, data=None, progress: bool = True, log=print):
     from threadpoolctl import threadpool_limits
 
     if cfg.threads < 1:
-        raise ValueError(f"threads must be >= 1, got {cfg.threads}")
+        raise UsageError(f"threads must be >= 1, got {cfg.threads}")
+    if not 0 <= cfg.seed < 2**63:  # NumPy's generators take non-negative seeds
+        raise UsageError(f"--seed must be an integer from 0 to 2**63 - 1, got {cfg.seed}")
     if not math.isfinite(cfg.lr) or cfg.lr <= 0:
         raise TrainingDivergedError(f"the learning rate must be a positive finite number, got "
                                     f"{cfg.lr}; try --lr 0.05")

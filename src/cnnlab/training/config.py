@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UsageError
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "lecun1998")
 AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip", "distort", "rrc", "trivial",
@@ -84,7 +86,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         def bad(msg):
-            raise ValueError(msg)
+            raise UsageError(msg)
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             bad(f"batch size must be a positive integer, got {self.batch_size}")
         if self.epochs < 1:
@@ -228,7 +230,7 @@ def check_threads(n: int, flag: str = "--threads") -> None:
     many OpenMP threads and die with a segmentation fault."""
     cores = usable_cores()
     if n > cores:
-        raise ValueError(f"{flag} {n} is more than the {cores} usable cores of this machine; "
+        raise UsageError(f"{flag} {n} is more than the {cores} usable cores of this machine; "
                          f"give at most {cores}")
 
 

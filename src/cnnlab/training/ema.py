@@ -20,6 +20,8 @@ import copy
 import torch
 from torch import nn
 
+from ..errors import UsageError
+
 EMA_WEIGHTS_FILE = "model_ema.safetensors"
 
 
@@ -28,7 +30,7 @@ class ModelEma:
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"EMA decay must be between 0 and 1, exclusive, got {decay}")
+            raise UsageError(f"EMA decay must be between 0 and 1, exclusive, got {decay}")
         self.decay = float(decay)
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():

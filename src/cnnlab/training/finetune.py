@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import UsageError
 from ..pretrained import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -119,7 +120,7 @@ def start_from_weights(cfg, model: nn.Module, channels: int, data_stats,
         how = "given"
         for key, v in (("mean", cfg.mean), ("std", cfg.std)):
             if v is not None and len(v) not in (1, channels):
-                raise ValueError(f"--{key} has {len(v)} values, but {cfg.model} takes "
+                raise UsageError(f"--{key} has {len(v)} values, but {cfg.model} takes "
                                  f"{channels}-channel input: give 1 value"
                                  + (f" or {channels}" if channels > 1 else ""))
     elif source_cfg and source_cfg.get("mean") and len(source_cfg["mean"]) in (1, channels):

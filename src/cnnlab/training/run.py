@@ -25,7 +25,7 @@ import socket
 import sys
 from pathlib import Path
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, user_files
 from ..weights import CONFIG_FILE, WEIGHTS_FILE, atomic_write_bytes, save_weights
 from . import checkpoint as ckpt
 from .metrics import MetricsWriter
@@ -66,7 +66,8 @@ class RunFolder:
         from filelock import FileLock, Timeout
 
         check_runs_dir(self.path.parent)
-        self.path.mkdir(parents=True, exist_ok=True)
+        with user_files():  # no permission, a link loop: the user's to fix
+            self.path.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.path / LOCK_FILE), timeout=0)
         try:
             lock.acquire()

@@ -47,7 +47,7 @@ from .. import __version__
 from ..data import Augment, DataSplits, Prepared, Preprocess, load_data
 from ..data.config import DataConfig, photo_transform
 from ..data.folder import UnreadableFilesError
-from ..errors import CheckpointError, CnnlabError, DataError, InputShapeError
+from ..errors import CheckpointError, CnnlabError, DataError, InputShapeError, UsageError
 from ..memory import check_training_fits
 from ..models.base import main_logits
 from ..registry import create_model, get_entry
@@ -119,15 +119,15 @@ def pick_device(name: str, info: DistInfo) -> torch.device:
         name = auto_device()  # cuda, else mps, else cpu
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for, but no CUDA device is available")
+            raise UsageError("--device cuda was asked for, but no CUDA device is available")
         return torch.device("cuda", info.local_rank if info.enabled else
                             torch.device(name).index or 0)
     if name == "mps":
         if not torch.backends.mps.is_available():
-            raise ValueError("--device mps was asked for, but MPS is not available")
+            raise UsageError("--device mps was asked for, but MPS is not available")
         return torch.device("mps")
     if name != "cpu":
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
     return torch.device("cpu")
 
 
@@ -385,7 +385,7 @@ def new_run_folder(cfg: TrainConfig, writer: bool = True) -> RunFolder:
             run.unlock()
             how = (" (it was stopped before its first checkpoint: --resume starts it again "
                    "from the beginning)" if _stopped_before_first_checkpoint(run.path) else "")
-            raise ValueError(f"run folder {run.path} already exists; use --resume to continue "
+            raise UsageError(f"run folder {run.path} already exists; use --resume to continue "
                              f"it{how} or choose another --name")
         return run
     base, i = default_run_name(cfg), 2
@@ -634,7 +634,7 @@ class Trainer:
                 scaler.load_state_dict(state["scaler"])
             if self.ema is not None:
                 if "ema" not in state:
-                    raise KeyError("the checkpoint holds no EMA weights")
+                    raise CheckpointError("the checkpoint holds no EMA weights")
                 self.ema.load_state_dict(state["ema"])
         except (RuntimeError, ValueError, KeyError) as err:
             first = str(err).strip().splitlines()[0][:200]
