@@ -333,6 +333,25 @@ def timm_blocks(keys) -> dict[tuple[int, int], set[str]]:
     return dict(sorted(blocks.items()))
 
 
+def rename_timm_keys(keys, names: dict, top: dict, family: str) -> dict[str, str]:
+    """timm key -> cnnlab key for every key of a timm MBConv network: block keys through
+    ``names`` ((stage, index, part) -> module path), the others through ``top`` (timm module ->
+    module path); a key of neither kind is refused, naming ``family``."""
+    from .errors import CheckpointError
+
+    out = {}
+    for key in keys:
+        m = TIMM_BLOCK_KEY.match(key)
+        module, _, leaf = key.rpartition(".")
+        if m:
+            out[key] = f"{names[int(m[1]), int(m[2]), m[3]]}.{m[4]}"
+        elif module in top:
+            out[key] = f"{top[module]}.{leaf}"
+        else:
+            raise CheckpointError(f"{key} is not a key of timm's {family}")
+    return out
+
+
 def timm_block_names(parts, layout: str = "block") -> dict[str, str]:
     """timm's part names of one MBConv block -> the module paths of :class:`InvertedResidual`
     with the same layers (``layout`` as there).

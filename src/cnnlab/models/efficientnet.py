@@ -76,11 +76,11 @@ from torch import nn
 from ..data.config import torchvision_weights
 from ..errors import CheckpointError, UsageError
 from ..layers import (
-    TIMM_BLOCK_KEY,
     ConvNormAct,
     InvertedResidual,
     init_weights,
     make_divisible,
+    rename_timm_keys,
     timm_block_names,
     timm_blocks,
 )
@@ -199,17 +199,7 @@ def timm_key_map(keys) -> dict[str, str]:
                       for part, path in block.items()})
     top = {"conv_stem": "features.0.0", "bn1": "features.0.1", "conv_head": f"features.{head}.0",
            "bn2": f"features.{head}.1", "classifier": "classifier.1"}
-    out = {}
-    for key in keys:
-        m = TIMM_BLOCK_KEY.match(key)
-        module, _, leaf = key.rpartition(".")
-        if m:
-            out[key] = f"{names[int(m[1]), int(m[2]), m[3]]}.{m[4]}"
-        elif module in top:
-            out[key] = f"{top[module]}.{leaf}"
-        else:
-            raise CheckpointError(f"{key} is not a key of timm's EfficientNet")
-    return out
+    return rename_timm_keys(keys, names, top, "EfficientNet")
 
 
 def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:

@@ -55,12 +55,12 @@ from torch import nn
 from ..data.config import INCEPTION_MEAN, INCEPTION_STD, timm_weights, torchvision_weights
 from ..errors import CheckpointError, UsageError
 from ..layers import (
-    TIMM_BLOCK_KEY,
     ConvNormAct,
     DepthwiseSeparable,
     InvertedResidual,
     init_weights,
     make_divisible,
+    rename_timm_keys,
     timm_block_names,
     timm_blocks,
 )
@@ -180,17 +180,7 @@ def timm_key_map(keys) -> dict[str, str]:
     top.update({"conv_head": "classifier.0", "classifier": "classifier.3"} if v3 else
                {"conv_head": f"features.{last}.0", "bn2": f"features.{last}.1",
                 "classifier": "classifier.1"})
-    out = {}
-    for key in keys:
-        m = TIMM_BLOCK_KEY.match(key)
-        module, _, leaf = key.rpartition(".")
-        if m:
-            out[key] = f"{names[int(m[1]), int(m[2]), m[3]]}.{m[4]}"
-        elif module in top:
-            out[key] = f"{top[module]}.{leaf}"
-        else:
-            raise CheckpointError(f"{key} is not a key of timm's MobileNet v{3 if v3 else 2}")
-    return out
+    return rename_timm_keys(keys, names, top, f"MobileNet v{3 if v3 else 2}")
 
 
 def checkpoint_filter(state: dict, model: nn.Module) -> tuple[dict, list[str]]:
