@@ -16,8 +16,8 @@ from cnnlab import create_model
 from cnnlab.errors import InputShapeError
 from cnnlab.features import FeatureListNet, expand_paths, features_model, spec_for
 from cnnlab.registry import get_entry, list_models
-from tests.conftest import REFERENCE_DIR
-from tests.seeded_fill import seeded_fill_
+from tests.helpers import REFERENCE_DIR
+from tests.helpers.seeded_fill import seeded_fill_
 
 FEATURES = json.loads((REFERENCE_DIR / "outputs" / "features.json").read_text())
 

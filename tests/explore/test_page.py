@@ -1,0 +1,274 @@
+"""``cnnlab explore``: the page's data against independent arithmetic, and the written pages
+opened in headless Chromium (the DOM the page's own script built, its self-check, no errors).
+
+The browser tests skip when ``chromium`` is missing, except under CI (env ``CI`` set), where
+they fail. Screenshots of every page are saved under ``artifacts/explore/`` (ignored by git).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.explore import explore_data, write_page
+from tests.helpers.browser import CHROMIUM, browse, f32, need_chromium, page_data
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "explore"
+
+
+
+# --- pages, written once per module --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory, trained_runs):
+    """lenet5 as a trained-run folder, resnet20 (residual), googlenet at 64x64 (branches),
+    and a NumPy 'scratch train' run: (path, data, summary rows expected)."""
+    from cnnlab.weights import save_run_model
+
+    tmp = tmp_path_factory.mktemp("explore")
+    torch.manual_seed(0)
+    run = tmp / "lenet5-run"
+    model = cnnlab.create_model("lenet5")
+    save_run_model(run, model, {"model": "lenet5", "model_kwargs": {}, "input_size": [1, 32, 32],
+                                "classes": [f"digit {i}" for i in range(10)],
+                                "mean": [0.3], "std": [0.4], "data": {"spec": "digits"}})
+    scratch = trained_runs.scratch_digits  # scratch train --epochs 1, shared
+    out = {}
+    for key, target, kw in [("lenet5", run, {}), ("resnet20", "resnet20", {}),
+                            ("googlenet", "googlenet", {"input_size": (3, 64, 64)}),
+                            ("scratch", scratch, {})]:
+        path = tmp / f"{key}.html"
+        data = write_page(target, path, **kw)
+        out[key] = (path, data)
+    out["run_dir"], out["scratch_dir"] = run, scratch
+    return out
+
+
+def test_boxes_are_the_summary_rows(pages):
+    path, data = pages["resnet20"]
+    rows = cnnlab.summary(cnnlab.create_model("resnet20"), (3, 32, 32)).visible_rows(3)
+    assert [n["name"] for n in data["nodes"]] == [r.name for r in rows]
+    by = {n["name"]: n for n in data["nodes"]}
+    for r in rows:
+        n = by[r.name]
+        assert (n["params"], n["macs"], n["shape"]) == (r.params, r.macs, r.output_shape)
+    fields = cnnlab.analysis.receptive_field(cnnlab.create_model("resnet20"), (3, 32, 32))
+    assert by["conv1"]["rf"] == "3x3" == "x".join(map(str, fields["conv1"].size))
+    assert by["layer1.0.conv2"]["rf"] == "7x7"  # 3 stacked 3x3 convolutions: 1 + 3 * 2
+
+
+def test_layout_branches_shortcuts_concatenations(pages):
+    g = {n["name"]: n for n in pages["googlenet"][1]["nodes"]}
+    assert [len(c) for c in g["inception3a"]["cols"]] == [1, 1, 1, 1]  # four branches
+    assert g["inception3a"]["merge"] == "cat"
+    r = {n["name"]: n for n in pages["resnet20"][1]["nodes"]}
+    assert r["layer1.0"]["merge"] == "add" and len(r["layer1.0"]["cols"]) == 1  # identity
+    cols = r["layer2.0"]["cols"]  # projection shortcut: a second column beside the main path
+    assert len(cols) == 2 and cols[1] == ["layer2.0.downsample"]
+    assert cols[0][0] == "layer2.0.conv1"
+    assert not any(n["aux"] for n in r.values())
+    aux = [n for n in g.values() if n["aux"]]
+    assert aux and all(n["notrun"] for n in aux)  # aux heads: marked, not run in eval mode
+
+
+def test_dense_block_is_a_chain_that_concatenates():
+    torch.manual_seed(0)
+    kw = {"block_config": (3, 2), "growth_rate": 8}  # a small DenseNet of the same code
+    model = cnnlab.create_model("densenet121", **kw).eval()
+    data = explore_data(model, torch.randn(1, 3, 32, 32), depth=3)
+    b = {n["name"]: n for n in data["nodes"]}["features.denseblock1"]
+    assert b["merge"] == "cat"
+    assert len(b["cols"]) == 1 and len(b["cols"][0]) == 3  # three layers one after another
+    assert b["shape"] == f"{64 + 3 * 8}x8x8"  # the block returns its input and 3 x 8 new maps
+
+
+def test_a_branch_that_starts_with_a_functional_pooling_is_its_own_column():
+    """Inception v3's modules A (branch_pool: F.avg_pool2d on the block input, then a conv)
+    and E (branch3x3_2a and _2b both take branch3x3_1's output: a fork)."""
+    from torch import nn
+
+    from cnnlab.models.inception_v3 import InceptionA, InceptionE
+
+    torch.manual_seed(0)
+    model = nn.Sequential(InceptionA(8, pool_features=4), InceptionE(64 + 64 + 96 + 4)).eval()
+    data = explore_data(model, torch.randn(1, 8, 9, 9), depth=1)
+    a, e = ({n["name"]: n for n in data["nodes"]}[k] for k in ("0", "1"))
+    assert [[c.split(".")[1] for c in col] for col in a["cols"]] == [
+        ["branch1x1"], ["branch5x5_1", "branch5x5_2"],
+        ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"], ["avg_pool2d", "branch_pool"]]
+    assert [[c.split(".")[1] for c in col] for col in e["cols"]] == [
+        ["branch1x1"], ["branch3x3_1", "branch3x3_2a"], ["branch3x3_2b"],
+        ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3a"], ["branch3x3dbl_3b"],
+        ["avg_pool2d", "branch_pool"]]  # the functional pooling is a box of its own
+    assert a["merge"] == e["merge"] == "cat"
+
+
+def test_probe_windows_redo_pytorch_conv(pages):
+    """Independent of the page: window x kernel + bias from the embedded numbers equals the
+    conv output PyTorch gives at that pixel (stride, padding, groups included)."""
+    _, data = pages["resnet20"]
+    model = cnnlab.create_model("resnet20")  # same seed as the page: 0
+    checked = 0
+    for n in data["nodes"]:
+        op = n.get("op")
+        if not op or op["kind"] != "conv":
+            continue
+        w = f32(op["W"]).reshape(op["kc"], op["cin_g"], *op["k"])
+        for p in op["probes"]:
+            win = f32(p["win"]).reshape(op["cin_g"], *op["k"])
+            b = f32(op["b"])[p["co"]] if op["b"] else 0.0
+            got = float((w[p["co"]].astype(np.float64) * win).sum() + b)
+            assert got == pytest.approx(p["v"], rel=1e-4, abs=1e-5)
+            checked += 1
+        if "x" in op:  # the whole input: F.conv2d on it gives the embedded outputs
+            x = torch.from_numpy(f32(op["x"]).reshape(op["cin"], op["H"], op["Wd"]).copy())
+            conv = model.get_submodule(n["name"])
+            y = F.conv2d(x[None], torch.from_numpy(w.copy()), None, conv.stride, conv.padding,
+                         conv.dilation, conv.groups)[0]
+            emb = f32(op["y"]).reshape(op["kc"], op["Ho"], op["Wo"])
+            bias = f32(op["b"])[:, None, None] if op["b"] else 0
+            np.testing.assert_allclose(y.numpy() + bias, emb, rtol=1e-4, atol=1e-5)
+    assert checked >= 19 * 4
+
+
+def test_run_page_uses_the_run(pages):
+    path, data = pages["lenet5"]
+    assert data["classes"][0] == "digit 0"
+    model, _ = cnnlab.weights.load_run_model(pages["run_dir"])
+    c1 = {n["name"]: n for n in data["nodes"]}["features.c1"]["op"]
+    np.testing.assert_array_equal(f32(c1["W"]).reshape(6, 1, 5, 5),
+                                  model.features.c1.weight.detach().numpy())
+    assert "0.3" in data["source"]["norm"]
+    assert path.stat().st_size < 2 * 2**20
+    assert pages["resnet20"][0].stat().st_size < 2 * 2**20
+
+
+def test_scratch_run_page_holds_the_numpy_weights_rotated(pages):
+    _, data = pages["scratch"]
+    with np.load(pages["scratch_dir"] / "scratch_lenet5.npz") as f:
+        w = f["c1.W"]
+    c1 = {n["name"]: n for n in data["nodes"]}["features.c1"]["op"]
+    np.testing.assert_array_equal(f32(c1["W"]).reshape(w.shape), w[..., ::-1, ::-1])
+    assert data["source"]["kind"] == "scratch" and "rot180" in data["source"]["note"]
+
+
+def test_scratch_run_page_uses_the_data_the_run_was_trained_on(pages, tmp_path):
+    """Before: a scratch run trained with --data showed a digits image normalised with the
+    digits' statistics, labelled "the engine's training set"."""
+    assert pages["scratch"][1]["source"]["image"].startswith("digits test image 0 (label ")
+    spec = "synthetic:classes=3,size=1x8x8,train=40,val=8,test=8"
+    run = tmp_path / "np-synthetic"
+    assert main(["scratch", "train", "--data", spec, "--epochs", "1", "--out", str(run),
+                 "--no-progress"]) == 0
+    data = write_page(run, tmp_path / "p.html")
+    assert data["source"]["image"].startswith(f"{spec} test image 0 (label ")
+    assert data["source"]["norm"].endswith("(the run's training set)")
+
+
+def test_page_is_offline_and_self_contained(pages):
+    for key in ("lenet5", "resnet20", "googlenet", "scratch"):
+        text = pages[key][0].read_text(encoding="utf-8")
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), key
+        assert "@import" not in text and "url(http" not in text
+        assert text.count("<script") == 2  # the data and the inline script, nothing external
+
+
+def test_cli_explore_and_its_mistakes(tmp_path, capsys):
+    out = tmp_path / "l.html"
+    assert main(["explore", "lenet5", "-o", str(out), "--depth", "1"]) == 0
+    assert "wrote" in capsys.readouterr().out and out.is_file()
+    assert page_data(out)["rows"] == 3  # features, f6, output
+    assert main(["explore", "lenet6", "-o", str(out)]) == 2
+    assert "lenet6" in capsys.readouterr().err
+    assert main(["explore", "lenet5", "-o", str(tmp_path / "x.png")]) == 2
+    assert ".html" in capsys.readouterr().err
+    assert main(["explore", "lenet5", "--image", str(tmp_path / "none.png"), "-o",
+                 str(out)]) == 2
+    assert "none.png" in capsys.readouterr().err
+    assert main(["explore", "lenet5", "--depth", "0"]) == 2
+    capsys.readouterr()
+    assert main(["explore", str(tmp_path / "no-run"), "-o", str(out)]) == 2
+    assert "no-run does not exist" in capsys.readouterr().err
+    assert main(["explore", "alexnet", "--input", "3x32x32", "-o", str(out)]) == 2
+    assert "at least 63x63" in capsys.readouterr().err
+
+
+# --- in the browser ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["lenet5", "resnet20", "googlenet", "scratch"])
+def test_page_builds_itself_in_chromium(pages, key):
+    need_chromium()
+    path, data = pages[key]
+    shot = ARTIFACTS / f"{key}.png"
+    dom, console = browse(path, screenshot=shot)
+    assert dom.body.get("data-ready") == "1", dom.body
+    assert "data-errors" not in dom.body, dom.body.get("data-error-text")
+    assert console == []
+    # one box per summary row at the chosen depth, in order
+    assert dom.layers == [n["name"] for n in data["nodes"]]
+    assert len(dom.layers) == data["rows"] > 0
+    k, n = (int(v) for v in dom.body["data-selfcheck"].split("/"))
+    assert k == n > 0
+    convs = sum(1 for x in data["nodes"] if x.get("op", {}).get("kind") == "conv")
+    assert n >= convs  # at least one recomputed pixel per embedded convolution
+    assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_clicked_pixel_arithmetic_in_chromium(pages):
+    """The view a click opens: window x kernel, sum + bias = the value PyTorch computed, and
+    then the activation; here for lenet5's C1 at a pixel that is not a stored probe."""
+    need_chromium()
+    path, data = pages["lenet5"]
+    c1 = {n["name"]: n for n in data["nodes"]}["features.c1"]["op"]
+    assert "x" in c1 and all((p["y"], p["x"]) != (9, 13) for p in c1["probes"])
+    dom, console = browse(path, "layer=features.c1&px=2,9,13")
+    text = " ".join(dom.texts)
+    assert "How features.c1 computes channel 2, pixel (9, 13)" in text
+    assert "equal to 1e-4 relative" in text and "differs" not in text
+    assert "cross-correlation" in text and "flipped kernel" in text
+    assert "then features.act1 (sigmoid)" in text
+    x = torch.from_numpy(f32(c1["x"]).reshape(1, 1, 32, 32).copy())
+    w = torch.from_numpy(f32(c1["W"]).reshape(6, 1, 5, 5).copy())
+    v = F.conv2d(x, w, torch.from_numpy(f32(c1["b"]).copy()))[0, 2, 9, 13].item()
+    assert f"{v:.4f}" in text  # the value shown is PyTorch's, computed here independently
+    assert console == []
+
+
+def test_softmax_view_in_chromium(pages):
+    need_chromium()
+    path, data = pages["lenet5"]
+    dom, _ = browse(path, "softmax")
+    text = " ".join(dom.texts)
+    p = f32(data["probs"])
+    best = int(p.argmax())
+    assert f"digit {best}" in text and f"{100 * p[best]:.2f} %" in text
+    assert "sum of the 10 exponentials" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet50", "inception_v3", "efficientnet_b0"])
+def test_imagenet_models_pages_are_small_and_quick(tmp_path, name):
+    import time
+
+    path = tmp_path / f"{name}.html"
+    start = time.process_time()
+    data = write_page(name, path)
+    cpu = time.process_time() - start
+    assert path.stat().st_size < 5 * 2**20
+    # under 20 s on 2 cores: the CPU seconds of all threads bound the wall time of an idle
+    # machine, and unlike the wall time they do not grow with other jobs' load
+    assert cpu < 20
+    if CHROMIUM is not None:
+        dom, console = browse(path, screenshot=ARTIFACTS / f"{name}.png")
+        assert dom.body.get("data-ready") == "1" and console == []
+        assert len(dom.layers) == data["rows"]
+        k, n = (int(v) for v in dom.body["data-selfcheck"].split("/"))
+        assert k == n > 0
