@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.helpers import run_cli
+from tests.helpers import run_main
 
 # The synthetic data of the shared lenet5 run (3 classes of 32x32 gray images) and of the
 # tiny run the fuzz test points at (2 classes of 8x8).
@@ -29,24 +30,49 @@ def _seed():
     yield
 
 
+@contextlib.contextmanager
+def _global_state_kept():
+    """torch's thread count and deterministic-algorithms switch, and the working folder, as
+    they were: a command's ``--threads 1`` or ``--deterministic`` would otherwise stay for the
+    rest of the session (a process would have exited)."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    cwd = os.getcwd()
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
 @pytest.fixture
-def cli():
-    """``run_cli``: ``python -m cnnlab`` in a subprocess (smoke tests only)."""
-    return run_cli
+def cli(capsys, monkeypatch):
+    """``cli(*args, cwd=None, env=None)``: the ``cnnlab`` command ARGS through
+    ``cnnlab.cli.main`` in this process (``run_main``), from the folder ``cwd`` and with the
+    extra environment variables ``env``; returns ``returncode``, ``stdout``, ``stderr`` like a
+    finished process. The real process is ``tests.helpers.run_cli`` (smoke tests only)."""
+    monkeypatch.setenv("COLUMNS", "120")  # as run_cli sets it: tables are not wrapped
+
+    def call(*args, cwd=None, env=None, timeout=None):
+        del timeout  # run_cli's argument; an in-process call is not killed
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        with _global_state_kept():
+            if cwd is not None:
+                os.chdir(cwd)
+            return run_main(capsys, *args)
+    return call
 
 
 def _main(argv: list[str]) -> SimpleNamespace:
-    """``cnnlab.cli.main(argv)`` with its output captured and torch's thread count kept (a
-    run's ``--threads 1`` would otherwise stay for the rest of the session)."""
+    """``cnnlab.cli.main(argv)`` with its output captured and the global state kept; it must
+    succeed."""
     from cnnlab.cli import main
 
-    threads = torch.get_num_threads()
     out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in argv])
-    finally:
-        torch.set_num_threads(threads)
+    with _global_state_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
     res = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
     assert code == 0, f"cnnlab {' '.join(map(str, argv))} exited {code}: {res.stderr}"
     return res

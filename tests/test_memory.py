@@ -11,7 +11,7 @@ import torch
 import cnnlab
 from tests.helpers import one_line_error, run_main
 
-# from tests/test_hardening2.py (issue 22)
+# moved from tests/test_hardening2.py (issue 22)
 # ------------------------------------------------------------- sizes that cannot fit
 
 

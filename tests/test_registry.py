@@ -91,7 +91,7 @@ def test_the_registry_itself_imports_no_family():
     assert res.stdout.strip() == "[] False", res.stderr
 
 
-# from tests/test_hardening.py (issue 13)
+# moved from tests/test_hardening.py (issue 13)
 # ------------------------------------------------------------------ model arguments (item 3)
 
 
@@ -140,7 +140,7 @@ def test_model_argument_errors_are_user_errors_but_builder_bugs_are_not():
         del registry._MODELS["_broken_for_test"]
 
 
-# from tests/test_hardening2.py (issue 22)
+# moved from tests/test_hardening2.py (issue 22)
 def test_catalog_describes_where_resnet50_puts_its_stride():
     from cnnlab._catalog_data import MODELS
 

@@ -65,7 +65,7 @@ def test_load_weights_converts_a_layout_the_family_knows(tmp_path):
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
 
 
-# from tests/test_hardening2.py (issue 22)
+# moved from tests/test_hardening2.py (issue 22)
 # ------------------------------------------------------------- weights with NaN / inf
 
 

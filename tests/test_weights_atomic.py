@@ -54,7 +54,7 @@ def test_checkpoints_are_durable(tmp_path, calls):
     assert [c[0] for c in calls] == ["fsync", "replace"]
 
 
-# from tests/test_hardening2.py (issue 22)
+# moved from tests/test_hardening2.py (issue 22)
 @pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
 def test_atomic_write_honours_the_umask(tmp_path, mask):
     from cnnlab.weights import atomic_write_bytes
@@ -70,7 +70,7 @@ def test_atomic_write_honours_the_umask(tmp_path, mask):
     assert got == 0o666 & ~mask == stat.S_IMODE((tmp_path / "plain.json").stat().st_mode)
 
 
-# from tests/test_hardening2.py (issue 22)
+# moved from tests/test_hardening2.py (issue 22)
 def test_errors_name_the_users_file_not_the_temporary_one(tmp_path):
     from cnnlab.weights import atomic_write_bytes
 

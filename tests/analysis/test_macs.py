@@ -167,7 +167,7 @@ def test_trace_records_depth_and_output_shapes():
     assert t.modules["layer2.down"].depth == 4 and t.modules["layer2"].depth == 5
 
 
-# from tests/test_hardening.py (issue 13)
+# moved from tests/test_hardening.py (issue 13)
 def test_pooling_other_ops_are_k_squared_per_output():
     # 1x7x7 -> conv 1->2 3x3 (no pad): 2x5x5, MACs 5*5*2*9 = 450, ReLU 50 other ops;
     # max pool 3x3 stride 2: 2x2x2 outputs, each a max over 9 values: 8 * 9 = 72 other ops;

@@ -1,10 +1,37 @@
-"""The command line through its real entry point: exit codes and one-line errors."""
+"""The command line through its real entry point: exit codes and one-line errors.
+
+Most calls run ``cnnlab.cli.main`` in this process (the ``cli`` fixture); the smoke tests
+(``-m smoke``) start the real process: ``python -m cnnlab`` and the console script's entry
+point."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import cli_env, run_cli
 
 
-def test_help_lists_the_commands(cli):
-    res = cli("--help")
-    assert res.returncode == 0
-    assert "list" in res.stdout
+@pytest.mark.smoke
+def test_help_lists_the_commands():
+    res = run_cli("--help")
+    assert res.returncode == 0, res.stderr
+    assert "list" in res.stdout and "train" in res.stdout
+
+
+@pytest.mark.smoke
+def test_the_console_script_runs_a_command():
+    """What the ``cnnlab`` executable pip writes does: ``sys.exit(run_process())``."""
+    code = ("import sys\nfrom cnnlab.cli import run_process\n"
+            "sys.argv = ['cnnlab', 'list', 'lenet5']\nsys.exit(run_process())")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=cli_env(), timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "61,706" in res.stdout and "lenet5" in res.stdout
+    res = subprocess.run([sys.executable, "-c", code.replace("'lenet5'", "'nothing*'")],
+                         capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert res.returncode == 2 and "no model matches" in res.stderr
+    assert res.stderr.strip().count("\n") == 0
 
 
 def test_list_prints_models_with_parameter_counts(cli):
@@ -31,10 +58,8 @@ def test_list_unknown_pattern_is_a_one_line_error(cli):
     assert "no model matches" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.smoke
 def test_a_closed_pipe_is_not_an_error():
-    import subprocess
-    import sys
-
     from tests.helpers import REPO
 
     env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}

@@ -9,7 +9,7 @@ than 0, 1 or 2 (argparse's own exit included), or changes a file that existed be
 Values that would only make a run long (a huge --epochs or --repeats) are left out; sizes that
 cannot fit are in (they must be refused before they are allocated).
 
-The default run draws a quick sample (a few seconds); ``pytest -m slow tests/test_fuzz_cli.py``
+The default run draws a quick sample (a few seconds); ``pytest -m slow tests/commands/test_fuzz.py``
 draws many more.
 """
 

@@ -1,9 +1,12 @@
-"""cnnlab train / evaluate / predict through the real entry point."""
+"""cnnlab train / evaluate / predict through the real entry point (in process; one smoke test
+starts the real process)."""
 
 import json
 
 import pytest
 from PIL import Image
+
+from tests.helpers import one_line_error, run_cli
 
 SYN = "synthetic:classes=3,size=1x32x32,train=48,val=0,test=30"
 
@@ -85,33 +88,26 @@ def test_model_recommended_training_settings_apply_unless_overridden(capsys):
 
 # ------------------------------------------------------------------ issue 13, through the CLI
 
-def _one_line_error(res, *needles):
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    line = res.stderr.strip()
-    assert "\n" not in line and "Traceback" not in line, res.stderr
-    for n in needles:
-        assert n in line, line
-    return line
-
-
 def test_a_diverging_run_is_a_one_line_user_error(cli, tmp_path):
     res = cli("train", "lenet5", "--model-arg", "activation=relu", "--lr", "1e6", "--data", SYN,
               "--epochs", "2", "--runs-dir", str(tmp_path), "--threads", "1", "--no-plots")
-    _one_line_error(res, "cnnlab train: error: the loss became", "lower the learning rate",
+    one_line_error(res, "cnnlab train: error: the loss became", "lower the learning rate",
                     "no checkpoint was written")
 
 
+@pytest.mark.smoke
 def test_relative_data_path_is_stored_absolute_and_the_lr_logged_is_the_epochs(cli, tmp_path):
     # issue 13 item 4: train with --data f_ok from one folder, evaluate from another;
-    # item 9: with a step schedule epoch 1 is logged at the rate it trained with (0.1)
+    # item 9: with a step schedule epoch 1 is logged at the rate it trained with (0.1).
+    # The smoke test of training: the run is a real ``python -m cnnlab train`` process.
     work = tmp_path / "work"
     for c in range(2):
         (work / "f_ok" / f"c{c}").mkdir(parents=True)
         for i in range(8):
             Image.new("L", (8, 8), 40 + 150 * c + i).save(work / "f_ok" / f"c{c}" / f"{i}.png")
-    res = cli("train", "lenet5", "--data", "f_ok", "--name", "f_ok", "--runs-dir", "runs",
-              "--epochs", "2", "--schedule", "step", "--step-size", "1", "--gamma", "0.95",
-              "--lr", "0.1", "--threads", "1", "--no-plots", cwd=work)
+    res = run_cli("train", "lenet5", "--data", "f_ok", "--name", "f_ok", "--runs-dir", "runs",
+                  "--epochs", "2", "--schedule", "step", "--step-size", "1", "--gamma", "0.95",
+                  "--lr", "0.1", "--threads", "1", "--no-plots", cwd=work)
     assert res.returncode == 0, res.stderr
     run = work / "runs" / "f_ok"
     config = json.loads((run / "config.json").read_text())
@@ -148,7 +144,7 @@ def _edit(path, **changes):
 ])
 def test_hand_edited_config_is_one_line_in_evaluate(cli, run_copy, change, needle):
     _edit(run_copy / "config.json", **change)
-    _one_line_error(cli("evaluate", str(run_copy)), "cnnlab evaluate: error:", needle)
+    one_line_error(cli("evaluate", str(run_copy)), "cnnlab evaluate: error:", needle)
 
 
 def test_hand_edited_config_is_one_line_in_predict_and_resume(cli, run_copy, tmp_path):
@@ -157,12 +153,12 @@ def test_hand_edited_config_is_one_line_in_predict_and_resume(cli, run_copy, tmp
     img = tmp_path / "x.png"
     Image.new("L", (20, 20), 128).save(img)
     _edit(run_copy / "config.json", mean=[0.1, 0.2, 0.3])
-    _one_line_error(cli("predict", str(run_copy), str(img)), "cnnlab predict: error:",
+    one_line_error(cli("predict", str(run_copy), str(img)), "cnnlab predict: error:",
                     "config key 'mean' must be a list of numbers, one per input channel")
     state = torch.load(run_copy / "checkpoint.pt", weights_only=True)
     state["config"] = json.dumps(dict(json.loads(state["config"]), model=5))
     torch.save(state, run_copy / "checkpoint.pt")
-    _one_line_error(cli("train", "lenet5", "--resume", str(run_copy)), "cnnlab train: error:",
+    one_line_error(cli("train", "lenet5", "--resume", str(run_copy)), "cnnlab train: error:",
                     "config key 'model' must be a registered model name")
 
 
@@ -184,5 +180,5 @@ def test_hand_edited_config_more_cases(run_copy, capsys, change, needle):
 def test_resume_with_a_changed_option_is_refused_naming_it(cli, trained_runs):
     res = cli("train", "lenet5", "--resume", str(trained_runs.lenet5_synthetic), "--lr", "0.5",
               "--batch-size", "16", "--epochs", "3")
-    _one_line_error(res, "--lr 0.5 (the run's: 0.01)", "drop them, or start a new run")
+    one_line_error(res, "--lr 0.5 (the run's: 0.01)", "drop them, or start a new run")
     assert "--batch-size" not in res.stderr and "--epochs" not in res.stderr  # same / allowed

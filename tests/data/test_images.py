@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -20,14 +18,7 @@ from PIL import Image
 from cnnlab.data import load_data
 from cnnlab.data.images import read_image
 from cnnlab.errors import DataError, ImageTooLargeError
-from tests.helpers import REPO, run_main
-
-
-def cli_env(*args: str, env: dict | None = None, cwd=None, timeout: float = 300):
-    """``python -m cnnlab ARGS`` with extra environment variables."""
-    full = dict(os.environ, PYTHONPATH=str(REPO / "src"), COLUMNS="120", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True,
-                          text=True, timeout=timeout, env=full, cwd=cwd)
+from tests.helpers import run_cli, run_main
 
 
 def png_header_only(path, width: int, height: int):
@@ -243,7 +234,7 @@ def test_cli_pillow_warning_is_one_clean_line(tmp_path):
     # (The header-only file then fails to decode: a second, one-line error.)
     big = png_header_only(tmp_path / "big.png", 10000, 10000)
     # (a subprocess: in pytest's process, a leaked Python warning would be captured by pytest)
-    res = cli_env("filter", str(big), "--kernel", "sobel", "--out", str(tmp_path / "o.png"),
+    res = run_cli("filter", str(big), "--kernel", "sobel", "--out", str(tmp_path / "o.png"),
                   env={"CNNLAB_MAX_IMAGE_PIXELS": ""})
     assert "DecompressionBomb" not in res.stderr and "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
@@ -359,7 +350,7 @@ def test_evaluate_a_skip_bad_run_on_its_folder(tiny_run, capsys):
     assert json.loads(res.stdout)["classes"] == ["left", "right"]
 
 
-# from tests/test_hardening2.py (issue 22)
+# moved from tests/test_hardening2.py (issue 22)
 @pytest.mark.parametrize("value", ["-5", "inf", "nan"])
 def test_a_negative_pixel_limit_is_refused(monkeypatch, value):
     from cnnlab.data.images import max_image_pixels

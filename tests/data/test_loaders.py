@@ -219,7 +219,7 @@ def test_synthetic_is_seeded_and_shaped():
     assert sorted(a.train.labels.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
-# from tests/test_hardening.py (issue 13)
+# moved from tests/test_hardening.py (issue 13)
 # -------------------------------------------------------- CIFAR with N class names (item 10)
 
 
@@ -257,7 +257,7 @@ def test_cifar_label_beyond_the_names_is_refused(tmp_path):
     assert load_data(str(root)).num_classes == 12
 
 
-# from tests/test_hardening.py (issue 13)
+# moved from tests/test_hardening.py (issue 13)
 @pytest.mark.parametrize("magic", [b"\x01\x00\x08\x01", b"\x00\x01\x08\x01",
                                    b"\x08\x00\x08\x01"])
 def test_idx_magic_needs_both_leading_zero_bytes(tmp_path, magic):
@@ -271,7 +271,7 @@ def test_idx_magic_needs_both_leading_zero_bytes(tmp_path, magic):
     assert read_idx(f).tolist() == [1, 2, 3]
 
 
-# from tests/test_hardening2.py (issue 22)
+# moved from tests/test_hardening2.py (issue 22)
 def test_idx_labels_with_an_images_magic_are_named_as_such(capsys, tmp_path):
     import struct
 

@@ -1,10 +1,11 @@
 """What the tests share: the paths, the reference records, the two ways to run the CLI.
 
-``run_main`` runs ``cnnlab.cli.main`` in this process (most CLI tests: no interpreter start-up,
-no second torch import); ``run_cli`` starts ``python -m cnnlab`` in a subprocess (the smoke
-tests of the real entry point, and what needs a process of its own: signals, torchrun,
-environment variables read at import). Both return an object with ``returncode``, ``stdout``
-and ``stderr``. The seeded weight fill is in ``tests.helpers.seeded_fill``, the small
+``run_main`` runs ``cnnlab.cli.main`` in this process (most CLI tests, also through the ``cli``
+fixture: no interpreter start-up, no second torch import); ``run_cli`` starts
+``python -m cnnlab`` in a subprocess (the smoke tests of the real process, marked
+``@pytest.mark.smoke``, and what needs a process of its own: signals, torchrun, what a fresh
+interpreter imports). Both return a ``Result``: ``returncode``, ``stdout`` and ``stderr``, as a
+finished subprocess has them. The seeded weight fill is in ``tests.helpers.seeded_fill``, the small
 networks of the analysis tests in ``tests.helpers.nets``; the trained runs the CLI tests share
 are the session fixture ``trained_runs`` (tests/conftest.py).
 """
@@ -78,7 +79,10 @@ def run_main(capsys, *argv) -> Result:
     from cnnlab.cli import main
 
     capsys.readouterr()
-    code = main([str(a) for a in argv])
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse: --help, or a usage mistake; as a process would exit
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     out, err = capsys.readouterr()
     return Result(code, out, err)
 

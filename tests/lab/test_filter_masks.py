@@ -29,7 +29,7 @@ def test_the_slides_plus_45_mask_is_named_in_the_list():
     assert "as the slide" in rows["roberts-x"] and "as the slide" in rows["roberts-y"]
 
 
-# from tests/test_hardening.py (issue 13)
+# moved from tests/test_hardening.py (issue 13)
 @pytest.mark.parametrize("name", ["sobel", "prewitt"])
 def test_y_mask_is_the_transpose_of_x(name):
     from cnnlab.filters import get_kernel

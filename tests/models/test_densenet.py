@@ -2,7 +2,7 @@
 mode giving the same outputs, gradients and BN statistics as the normal mode.
 
 torchvision key-for-key checks and the registry-wide forward/backward checks are in
-tests/test_models.py.
+tests/models/test_every_model.py.
 """
 
 from __future__ import annotations

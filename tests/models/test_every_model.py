@@ -259,7 +259,7 @@ def test_reset_classifier_resets_the_auxiliary_heads_too():
 # Scripted and exported in the default run: one model per family and per distinct block or
 # option (LRN, option-A shortcuts, SE, both InvertedResidual layouts); every model with
 # ``-m slow``. DenseNet's smallest registered model takes half a minute to script and export;
-# tests/test_interop.py runs its code (dense layers, blocks, transitions) in a small
+# tests/models/test_interop.py runs its code (dense layers, blocks, transitions) in a small
 # configuration instead.
 SCRIPT_EXPORT_DEFAULT = {
     "lenet5", "alexnet", "alexnet_original", "vgg11_lrn", "vgg11_bn", "allconv_c",

@@ -1,7 +1,7 @@
 """cnnlab models outside eager PyTorch: torch.fx, TorchScript, torch.export.
 
 The registry-wide checks (every model traces, scripts and exports to its eager output) are in
-tests/test_models.py, where each model is built once. Here: training mode of the models with
+tests/models/test_every_model.py, where each model is built once. Here: training mode of the models with
 auxiliary heads, the input check under each mechanism, fx feature extraction the way
 torchvision's ``create_feature_extractor`` does it, and a scripted model saved and loaded.
 """
@@ -136,7 +136,7 @@ def test_fx_feature_extraction_gives_the_stage_outputs():
 @pytest.mark.parametrize("kind", ["fx", "script", "export"])
 def test_small_densenet_traces_scripts_and_exports(kind):
     """DenseNet's code (dense layers reading a list of maps, blocks, transitions) in a small
-    configuration; the registered DenseNets run with -m slow (tests/test_models.py)."""
+    configuration; the registered DenseNets run with -m slow (tests/models/test_every_model.py)."""
     torch.manual_seed(0)
     model = DenseNet(growth_rate=8, block_config=(2, 3), num_init_features=16,
                      num_classes=4).eval()

@@ -3,7 +3,7 @@ option A shortcuts, pre-activation order, zero-init. Large models are built on t
 real forwards use the CIFAR nets or single blocks at small sizes.
 
 torchvision / timm key-for-key checks and the forward/backward/min-size checks of every model
-are in tests/test_models.py.
+are in tests/models/test_every_model.py.
 """
 
 from __future__ import annotations

@@ -336,7 +336,7 @@ def test_v2_bad_width_is_named():
         ShuffleNetV2(width="3.0")
 
 
-# from tests/test_hardening.py (issue 13)
+# moved from tests/test_hardening.py (issue 13)
 def test_shufflenet_v1_unit_forward_shuffles_the_channels():
     # The unit's own forward (not its parts called by hand) must shuffle: out = relu(x +
     # gconv2(dwconv(shuffle(gconv1(x))))), the shuffle written here as an index list: g=3

@@ -87,14 +87,12 @@ def test_a_run_trained_on_a_relative_folder_shows_from_anywhere(cli, idx_folder,
     `scratch show` from another working directory finds it."""
     import json
 
-    from tests.helpers import run_cli
-
-    res = run_cli("scratch", "train", "--data", idx_folder.name, "--epochs", "1", "--out",
-                  str(tmp_path / "run"), cwd=idx_folder.parent)
+    res = cli("scratch", "train", "--data", idx_folder.name, "--epochs", "1", "--out",
+              str(tmp_path / "run"), cwd=idx_folder.parent)
     assert res.returncode == 0, res.stderr
     config = json.loads((tmp_path / "run" / "scratch_config.json").read_text())
     assert config["data"] == str(idx_folder.resolve())
-    res = run_cli("scratch", "show", str(tmp_path / "run"), "--out", str(tmp_path / "pics"),
-                  cwd=tmp_path)
+    res = cli("scratch", "show", str(tmp_path / "run"), "--out", str(tmp_path / "pics"),
+              cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "pics" / "feature_maps.png").is_file()

@@ -41,7 +41,7 @@ def test_steps_with_momentum_and_weight_decay_equal_torch():
         np.testing.assert_allclose(m.params["W"], p.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
-# from tests/test_hardening.py (issue 13)
+# moved from tests/test_hardening.py (issue 13)
 # ------------------------------------------------------------ mutation-audit survivors (12)
 
 

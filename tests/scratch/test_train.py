@@ -99,7 +99,7 @@ def test_lenet5_from_scratch_reaches_95_percent_in_3_minutes(cli):
     assert acc >= 95 and elapsed < 180, (acc, elapsed)   # printed in %
 
 
-# from tests/test_hardening.py (issue 13)
+# moved from tests/test_hardening.py (issue 13)
 # --------------------------------------------------------- the NumPy engine's lr (item 8)
 
 

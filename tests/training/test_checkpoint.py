@@ -114,7 +114,7 @@ def test_resume_of_another_model_is_refused(tmp_path):
         train(TrainConfig(model="other", runs_dir=str(tmp_path), name="r"), resume=True)
 
 
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cli, tmp_path):
     runs = ["--runs-dir", str(tmp_path)]
     # The killed run: slowed to ~20 ms a step so the test can catch it mid-epoch.
     proc = start_cli("train", *ARGS, *runs, "--name", "killed",
@@ -140,9 +140,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, err
     assert "resuming" in out
 
-    full = start_cli("train", *ARGS, *runs, "--name", "full")
-    _, err = full.communicate(timeout=300)
-    assert full.returncode == 0, err
+    # the uninterrupted run, in this process (the resumed one above was a fresh process)
+    full = cli("train", *ARGS, *runs, "--name", "full")
+    assert full.returncode == 0, full.stderr
 
     a = json.loads((tmp_path / "killed" / "results.json").read_text())
     b = json.loads((tmp_path / "full" / "results.json").read_text())
@@ -157,7 +157,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
             assert x[key] == y[key], key
 
 
-# from tests/test_hardening2.py (issue 22)
+# moved from tests/test_hardening2.py (issue 22)
 # ------------------------------------------------------------- a run stopped early
 
 

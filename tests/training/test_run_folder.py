@@ -1,5 +1,6 @@
-"""The run folder's lock (issue 13 item 1) and Ctrl-C (item 11), with real processes through
-the real entry point."""
+"""The run folder's lock (issue 13 item 1) and Ctrl-C (item 11): the run that is locked and
+interrupted is a real process (``python -m cnnlab train``); the other calls go through the
+entry point in this process."""
 
 import json
 import os
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 from cnnlab.training.run import RunFolder, RunLockedError
-from tests.helpers import REPO, run_cli, start_cli
+from tests.helpers import REPO, start_cli
 
 SYN = "synthetic:classes=3,size=1x32x32,train=64,val=0,test=12"
 ARGS = ["lenet5", "--model-arg", "activation=relu", "--data", SYN, "--batch-size", "16",
@@ -49,7 +50,7 @@ def _wait_for(path: Path, proc, timeout=120):
         time.sleep(0.05)
 
 
-def test_second_writer_is_refused_then_ctrl_c_says_how_to_resume(tmp_path):
+def test_second_writer_is_refused_then_ctrl_c_says_how_to_resume(cli, tmp_path):
     runs = ["--runs-dir", str(tmp_path)]
     a = _start(*ARGS, *runs, "--name", "same", "--epochs", "200", "--checkpoint-every", "2",
                delay="0.3")
@@ -59,8 +60,8 @@ def test_second_writer_is_refused_then_ctrl_c_says_how_to_resume(tmp_path):
         assert owner["pid"] == a.pid
         # a second run with the same name, and a --resume of the running run: both refused
         for extra in ([], ["--resume"]):
-            b = run_cli("train", *ARGS, *runs, "--name", "same", "--epochs", "3", "--seed", "2",
-                        *extra)
+            b = cli("train", *ARGS, *runs, "--name", "same", "--epochs", "3", "--seed", "2",
+                    *extra)
             assert b.returncode == 2, b.stderr
             line = b.stderr.strip()
             assert "\n" not in line and "Traceback" not in line
@@ -81,7 +82,7 @@ def test_second_writer_is_refused_then_ctrl_c_says_how_to_resume(tmp_path):
     # the printed command works (with fewer epochs: --epochs may change on resume)
     done_epochs = torch.load(tmp_path / "same" / "checkpoint.pt", weights_only=True)["epoch"]
     cmd = shlex.split(m.group(1))[1:]
-    done = run_cli(*cmd, "--epochs", str(done_epochs + 1))
+    done = cli(*cmd, "--epochs", str(done_epochs + 1))
     assert done.returncode == 0, done.stderr
     assert f"changed on resume: epochs 200 -> {done_epochs + 1}" in done.stdout
     config = json.loads((tmp_path / "same" / "config.json").read_text())
@@ -117,10 +118,10 @@ def test_lock_held_by_another_process_names_its_pid(tmp_path):
     RunFolder(tmp_path / "r").lock().unlock()  # free once the holder is gone
 
 
-def test_runs_dir_that_is_a_file_is_one_line(tmp_path):
+def test_runs_dir_that_is_a_file_is_one_line(cli, tmp_path):
     f = tmp_path / "afile"
     f.write_text("x")
-    res = run_cli("train", "lenet5", "--runs-dir", str(f / "sub"), "--epochs", "1")
+    res = cli("train", "lenet5", "--runs-dir", str(f / "sub"), "--epochs", "1")
     assert res.returncode == 2
     assert res.stderr.strip() == (f"cnnlab train: error: --runs-dir {f / 'sub'}: {f} is a file, "
                                   "not a folder; give a folder for the runs")
