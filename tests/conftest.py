@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import random
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,11 +34,13 @@ def _seed():
 
 @contextlib.contextmanager
 def _global_state_kept():
-    """torch's thread count and deterministic-algorithms switch, and the working folder, as
-    they were: a command's ``--threads 1`` or ``--deterministic`` would otherwise stay for the
-    rest of the session (a process would have exited)."""
+    """torch's thread count and deterministic-algorithms switch, the random generators (torch,
+    NumPy, Python) and the working folder, as they were: a command's ``--threads 1``,
+    ``--deterministic`` or seeding would otherwise stay for the rest of the test or session (a
+    process would have exited)."""
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
+    rng = torch.get_rng_state(), np.random.get_state(), random.getstate()
     cwd = os.getcwd()
     try:
         yield
@@ -44,6 +48,9 @@ def _global_state_kept():
         os.chdir(cwd)
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+        torch.set_rng_state(rng[0])
+        np.random.set_state(rng[1])
+        random.setstate(rng[2])
 
 
 @pytest.fixture

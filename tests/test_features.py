@@ -266,7 +266,8 @@ def _blocks_that_fail(model, paths, how) -> list[str]:
     return bad
 
 
-# Scripting the deep ones takes seconds each (tests/models/test_interop.py scripts every full model).
+# Scripting the deep ones takes seconds each (tests/models/test_interop.py scripts every full
+# model).
 SLOW_TO_SCRIPT = {"densenet121", "inception_v3", "xception", "efficientnet_b0", "googlenet"}
 CONVERSIONS = [pytest.param(n, how, marks=pytest.mark.slow)
                if how == "script" and n in SLOW_TO_SCRIPT else (n, how)

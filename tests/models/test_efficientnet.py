@@ -1,9 +1,9 @@
 """EfficientNet B0-B7 and the compound scaling rule (Tan & Le 2019).
 
-Parameter counts and torchvision state_dict keys are checked by tests/models/test_every_model.py. Here:
-the scaled stage tables, multiply-adds against torchvision (on the meta device: nothing is
-allocated, so B7 at 600 px costs well under a second), the variant settings, and the compound
-rule, whose FLOPs should grow about 2^phi.
+Parameter counts and torchvision state_dict keys are checked by
+tests/models/test_every_model.py. Here: the scaled stage tables, multiply-adds against
+torchvision (on the meta device: nothing is allocated, so B7 at 600 px costs well under a
+second), the variant settings, and the compound rule, whose FLOPs should grow about 2^phi.
 """
 
 from __future__ import annotations

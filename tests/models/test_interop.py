@@ -1,8 +1,8 @@
 """cnnlab models outside eager PyTorch: torch.fx, TorchScript, torch.export.
 
 The registry-wide checks (every model traces, scripts and exports to its eager output) are in
-tests/models/test_every_model.py, where each model is built once. Here: training mode of the models with
-auxiliary heads, the input check under each mechanism, fx feature extraction the way
+tests/models/test_every_model.py, where each model is built once. Here: training mode of the
+models with auxiliary heads, the input check under each mechanism, fx feature extraction the way
 torchvision's ``create_feature_extractor`` does it, and a scripted model saved and loaded.
 """
 

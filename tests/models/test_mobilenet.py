@@ -1,9 +1,10 @@
 """MobileNet v1/v2/v3 and the shared InvertedResidual block: the papers' tables and arithmetic.
 
-Parameter counts and torchvision state_dict keys are checked by tests/models/test_every_model.py (reference
-records); here: multiply-adds against the papers and torchvision, the stage tables, and the
-block's layouts. Multiply-adds are counted with ``torch.utils.flop_counter`` on the meta device
-(no memory, no compute): FLOPs / 2 = MACs of convolutions and linear layers.
+Parameter counts and torchvision state_dict keys are checked by
+tests/models/test_every_model.py (reference records); here: multiply-adds against the papers
+and torchvision, the stage tables, and the block's layouts. Multiply-adds are counted with
+``torch.utils.flop_counter`` on the meta device (no memory, no compute): FLOPs / 2 = MACs of
+convolutions and linear layers.
 """
 
 from __future__ import annotations
