@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.cli import main
 from cnnlab.errata import COURSE_FILES, errata, render_markdown
-from tests.helpers import REPO
+from tests.helpers import REPO, run_main
 
 
 def course_dir() -> Path | None:
@@ -36,11 +35,12 @@ def entries():
 
 
 def run_in_process(command: str, capsys) -> str:
+    """The output of ``command`` (a ``cnnlab ...`` line), run in this process."""
     args = shlex.split(command)
     assert args[0] == "cnnlab"
-    capsys.readouterr()
-    assert main(args[1:]) == 0, command
-    return capsys.readouterr().out
+    res = run_main(capsys, *args[1:])
+    assert res.returncode == 0, (command, res.stderr)
+    return res.stdout
 
 
 def test_every_entry_is_complete(entries):
