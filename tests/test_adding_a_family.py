@@ -16,8 +16,7 @@ import cnnlab
 from cnnlab import registry
 from cnnlab.data.config import data_config
 from cnnlab.errors import ModelArgumentError
-
-from .conftest import REPO
+from tests.helpers import REPO
 
 PAGE = REPO / "docs" / "adding_a_family.md"
 

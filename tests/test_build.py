@@ -14,8 +14,7 @@ from torch import nn
 import cnnlab
 from cnnlab import build, factory, registry
 from cnnlab.errors import ModelArgumentError
-
-from .conftest import REPO
+from tests.helpers import REPO
 
 
 class _Block(nn.Module):

@@ -16,8 +16,8 @@ from cnnlab import create_model
 from cnnlab.errors import InputShapeError
 from cnnlab.features import FeatureListNet, expand_paths, features_model, spec_for
 from cnnlab.registry import get_entry, list_models
-from tests.conftest import REFERENCE_DIR
-from tests.seeded_fill import seeded_fill_
+from tests.helpers import REFERENCE_DIR
+from tests.helpers.seeded_fill import seeded_fill_
 
 FEATURES = json.loads((REFERENCE_DIR / "outputs" / "features.json").read_text())
 
@@ -266,7 +266,8 @@ def _blocks_that_fail(model, paths, how) -> list[str]:
     return bad
 
 
-# Scripting the deep ones takes seconds each (tests/test_interop.py scripts every full model).
+# Scripting the deep ones takes seconds each (tests/models/test_interop.py scripts every full
+# model).
 SLOW_TO_SCRIPT = {"densenet121", "inception_v3", "xception", "efficientnet_b0", "googlenet"}
 CONVERSIONS = [pytest.param(n, how, marks=pytest.mark.slow)
                if how == "script" and n in SLOW_TO_SCRIPT else (n, how)

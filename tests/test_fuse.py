@@ -15,8 +15,7 @@ from torch import nn
 
 import cnnlab
 from cnnlab.fuse import FuseError, fuse_with_report
-
-from .seeded_fill import relative_error
+from tests.helpers.seeded_fill import relative_error
 
 # one or two of each family in the default run (seconds); the whole registry under -m slow
 QUICK = ("lenet5", "resnet20", "resnet18", "resnet50_v2", "densenet121", "mobilenet_v1",

@@ -11,8 +11,7 @@ from torch import nn
 import cnnlab
 from cnnlab.analysis.summary import summary
 from cnnlab.graph import INPUT, trace_graph
-
-from .analysis_nets import TinyInception, TinyResNet
+from tests.helpers.nets import TinyInception, TinyResNet
 
 MODELS = cnnlab.list_models()
 

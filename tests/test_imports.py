@@ -13,8 +13,7 @@ import sys
 import pytest
 
 from cnnlab.cli import COMMANDS
-
-from .conftest import REPO
+from tests.helpers import REPO
 
 HEAVY = ("torch", "cnnlab.models.lenet", "cnnlab.models.resnet", "cnnlab.scratch")
 

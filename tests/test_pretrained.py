@@ -26,8 +26,7 @@ from cnnlab.pretrained import (
     match_architectures,
     read_weights,
 )
-
-from .conftest import reference_record
+from tests.helpers import reference_record
 
 
 def random_state(record: list[tuple[str, tuple]], dtype=torch.float32) -> dict:

@@ -1,8 +1,13 @@
+
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import cnnlab
+from cnnlab.errors import CnnlabError, ModelArgumentError
 from cnnlab.registry import get_entry
+from tests.helpers import one_line_error, run_main
 
 
 def test_list_models_is_sorted_and_filters_with_wildcards():
@@ -77,10 +82,81 @@ def test_the_registry_itself_imports_no_family():
     import subprocess
     import sys
 
-    from .conftest import REPO
+    from tests.helpers import REPO
 
     code = ("from cnnlab import registry\nregistry.set_loader(None)\n"
             "print(registry.list_models(), 'cnnlab.models.lenet' in __import__('sys').modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
     assert res.stdout.strip() == "[] False", res.stderr
+
+
+# moved from tests/test_hardening.py (issue 13)
+# ------------------------------------------------------------------ model arguments (item 3)
+
+
+@pytest.mark.parametrize("model,arg,needles", [
+    ("lenet5", "nosuch=1", ["lenet5 does not take the argument 'nosuch'", "activation"]),
+    ("mobilenet_v1", "width_mult=abc",
+     ["mobilenet_v1's argument 'width_mult' takes a number, got 'abc'"]),
+])
+def test_cli_bad_model_arg_is_one_line(capsys, tmp_path, model, arg, needles):
+    res = run_main(capsys, "train", model, "--model-arg", arg, "--epochs", "1", "--runs-dir",
+                   tmp_path / "runs")
+    one_line_error(res, "cnnlab train: error: ", *needles)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_model_argument_errors_are_user_errors_but_builder_bugs_are_not():
+    with pytest.raises(ModelArgumentError, match="resnet20 does not take the argument 'x'"):
+        cnnlab.create_model("resnet20", x=1)
+    with pytest.raises(ModelArgumentError, match="'stem' takes a string, got 3"):
+        cnnlab.create_model("resnet20", stem=3)
+    with pytest.raises(ModelArgumentError, match="resnet20 sets 'layers' itself"):
+        cnnlab.create_model("resnet20", layers=(1, 1, 1))
+    with pytest.raises(ModelArgumentError, match="'num_classes' takes an integer, got 2.5"):
+        cnnlab.create_model("lenet5", num_classes=2.5)
+    assert isinstance(ModelArgumentError("x"), TypeError)  # `except TypeError` still works
+    # a value of the right type that the model refuses is its own ValueError, as before
+    with pytest.raises(ValueError, match="width_mult"):
+        cnnlab.create_model("mobilenet_v1", width_mult=-1.0)
+    # an int where a float is annotated, and a NumPy float, are accepted
+    with torch.device("meta"):
+        cnnlab.create_model("mobilenet_v1", width_mult=1, dropout=np.float64(0.5))
+
+    # A TypeError raised by a builder's own code (a programming error) stays a plain
+    # TypeError with its traceback: it is not a CnnlabError.
+    from cnnlab import registry
+
+    @registry.register_model(input_size=(1, 8, 8))
+    def _broken_for_test(**kwargs) -> nn.Module:
+        return len(5)  # TypeError: object of type 'int' has no len()
+
+    try:
+        with pytest.raises(TypeError, match="has no len") as err:
+            cnnlab.create_model("_broken_for_test", num_classes=3)
+        assert not isinstance(err.value, CnnlabError)
+    finally:
+        del registry._MODELS["_broken_for_test"]
+
+
+# moved from tests/test_hardening2.py (issue 22)
+def test_catalog_describes_where_resnet50_puts_its_stride():
+    from cnnlab._catalog_data import MODELS
+
+    for name in ("resnet50", "resnet101", "resnet152"):
+        doc = MODELS[name]["doc"]
+        assert "stride in the 3x3" in doc and "stride_in_1x1=True: the paper's" in doc, doc
+    block = cnnlab.create_model("resnet50").layer2[0]
+    assert block.conv1.stride == (1, 1) and block.conv2.stride == (2, 2)  # what it says
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda: cnnlab.create_model(None), "the argument 'name' takes a model name"),
+    (lambda: cnnlab.list_models(123), "list_models' argument 'pattern' takes a string"),
+])
+def test_python_api_names_the_argument(call, needle):
+    from cnnlab.errors import ModelArgumentError
+
+    with pytest.raises(ModelArgumentError, match=needle):
+        call()

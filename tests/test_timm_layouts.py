@@ -21,8 +21,7 @@ import torch
 import cnnlab
 from cnnlab.errors import CheckpointError
 from cnnlab.pretrained import convert_layout, create_pretrained, match_architectures
-
-from .seeded_fill import (
+from tests.helpers.seeded_fill import (
     logits_index,
     reference_input,
     reference_logits,

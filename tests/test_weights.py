@@ -1,11 +1,13 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
 import cnnlab
 from cnnlab.errors import CheckpointError
 from cnnlab.weights import load_run_model, load_weights, save_run_model, save_weights
+from tests.helpers import one_line_error, run_main
 
 
 def test_run_folder_round_trip(tmp_path):
@@ -66,3 +68,40 @@ def test_load_weights_converts_a_layout_the_family_knows(tmp_path):
     torch.save(timm, tmp_path / "vgg11_timm.pth")
     loaded = load_weights(cnnlab.create_model("vgg11", num_classes=3), tmp_path / "vgg11_timm.pth")
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+# moved from tests/test_hardening2.py (issue 22)
+# ------------------------------------------------------------- weights with NaN / inf
+
+
+def test_weights_with_nan_or_inf_are_refused_unless_allowed(capsys, tmp_path):
+    from cnnlab.errors import CheckpointError
+    from cnnlab.weights import load_weights, save_weights
+
+    model = cnnlab.create_model("lenet5")
+    with torch.no_grad():
+        model.features.c1.weight[0, 0, 0, 0] = float("nan")
+        model.f6.bias[3] = float("inf")
+    save_weights(model, tmp_path / "bad.safetensors")
+    with pytest.raises(CheckpointError, match=r"2 tensors hold NaN or infinite values "
+                                              r"\(features.c1.weight, f6.bias\)"):
+        load_weights(cnnlab.create_model("lenet5"), tmp_path / "bad.safetensors")
+    fresh = load_weights(cnnlab.create_model("lenet5"), tmp_path / "bad.safetensors",
+                         allow_nonfinite=True)
+    assert torch.isnan(fresh.features.c1.weight[0, 0, 0, 0])
+    from PIL import Image
+
+    from cnnlab.weights import save_run_model
+
+    save_run_model(tmp_path / "run", model, {
+        "model": "lenet5", "model_kwargs": {}, "input_size": [1, 32, 32],
+        "classes": [str(i) for i in range(10)], "mean": [0.5], "std": [0.5]})
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "digit.png")
+    res = run_main(capsys, "predict", tmp_path / "run", tmp_path / "digit.png")
+    one_line_error(res, "2 tensors hold NaN or infinite values (features.c1.weight, f6.bias)",
+                   "--allow-nonfinite")
+    res = run_main(capsys, "predict", tmp_path / "run", tmp_path / "digit.png",
+                   "--allow-nonfinite")
+    assert res.returncode == 0, res.stderr
+    res = run_main(capsys, "weights", "inspect", tmp_path / "bad.safetensors")  # shows them
+    assert res.returncode == 0 and "hold NaN or infinite values (features.c1.weight" in res.stdout

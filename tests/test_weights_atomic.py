@@ -5,6 +5,7 @@ checkpoints), and not with ``durable=False``."""
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 import torch
@@ -51,3 +52,30 @@ def test_durable_false_skips_the_fsync_but_not_the_rename(tmp_path, calls):
 def test_checkpoints_are_durable(tmp_path, calls):
     save_checkpoint(tmp_path / "checkpoint.pt", {"model": {"w": torch.zeros(2)}})
     assert [c[0] for c in calls] == ["fsync", "replace"]
+
+
+# moved from tests/test_hardening2.py (issue 22)
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_atomic_write_honours_the_umask(tmp_path, mask):
+    from cnnlab.weights import atomic_write_bytes
+
+    old = os.umask(mask)
+    try:
+        atomic_write_bytes(tmp_path / "config.json", b"{}", durable=False)
+        with open(tmp_path / "plain.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(old)
+    got = stat.S_IMODE((tmp_path / "config.json").stat().st_mode)
+    assert got == 0o666 & ~mask == stat.S_IMODE((tmp_path / "plain.json").stat().st_mode)
+
+
+# moved from tests/test_hardening2.py (issue 22)
+def test_errors_name_the_users_file_not_the_temporary_one(tmp_path):
+    from cnnlab.weights import atomic_write_bytes
+
+    (tmp_path / "config.json").mkdir()  # a folder where the file should go
+    with pytest.raises(OSError) as err:
+        atomic_write_bytes(tmp_path / "config.json", b"{}")
+    assert ".tmp" not in str(err.value) and str(tmp_path / "config.json") in str(err.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temporary file left

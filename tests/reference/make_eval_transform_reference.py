@@ -1,5 +1,5 @@
 """Make ``eval_transform_torchvision.npz``: torchvision's evaluation preset on photos of several
-aspect ratios, the reference of ``tests/test_eval_transform.py``.
+aspect ratios, the reference of ``tests/data/test_eval_transform.py``.
 
 torchvision is not a dependency of cnnlab; this script was run once, with torch 2.13 and
 torchvision 0.28.0 installed beside it (``pip install --no-deps --target DIR torchvision``;

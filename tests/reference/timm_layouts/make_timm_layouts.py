@@ -56,7 +56,7 @@ SIZE = 64
 
 
 def seeded_fill_(model: torch.nn.Module, seed: int = 0) -> None:
-    """../outputs/README.md, step 2 (the same code as tests/seeded_fill.py)."""
+    """../outputs/README.md, step 2 (the same code as tests/helpers/seeded_fill.py)."""
     g = torch.Generator().manual_seed(seed)
     state = model.state_dict()
     with torch.no_grad():
