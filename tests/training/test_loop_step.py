@@ -72,3 +72,24 @@ def test_amp_none_does_not_autocast():
     with autocast_for(TrainConfig(model="test", amp="none"), torch.device("cpu")):
         assert not torch.is_autocast_enabled("cpu")
         assert (torch.randn(2, 2) @ torch.randn(2, 2)).dtype == torch.float32
+
+
+def test_evaluate_puts_the_training_mode_back_when_a_batch_raises():
+    """``loop.evaluate`` switches to eval mode; a forward that raises (a bad image, a shape
+    mistake) must not leave a training model in eval mode (issue 21)."""
+    from cnnlab.training.loop import evaluate
+
+    class Fails(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            assert not self.training  # evaluate did switch to eval mode
+            raise RuntimeError("a batch that cannot be run")
+
+    model = Fails().train()
+    ds = [(torch.zeros(3), 0), (torch.ones(3), 1)]
+    with pytest.raises(RuntimeError, match="cannot be run"):
+        evaluate(model, ds, 2, torch.device("cpu"), num_classes=2)
+    assert model.training

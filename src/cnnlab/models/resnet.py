@@ -331,6 +331,7 @@ def resnet152(**kwargs) -> ResNet:
 
 # ResNet v1, CIFAR-10 (section 4.2): 6n + 2 layers.
 
+# n blocks per stage, the one place the depths are written (the builders below read it)
 CIFAR_DEPTHS = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18}
 
 
@@ -342,31 +343,31 @@ def _cifar_resnet(n: int, num_classes: int = 10, shortcut: str = "A", **kwargs) 
 @register_model(input_size=(3, 32, 32))
 def resnet20(**kwargs) -> ResNet:
     """CIFAR ResNet-20 (He et al. 2015, sec. 4.2): n=3, 16/32/64 filters, option A shortcuts."""
-    return _cifar_resnet(3, **kwargs)
+    return _cifar_resnet(CIFAR_DEPTHS["resnet20"], **kwargs)
 
 
 @register_model(input_size=(3, 32, 32))
 def resnet32(**kwargs) -> ResNet:
     """CIFAR ResNet-32 (He et al. 2015, sec. 4.2): n=5, 16/32/64 filters, option A shortcuts."""
-    return _cifar_resnet(5, **kwargs)
+    return _cifar_resnet(CIFAR_DEPTHS["resnet32"], **kwargs)
 
 
 @register_model(input_size=(3, 32, 32))
 def resnet44(**kwargs) -> ResNet:
     """CIFAR ResNet-44 (He et al. 2015, sec. 4.2): n=7, 16/32/64 filters, option A shortcuts."""
-    return _cifar_resnet(7, **kwargs)
+    return _cifar_resnet(CIFAR_DEPTHS["resnet44"], **kwargs)
 
 
 @register_model(input_size=(3, 32, 32))
 def resnet56(**kwargs) -> ResNet:
     """CIFAR ResNet-56 (He et al. 2015, sec. 4.2): n=9, 16/32/64 filters, option A shortcuts."""
-    return _cifar_resnet(9, **kwargs)
+    return _cifar_resnet(CIFAR_DEPTHS["resnet56"], **kwargs)
 
 
 @register_model(input_size=(3, 32, 32))
 def resnet110(**kwargs) -> ResNet:
     """CIFAR ResNet-110 (He et al. 2015, sec. 4.2): n=18, 16/32/64 filters, option A shortcuts."""
-    return _cifar_resnet(18, **kwargs)
+    return _cifar_resnet(CIFAR_DEPTHS["resnet110"], **kwargs)
 
 
 # ResNet v2, pre-activation (He et al. 2016), timm's resnetv2_* layout.

@@ -355,6 +355,21 @@ def evaluate(model: nn.Module, ds, batch_size: int, device: torch.device,
     n_cls = num_classes or 0
     sums = torch.zeros(4, dtype=torch.float64)  # loss*n, top1, top5, n
     cm = torch.zeros(n_cls, n_cls, dtype=torch.int64)
+    try:
+        _evaluate_batches(model, ds, batches, device, channels_last, amp_ctx, sums, cm, n_cls)
+    finally:  # the model's train/eval mode comes back even when a batch raises
+        set_train_mode(model, was_training)
+    all_reduce_sum(sums, info)
+    if n_cls:
+        all_reduce_sum(cm, info)
+    n = max(sums[3].item(), 1)
+    return {"loss": sums[0].item() / n, "top1": 100 * sums[1].item() / n,
+            "top5": 100 * sums[2].item() / n, "n": int(sums[3].item()), "confusion": cm}
+
+
+def _evaluate_batches(model, ds, batches, device, channels_last, amp_ctx, sums, cm,
+                      n_cls: int) -> None:
+    """Add each batch's loss, top-1, top-5 and count to ``sums`` and its confusion to ``cm``."""
     for x, y in iterate_batches(ds, batches):
         x, y = x.to(device), y.to(device)
         if channels_last:
@@ -367,10 +382,3 @@ def evaluate(model: nn.Module, ds, batch_size: int, device: torch.device,
         sums += torch.tensor([loss.item(), c1, c5, len(y)], dtype=torch.float64)
         if n_cls:
             cm += confusion_matrix(logits.argmax(1).cpu(), y.cpu(), n_cls)
-    all_reduce_sum(sums, info)
-    if n_cls:
-        all_reduce_sum(cm, info)
-    set_train_mode(model, was_training)
-    n = max(sums[3].item(), 1)
-    return {"loss": sums[0].item() / n, "top1": 100 * sums[1].item() / n,
-            "top5": 100 * sums[2].item() / n, "n": int(sums[3].item()), "confusion": cm}
