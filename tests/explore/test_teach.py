@@ -197,14 +197,14 @@ def dump(path: Path, fragment: str = "", screenshot: Path | None = None):
 @pytest.fixture(autouse=True)
 def _raw_dom(monkeypatch):
     """Keep the raw dumped DOM too (attributes of any element, not only <body>)."""
-    from . import test_explore
+    from tests.helpers import browser
 
-    orig = test_explore._Dom.feed
+    orig = browser._Dom.feed
 
     def feed(self, data):
         self.raw = [data]
         return orig(self, data)
-    monkeypatch.setattr(test_explore._Dom, "feed", feed)
+    monkeypatch.setattr(browser._Dom, "feed", feed)
 
 
 def test_drawn_digit_prediction_equals_pytorch(pages):

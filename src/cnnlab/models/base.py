@@ -6,7 +6,8 @@
   whose fully connected layers come before it; 1280 for MobileNet v3 large; 84 for LeNet-5);
 * ``forward_features(x)`` returns the last feature map (N, num_features, h, w);
 * ``forward_head(x, pre_logits=False)`` pools and classifies (or stops before the
-  classifier and returns the pooled vector, N x head_hidden_size);
+  classifier and returns the pooled vector, N x head_hidden_size, taken before the head's
+  dropout in every family: in eval mode the same, in training mode not yet dropped out);
 * ``forward(x)`` checks the input, then runs the two;
 * ``min_input_size`` (H, W) is the smallest input the architecture takes; smaller inputs,
   and inputs with the wrong number of channels, raise :class:`~cnnlab.errors.InputShapeError`

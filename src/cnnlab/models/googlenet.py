@@ -240,8 +240,8 @@ class GoogLeNet(AuxClassifier):
         return x, aux
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(torch.flatten(self.avgpool(x), 1))
-        return x if pre_logits else self.fc(x)
+        x = torch.flatten(self.avgpool(x), 1)  # pre_logits: before the dropout, as every family
+        return x if pre_logits else self.fc(self.dropout(x))
 
 
 @register_model(input_size=(3, 224, 224),

@@ -274,8 +274,8 @@ class InceptionV3(AuxClassifier):
         return x, aux
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(torch.flatten(self.avgpool(x), 1))
-        return x if pre_logits else self.fc(x)
+        x = torch.flatten(self.avgpool(x), 1)  # pre_logits: before the dropout, as every family
+        return x if pre_logits else self.fc(self.dropout(x))
 
     def keras_quirks(self, ran: set[str]) -> dict:
         """Where Keras's Inception v3 differs from this one (:mod:`cnnlab.analysis.keras`):
