@@ -216,3 +216,15 @@ def test_data_path_that_is_a_link_loop_is_one_line(capsys, tmp_path):
     res = run_main(capsys, "train", "lenet5", "--data", tmp_path / "loop", "--runs-dir",
                    tmp_path / "runs")
     one_line_error(res, "loop: a loop of symbolic links", "fix or remove it")
+
+
+def test_filter_output_without_an_image_extension_is_one_line(capsys, tmp_path):
+    """``filter -o FOLDER`` (no extension): PIL's "unknown file extension" escaped as a bug
+    after the -o spelling came in (found by the fuzz test from a fresh clone)."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "photo.png")
+    (tmp_path / "a folder").mkdir()
+    res = run_main(capsys, "filter", tmp_path / "photo.png", "--kernel", "box", "--figure",
+                   "none", "-o", tmp_path / "a folder")
+    one_line_error(res, "give a file name ending in .png")

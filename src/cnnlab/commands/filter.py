@@ -82,7 +82,7 @@ def run(args) -> int:
         fig = args.figure or out.with_name(f"{out.stem}_figure.png")
     for path, flag in [(p, "-o") for p in paths] + ([(fig, "--figure")] if fig else []):
         output_file(path, args, flag)  # before any work: an existing file is not replaced
-        if flag == "--out" and path.suffix.lower() not in {".npy", *Image.registered_extensions()}:
+        if flag == "-o" and path.suffix.lower() not in {".npy", *Image.registered_extensions()}:
             raise UsageError(f"{flag} {path}: give a file name ending in .png (or .npy for the "
                              "raw values; other image types: .jpg, .tif, ...)")
     image = read_grayscale(args.image)
