@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UsageError, user_files
+from ..errors import UsageError
 from ..layers import ConvNormAct, InvertedResidual, make_divisible
 
 # (expansion, kernel, channels, repeats, stride) per MBConv stage, after a 3x3 stem of 16.
@@ -365,15 +365,9 @@ def format_result(res: SearchResult) -> str:
 
 def plot(res: SearchResult, path) -> None:
     """Validation accuracy vs MACs of every trial, the best and the base marked."""
-    from pathlib import Path
+    from .plots_lab import _plt, _save  # the lab's one figure writer (file checks, clean-up)
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = _plt().subplots(figsize=(8, 5))
     for t in res.trials:
         color = "red" if t.best else ("black" if t.is_base else "tab:blue")
         ax.scatter(t.macs / 1e6, t.accuracy, color=color, s=40)
@@ -384,9 +378,4 @@ def plot(res: SearchResult, path) -> None:
     ax.set_title("Compound-scaling grid search (alpha/beta/gamma; red: best, black: base)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    try:
-        with user_files(path):  # a folder, no permission, no space: the user's to fix
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
+    _save(fig, path)
