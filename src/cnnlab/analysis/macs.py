@@ -30,16 +30,7 @@ from torch import nn
 
 from ..errors import NotAModelError
 from ..graph import trace_graph
-from .ops import (  # noqa: F401  (the operator rules, also importable from here as before)
-    _CONV_OPS,
-    _MM_OPS,
-    RF,
-    _conv_macs,
-    _mm_macs,
-    _other_ops,
-    _rf_update,
-    check_input_size,
-)
+from .ops import RF  # the operator rules live in ops.py, shared with graph.py
 
 # --- the tracer --------------------------------------------------------------------------
 
