@@ -8,8 +8,12 @@ weights, in the same process. Rounds are interleaved (eager, fused, eager, fused
 a change in the machine's load hits both alike; the median of the rounds and the ratio of the
 medians are printed with the CPU, its features and the load before and after.
 
-    PYTHONPATH=src python benchmarks/bench_fuse.py [--models resnet18 ...] [--batch 8]
+    PYTHONPATH=src python benchmarks/bench_fuse.py [--models resnet18 ...] [--batch 1,8]
         [--rounds 7] [--threads 1]
+
+Three columns: eager, ``cnnlab.fuse(model, channels_last=False)`` (batch norm folded only) and
+``cnnlab.fuse(model)`` (folded, weights channels-last: the default), so that what folding
+gains and what the layout gains are read apart.
 """
 
 from __future__ import annotations
@@ -30,35 +34,40 @@ def main() -> None:
     ap.add_argument("--models", nargs="+",
                     default=["resnet18", "resnet50", "mobilenet_v2", "vgg11_bn",
                              "efficientnet_b0", "densenet121"])
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", default="8", help="batch sizes, comma-separated")
     ap.add_argument("--size", type=int, default=224, help="input height = width")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print("\n".join(machine_lines()))
-    print(f"batch {args.batch} x 3x{args.size}x{args.size}, {args.rounds} interleaved rounds, "
-          "median; eager = cnnlab's unfused model (the stand-in for torchvision's eager "
-          "forward: same architecture and weights)\n")
-    print(f"{'model':<16} {'BN folded':>9} {'kept':>5} {'eager ms':>9} {'fused ms':>9} "
-          f"{'fused/eager':>11}")
-    for name in args.models:
-        torch.manual_seed(0)
-        eager = cnnlab.create_model(name).eval()
-        fused = cnnlab.fuse(eager)
-        rep = fused.fuse_report
-        x = torch.randn(args.batch, 3, args.size, args.size)
-        times = {"eager": [], "fused": []}
-        with torch.inference_mode():
-            eager(x), fused(x)  # warm-up
-            for _ in range(args.rounds):
-                for key, m in (("eager", eager), ("fused", fused)):
-                    t = time.perf_counter()
-                    m(x)
-                    times[key].append(time.perf_counter() - t)
-        e, f = (statistics.median(times[k]) * 1e3 for k in ("eager", "fused"))
-        print(f"{name:<16} {len(rep.folded):>9} {len(rep.kept):>5} {e:>9.1f} {f:>9.1f} "
-              f"{f / e:>11.3f}", flush=True)
+    print(f"3x{args.size}x{args.size} inputs, {args.rounds} interleaved rounds, median; "
+          "eager = cnnlab's unfused model (the stand-in for torchvision's eager forward: same "
+          "architecture and weights); folded = cnnlab.fuse(model, channels_last=False); "
+          "fused = cnnlab.fuse(model), batch norm folded and weights channels-last\n")
+    print(f"{'model':<16} {'batch':>5} {'BN folded':>9} {'kept':>5} {'eager ms':>9} "
+          f"{'folded ms':>9} {'fused ms':>9} {'folded/eager':>12} {'fused/eager':>11}")
+    for batch in (int(b) for b in args.batch.split(",")):
+        for name in args.models:
+            torch.manual_seed(0)
+            eager = cnnlab.create_model(name).eval()
+            folded = cnnlab.fuse(eager, channels_last=False)
+            fused = cnnlab.fuse(eager)
+            rep = fused.fuse_report
+            x = torch.randn(batch, 3, args.size, args.size)
+            models = {"eager": eager, "folded": folded, "fused": fused}
+            times = {k: [] for k in models}
+            with torch.inference_mode():
+                for m in models.values():
+                    m(x)  # warm-up
+                for _ in range(args.rounds):
+                    for key, m in models.items():
+                        t = time.perf_counter()
+                        m(x)
+                        times[key].append(time.perf_counter() - t)
+            e, fo, f = (statistics.median(times[k]) * 1e3 for k in models)
+            print(f"{name:<16} {batch:>5} {len(rep.folded):>9} {len(rep.kept):>5} {e:>9.1f} "
+                  f"{fo:>9.1f} {f:>9.1f} {fo / e:>12.3f} {f / e:>11.3f}", flush=True)
     load = os.getloadavg()
     print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

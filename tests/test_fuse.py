@@ -74,6 +74,10 @@ def test_fused_model_gives_the_same_outputs(name):
         assert not report.kept, f"{name}: BN kept although it follows a convolution"
     if name in KEEPS_SOME:
         assert report.folded and report.kept
+    # every model here has 2-D convolutions: their weights are stored channels-last
+    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d)]
+    assert report.channels_last and convs
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
 
 
 def test_fuse_refuses_training_mode_and_keeps_methods():
@@ -152,3 +156,23 @@ def test_compare_fuse_times_the_fused_model(capsys):
     code = main(["compare", "resnet20", "--fuse", "--batch", "1", "--repeats", "1", "--json"])
     assert code == 0
     assert '"ms_per_step"' in capsys.readouterr().out
+
+
+def test_channels_last_false_folds_only_and_keeps_the_layout():
+    model = cnnlab.create_model("resnet20", num_classes=5).eval()
+    seed_batch_norms(model)
+    folded, report = fuse_with_report(model, channels_last=False)
+    assert not report.channels_last and "channels-last" not in report.line()
+    assert all(m.weight.is_contiguous() for m in folded.modules() if isinstance(m, nn.Conv2d))
+    fused = cnnlab.fuse(model)
+    assert fused.fuse_report.line().endswith("weights stored channels-last")
+    x = torch.randn(3, 3, 32, 32)  # an ordinary NCHW input
+    with torch.inference_mode():
+        ref, a, b = model(x), folded(x), fused(x)
+        feats = fused.forward_features(x)
+    assert relative_error(a, ref) < 1e-5 and relative_error(b, ref) < 1e-5
+    # the layout carries through the network: the feature maps come out channels-last
+    assert feats.is_contiguous(memory_format=torch.channels_last) and not feats.is_contiguous()
+    # a model without 2-D convolutions is left in its layout, the report says nothing of it
+    mlp = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4)).eval()
+    assert not fuse_with_report(mlp)[1].channels_last

@@ -31,6 +31,13 @@ def test_cheap_backends_on_lenet5_json(capsys):
     assert any(line.startswith("CPU features: AVX2") for line in doc["header"])
 
 
+def test_the_help_lists_every_backend():
+    from cnnlab.commands.bench import ALL
+
+    assert ALL.split(",") == list(B.BACKENDS)
+    assert set(B.PRECISION) == set(B.DESCRIPTION) == set(B.BACKENDS)
+
+
 def test_unknown_backend_and_bad_batch_are_one_line(capsys):
     code, out, err = run_main(capsys, "bench", "lenet5", "--backends", "eager,tensorrt")
     assert code == 2 and "unknown backend 'tensorrt'" in err and "eager" in err
@@ -129,3 +136,20 @@ def test_backend_auto_takes_the_pick(monkeypatch):
     assert B.timed_with_backend("m", "auto", batch=4) == ("ort", 4, 3)
     assert seen["backends"] == list(B.BACKENDS) and seen["batches"] == [4]
     assert B.timed_with_backend("m", "int8", batch=4) == ("int8", 2, 3)
+
+
+@pytest.mark.slow
+def test_compiled_backends_agree_with_eager(capsys):
+    if B._c_compiler() is None:
+        pytest.skip("torch.compile needs a C++ compiler")
+    code, out, err = run_main(capsys, "bench", "lenet5", "--batch", "4", "--repeats", "1",
+                              "--images", "8", "--backends", "eager,compile,compile_bf16",
+                              "--json")
+    assert code == 0, err
+    rows = {r["backend"]: r for r in json.loads(out)["results"]}
+    for b in ("compile", "compile_bf16"):
+        assert rows[b]["error"] is None, rows[b]["error"]
+        assert "freezing" in rows[b]["note"] and rows[b]["setup_s"] > 0
+    assert rows["compile"]["agreement"] == 1.0
+    assert rows["compile_bf16"]["precision"] == "bf16"
+    assert rows["compile_bf16"]["agreement"] >= 0.75  # bf16 rounding may flip a close call

@@ -1,7 +1,7 @@
 """``cnnlab bench MODEL_OR_RUN... [--batch 1,32] [--backends ...]``: every inference backend
-side by side on this machine (eager fp32, channels_last, bf16 autocast, fused, torch.compile,
-int8 PT2E, ONNX Runtime fp32 and int8), with top-1 agreement, accuracy for runs, the machine's
-matrix-multiply peak (``--peak``) and the fastest backend that keeps top-1 (``--pick``)."""
+side by side on this machine (eager fp32, channels_last, bf16 autocast, fused, torch.compile
+fp32 and bf16, int8 PT2E, ONNX Runtime fp32 and int8), with top-1 agreement, accuracy for runs,
+the machine's matrix-multiply peak (``--peak``) and the fastest backend that keeps top-1 (``--pick``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from ..errors import OptionError
 from . import add_input_size_arg, input_size_of, new_command
 
-ALL = "eager,channels_last,bf16,fused,compile,int8,ort,ort_int8"
+ALL = "eager,channels_last,bf16,fused,compile,compile_bf16,int8,ort,ort_int8"
 
 
 def add_parser(sub) -> None:
