@@ -3,8 +3,8 @@
 The issue asks for the fused forward time against torchvision's eager forward of the same
 architecture. torchvision cannot be installed here (no dependency on it, no network), and
 cnnlab's models compute what torchvision's do (same modules and state_dict, outputs equal:
-tests/models/test_every_model.py), so the eager reference is cnnlab's own unfused model, with the same
-weights, in the same process. Rounds are interleaved (eager, fused, eager, fused, ...) so that
+tests/models/test_every_model.py), so the eager reference is cnnlab's own unfused model, with
+the same weights, in the same process. Rounds are interleaved (eager, fused, eager, fused, ...) so that
 a change in the machine's load hits both alike; the median of the rounds and the ratio of the
 medians are printed with the CPU, its features and the load before and after.
 

@@ -1,7 +1,8 @@
 """``cnnlab bench MODEL_OR_RUN... [--batch 1,32] [--backends ...]``: every inference backend
 side by side on this machine (eager fp32, channels_last, bf16 autocast, fused, torch.compile
 fp32 and bf16, int8 PT2E, ONNX Runtime fp32 and int8), with top-1 agreement, accuracy for runs,
-the machine's matrix-multiply peak (``--peak``) and the fastest backend that keeps top-1 (``--pick``)."""
+the machine's matrix-multiply peak (``--peak``) and the fastest backend that keeps top-1
+(``--pick``)."""
 
 from __future__ import annotations
 
