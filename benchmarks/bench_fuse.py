@@ -4,9 +4,9 @@ The issue asks for the fused forward time against torchvision's eager forward of
 architecture. torchvision cannot be installed here (no dependency on it, no network), and
 cnnlab's models compute what torchvision's do (same modules and state_dict, outputs equal:
 tests/models/test_every_model.py), so the eager reference is cnnlab's own unfused model, with
-the same weights, in the same process. Rounds are interleaved (eager, fused, eager, fused, ...) so that
-a change in the machine's load hits both alike; the median of the rounds and the ratio of the
-medians are printed with the CPU, its features and the load before and after.
+the same weights, in the same process. Rounds are interleaved (eager, folded, fused, eager,
+...) so that a change in the machine's load hits all alike; the median of the rounds and the
+ratios of the medians are printed with the CPU, its features and the load before and after.
 
     PYTHONPATH=src python benchmarks/bench_fuse.py [--models resnet18 ...] [--batch 1,8]
         [--rounds 7] [--threads 1]
