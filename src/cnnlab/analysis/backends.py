@@ -206,16 +206,24 @@ def _compiled(model, example, bf16: bool = False):
         raise BackendError("torch.compile (inductor) needs a C++ compiler on the CPU and none "
                            "was found (g++, c++, clang++ or $CXX): install one, e.g. "
                            "apt-get install g++")
-    m = fuse(model)
+    # Folded in NCHW: inductor chooses the layout itself (its layout optimisation makes the
+    # convolutions channels-last). Channels-last weights given to it make a 1-channel input
+    # at batch 1 (a tensor both contiguous and channels-last) fail inductor's stride check.
+    m = fuse(model, channels_last=False)
     dtype = torch.bfloat16 if bf16 else torch.float32
     m = m.to(dtype)
-    compiled = torch.compile(m)
+    # static shapes: each batch size gets its own graph (bench prepares one per batch size),
+    # and inductor packs the frozen weights into oneDNN's layout only for a static shape
+    compiled = torch.compile(m, dynamic=False)
 
     def run(x):
-        return main_logits(compiled(x.to(dtype).contiguous(memory_format=torch.channels_last))
-                           ).float()
-    with inductor_config.patch(freezing=True), torch.inference_mode():
-        run(example)  # compiles now, with the weights frozen
+        return main_logits(compiled(x.to(dtype))).float()
+    try:
+        with inductor_config.patch(freezing=True), torch.inference_mode():
+            run(example)  # compiles now, with the weights frozen
+    except Exception as err:  # inductor raises many kinds; the table needs the one line
+        raise BackendError(f"torch.compile failed on {type(model).__name__}: "
+                           f"{_one_line(err)}") from None
     note = "torch.compile, inductor, default mode, freezing"
     if bf16 and not cpu_features()["native bf16"]:
         note += ("; no native bf16 on this CPU (no AVX-512 BF16 / AMX): expect it slower than "
@@ -490,6 +498,8 @@ class Result:
     runs: int = 0
     setup_s: float | None = None
     agreement: float | None = None     # top-1 agreement with eager fp32 on the fixed images
+    logit_error: float | None = None   # |logits - eager's| / |eager's| (L2) on those images
+    random_weights: bool = False       # a registered name, not a trained run
     accuracy: float | None = None      # % on the run's test split (runs trained by cnnlab)
     macs: int = 0                      # per image
     peak: float | None = None          # MAC/s of this precision's matmul peak
@@ -608,13 +618,13 @@ def _chunks(x, batch: int):
         yield xb, k
 
 
-def _predict(run, x, batch: int):
+def _logits(run, x, batch: int):
     import torch
 
     out = []
     with torch.inference_mode():
         for xb, k in _chunks(x, batch):
-            out.append(run(xb.contiguous())[:k].float().argmax(1))
+            out.append(run(xb.contiguous())[:k].float())
     return torch.cat(out)
 
 
@@ -661,14 +671,17 @@ def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warm
                     r.error = str(err)
                     continue
                 r.setup_s, r.note = setup, note
-                pred = _predict(run, subj.images, batch)
+                r.random_weights = subj.run is None
+                logits = _logits(run, subj.images, batch)
                 if b == "eager" or ref is None and "eager" not in backends:
-                    ref = pred
+                    ref = logits
                 if ref is not None:
-                    r.agreement = (pred == ref).float().mean().item()
+                    r.agreement = (logits.argmax(1) == ref.argmax(1)).float().mean().item()
+                    r.logit_error = ((logits - ref).norm() / ref.norm().clamp_min(1e-30)).item()
                 if subj.test is not None:
                     x, y = subj.test
-                    r.accuracy = 100.0 * (_predict(run, x, batch) == y).float().mean().item()
+                    pred = _logits(run, x, batch).argmax(1)
+                    r.accuracy = 100.0 * (pred == y).float().mean().item()
                 ready[b] = run
             times = {b: [] for b in ready}
             peak_times = {p: [] for p in kernels}
@@ -719,16 +732,36 @@ def pick(results: list[Result], *, min_agreement: float = 0.97,
     return best
 
 
+def pick_caveats(results: list[Result], best: dict, *, min_agreement: float = 0.97
+                 ) -> list[str]:
+    """One line per random-weight model whose faster backends missed the agreement only:
+    with random weights the logits are nearly tied, so a rounding that changes nothing that
+    matters on a trained model (bf16, int8) flips the top-1 of many images."""
+    lines = []
+    for (model, batch), chosen in best.items():
+        missed = [r for r in results if r.model == model and r.batch == batch and r.ms
+                  and r.random_weights and r.ms < chosen.ms and r.agreement is not None
+                  and r.agreement < min_agreement]
+        if missed:
+            lines.append(
+                f"{model} has random weights: its logits are nearly tied, so "
+                + ", ".join(f"{r.backend} ({100 * r.agreement:.0f}%, logit err "
+                            f"{r.logit_error:.1e})" for r in missed)
+                + f" missed {100 * min_agreement:.0f}% top-1 agreement at batch {batch}; "
+                "bench a trained run (a run folder) to judge them")
+    return lines
+
+
 def format_results(results: list[Result], markdown: bool = False) -> str:
     from ..training.metrics import format_table, markdown_table
 
     eager = {(r.model, r.batch): r.ms for r in results if r.backend == "eager"}
     head = ["model", "batch", "backend", "ms/step", "images/s", "x eager", "setup s",
-            "top-1 agree", "test acc %", "GMAC/s", "% of peak"]
+            "top-1 agree", "logit err", "test acc %", "GMAC/s", "% of peak"]
     rows = []
     for r in results:
         if r.error:
-            rows.append([r.model, r.batch, r.backend, "-", "-", "-", "-", "-", "-", "-", "-"])
+            rows.append([r.model, r.batch, r.backend] + ["-"] * (len(head) - 3))
             continue
         e = eager.get((r.model, r.batch))
         frac = r.fraction_of_peak
@@ -736,6 +769,7 @@ def format_results(results: list[Result], markdown: bool = False) -> str:
                      f"{e / r.ms:.2f}" if e else "-",
                      f"{r.setup_s:.1f}",
                      "-" if r.agreement is None else f"{100 * r.agreement:.0f}%",
+                     "-" if r.logit_error is None else f"{r.logit_error:.1e}",
                      "-" if r.accuracy is None else f"{r.accuracy:.2f}",
                      f"{r.mac_rate / 1e9:.1f}",
                      "-" if frac is None else f"{100 * frac:.0f}% {r.precision}"])

@@ -70,6 +70,7 @@ def run(args) -> int:
         machine_lines,
         peak_line,
         pick,
+        pick_caveats,
     )
 
     batches = parse_batches(args.batch)
@@ -89,14 +90,17 @@ def run(args) -> int:
     finally:
         bar.close()
     header.append(f"ms/step: median of {args.repeats} interleaved rounds after {args.warmup} "
-                  f"warm-up; top-1 agree: with eager fp32 on {args.images} fixed images")
+                  f"warm-up; top-1 agree: with eager fp32 on {args.images} fixed images; "
+                  "logit err: the L2 norm of the logits' difference from eager fp32's over "
+                  "the L2 norm of eager's, on the same images")
     if args.peak:
         header.append(peak_line(results))
     best = pick(results, min_agreement=args.min_agreement) if args.pick else {}
+    caveats = pick_caveats(results, best, min_agreement=args.min_agreement)
     if args.json:
         print(json.dumps({"header": header, "results": [r.to_dict() for r in results],
-                          "pick": {f"{m}@{b}": r.backend for (m, b), r in best.items()}},
-                         indent=2))
+                          "pick": {f"{m}@{b}": r.backend for (m, b), r in best.items()},
+                          "pick_caveats": caveats}, indent=2))
         return 0
     print("\n".join(header))
     print()
@@ -104,6 +108,8 @@ def run(args) -> int:
     for (model, batch), r in best.items():
         print(f"fastest backend keeping top-1 for {model} at batch {batch}: {r.backend} "
               f"({r.ms:.2f} ms/step)")
+    for line in caveats:
+        print(line)
     return 0
 
 
