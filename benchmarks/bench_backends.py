@@ -55,7 +55,7 @@ def main() -> None:
         "```",
         "",
         f"Load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; after: "
-        f"{load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} (2 cores shared by several engineers: "
+        f"{load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} ("
         "every figure is a median of interleaved rounds, read the ratios); "
         f"whole run {took:.0f} s.",
         "",
