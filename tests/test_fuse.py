@@ -9,6 +9,8 @@ was), then the fused copy must give the unfused model's outputs within 1e-5 rela
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -176,3 +178,27 @@ def test_channels_last_false_folds_only_and_keeps_the_layout():
     # a model without 2-D convolutions is left in its layout, the report says nothing of it
     mlp = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4)).eval()
     assert not fuse_with_report(mlp)[1].channels_last
+
+
+def test_evaluate_and_predict_fuse_agree_with_unfused(trained_runs, cli, tmp_path):
+    from PIL import Image
+
+    run = trained_runs.lenet5_synthetic
+    plain = json.loads(cli("evaluate", str(run), "--json").stdout)
+    res = cli("evaluate", str(run), "--json", "--fuse")
+    assert res.returncode == 0, res.stderr
+    # what was done is said on stderr (LeNet-5 has no batch norm; its weights go channels-last)
+    assert "--fuse: fused 0 batch norm(s)" in res.stderr and "channels-last" in res.stderr
+    fused = json.loads(res.stdout)
+    assert fused["top1"] == plain["top1"] and fused["confusion"] == plain["confusion"]
+    images = []
+    for i, shade in enumerate((40, 128, 220)):
+        images.append(tmp_path / f"{i}.png")
+        Image.new("L", (20, 20), shade).save(images[-1])
+    a = json.loads(cli("predict", str(run), *map(str, images), "--json").stdout)
+    res = cli("predict", str(run), *map(str, images), "--json", "--fuse")
+    assert res.returncode == 0 and "--fuse: fused" in res.stderr, res.stderr
+    b = json.loads(res.stdout)
+    assert [p["top"][0]["class"] for p in a] == [p["top"][0]["class"] for p in b]
+    for p, q in zip(a, b, strict=True):
+        assert q["top"][0]["probability"] == pytest.approx(p["top"][0]["probability"], rel=1e-5)

@@ -59,7 +59,9 @@ def add_parser(sub) -> None:
                    help="time the ms column with a 'cnnlab bench' backend (eager, fused, bf16, "
                         "compile, int8, ort, ...) or 'auto': the fastest that keeps top-1")
     p.add_argument("--fuse", action="store_true",
-                   help="fold batch norm into the convolution before it (cnnlab.fuse)")
+                   help="fold batch norm into the convolution before it and store the "
+                        "weights channels-last (cnnlab.fuse): the same outputs, faster "
+                        "on a CPU")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")

@@ -61,7 +61,9 @@ def add_parser(sub) -> None:
     p.add_argument("--dynamic-batch", action="store_true",
                    help="leave the batch size free (default: fixed at 1)")
     p.add_argument("--fuse", action="store_true",
-                   help="fold batch norm into the convolution before it (cnnlab.fuse)")
+                   help="fold batch norm into the convolution before it and store the "
+                        "weights channels-last (cnnlab.fuse): the same outputs, faster "
+                        "on a CPU")
     add_json_arg(p, "print what was written and the check's figures as JSON")
     p.set_defaults(func=run)
 
