@@ -29,6 +29,16 @@ import cnnlab
 from cnnlab.analysis.backends import machine_lines
 
 
+def torchvision_twin(name: str, model):
+    """torchvision's ``name`` holding ``model``'s weights (the state_dicts match key for key:
+    tests/models/test_every_model.py), in eval mode."""
+    import torchvision  # not a dependency of cnnlab: the machine that runs this has it
+
+    twin = getattr(torchvision.models, name)(weights=None)
+    twin.load_state_dict(model.state_dict(), strict=True)
+    return twin.eval()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+",
@@ -38,28 +48,36 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224, help="input height = width")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reference", choices=("cnnlab", "torchvision"), default="cnnlab",
+                    help="the eager model: cnnlab's unfused one, or torchvision's with the same "
+                         "weights loaded (strict), where torchvision can be imported")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print("\n".join(machine_lines()))
     print(f"3x{args.size}x{args.size} inputs, {args.rounds} interleaved rounds, median; "
-          "eager = cnnlab's unfused model (the stand-in for torchvision's eager forward: same "
-          "architecture and weights); folded = cnnlab.fuse(model, channels_last=False); "
+          + ("eager = torchvision's model with the same weights; " if args.reference ==
+             "torchvision" else "eager = cnnlab's unfused model (the stand-in for "
+             "torchvision's eager forward: same architecture and weights); ")
+          + "folded = cnnlab.fuse(model, channels_last=False); "
           "fused = cnnlab.fuse(model), batch norm folded and weights channels-last\n")
     print(f"{'model':<16} {'batch':>5} {'BN folded':>9} {'kept':>5} {'eager ms':>9} "
-          f"{'folded ms':>9} {'fused ms':>9} {'folded/eager':>12} {'fused/eager':>11}")
+          f"{'folded ms':>9} {'fused ms':>9} {'folded/eager':>12} {'fused/eager':>11} "
+          f"{'fused vs eager':>14}")
     for batch in (int(b) for b in args.batch.split(",")):
         for name in args.models:
             torch.manual_seed(0)
-            eager = cnnlab.create_model(name).eval()
-            folded = cnnlab.fuse(eager, channels_last=False)
-            fused = cnnlab.fuse(eager)
+            ours = cnnlab.create_model(name).eval()
+            folded = cnnlab.fuse(ours, channels_last=False)
+            fused = cnnlab.fuse(ours)
+            eager = ours if args.reference == "cnnlab" else torchvision_twin(name, ours)
             rep = fused.fuse_report
             x = torch.randn(batch, 3, args.size, args.size)
             models = {"eager": eager, "folded": folded, "fused": fused}
             times = {k: [] for k in models}
             with torch.inference_mode():
-                for m in models.values():
-                    m(x)  # warm-up
+                ref, out = (m(x) for m in (eager, fused))  # also the warm-up
+                diff = ((out - ref).norm() / ref.norm()).item()  # relative L2 of the logits
+                folded(x)
                 for _ in range(args.rounds):
                     for key, m in models.items():
                         t = time.perf_counter()
@@ -67,7 +85,8 @@ def main() -> None:
                         times[key].append(time.perf_counter() - t)
             e, fo, f = (statistics.median(times[k]) * 1e3 for k in models)
             print(f"{name:<16} {batch:>5} {len(rep.folded):>9} {len(rep.kept):>5} {e:>9.1f} "
-                  f"{fo:>9.1f} {f:>9.1f} {fo / e:>12.3f} {f / e:>11.3f}", flush=True)
+                  f"{fo:>9.1f} {f:>9.1f} {fo / e:>12.3f} {f / e:>11.3f} {diff:>14.1e}",
+                  flush=True)
     load = os.getloadavg()
     print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

@@ -179,3 +179,37 @@ def test_compiled_backends_agree_with_eager(capsys):
     assert rows["compile"]["agreement"] == 1.0
     assert rows["compile_bf16"]["precision"] == "bf16"
     assert rows["compile_bf16"]["agreement"] >= 0.75  # bf16 rounding may flip a close call
+
+
+# --- on a GPU (none in CI): what can be checked without one
+
+
+@pytest.mark.parametrize("backend", B.CPU_ONLY)
+def test_cpu_only_backends_refuse_another_device_in_one_line(backend):
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()).eval()
+    with pytest.raises(B.BackendError, match="CPU only.*--device cpu"):
+        B.prepare(backend, model, torch.randn(2, 1, 5, 5, device="meta"))
+
+
+def test_gpu_timing_waits_for_the_device_and_the_header_names_it(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    B._synchronizer("cpu")()
+    assert calls == []
+    B._synchronizer("cuda:1")()
+    assert calls == [torch.device("cuda:1")]
+
+    class Props:
+        name, total_memory, major, minor = "NVIDIA H200", 141 * 2**30, 9, 0
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Props)
+    lines = B.machine_lines("cuda")
+    assert lines[-1].startswith("GPU: NVIDIA H200; 141 GiB; compute capability 9.0; CUDA")
+    assert not any(line.startswith("GPU") for line in B.machine_lines("cpu"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_bench_on_a_missing_gpu_is_one_line(capsys):
+    code, _, err = run_main(capsys, "bench", "lenet5", "--device", "cuda")
+    assert code == 2 and "CUDA is not available" in err and "--device cpu" in err
+    assert len(err.strip().splitlines()) == 1

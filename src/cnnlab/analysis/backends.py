@@ -60,8 +60,9 @@ def feature_line() -> str:
     return "CPU features: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in feats.items())
 
 
-def machine_lines() -> list[str]:
-    """Lines for a results header: CPU, cores, load, threads, versions, features."""
+def machine_lines(device=None) -> list[str]:
+    """Lines for a results header: CPU, cores, load, threads, versions, features; and the GPU
+    (name, memory, compute capability, CUDA version) when ``device`` is a CUDA device."""
     import torch
 
     model, _ = _cpuinfo()
@@ -71,6 +72,10 @@ def machine_lines() -> list[str]:
              f"versions: python {platform.python_version()}, torch {torch.__version__}"
              + "".join(f", {n} {v}" for n, v in _versions().items()),
              feature_line()]
+    if device is not None and torch.device(device).type == "cuda":
+        props = torch.cuda.get_device_properties(torch.device(device))
+        lines.append(f"GPU: {props.name}; {props.total_memory / 2**30:.0f} GiB; compute "
+                     f"capability {props.major}.{props.minor}; CUDA {torch.version.cuda}")
     return lines
 
 
@@ -107,6 +112,9 @@ DESCRIPTION = {
 }
 
 
+CPU_ONLY = ("int8", "ort", "ort_int8")  # oneDNN int8 kernels; ONNX Runtime's CPU provider
+
+
 class BackendError(CnnlabError, ValueError):
     """A backend that cannot run here or on this model: one line naming why and the fix."""
 
@@ -140,6 +148,10 @@ def prepare(backend: str, model, example, calibration=None, workdir=None):
 
     t0 = time.perf_counter()
     note = ""
+    device = example.device
+    if backend in CPU_ONLY and device.type != "cpu":
+        raise BackendError(f"{backend} runs on the CPU only ({DESCRIPTION[backend]}); it is "
+                           f"not timed on {device.type}: bench it with --device cpu")
     if backend == "eager":
         def run(x):
             return main_logits(model(x))
@@ -148,12 +160,12 @@ def prepare(backend: str, model, example, calibration=None, workdir=None):
 
         m = copy.deepcopy(model).to(memory_format=torch.channels_last)
         if backend == "bf16":
-            if not cpu_features()["native bf16"]:
+            if device.type == "cpu" and not cpu_features()["native bf16"]:
                 note = ("no native bf16 on this CPU (no AVX-512 BF16 / AMX): every bf16 "
                         "operation converts to fp32 and back, expect it slower than fp32")
 
             def run(x):
-                with torch.autocast("cpu", dtype=torch.bfloat16):
+                with torch.autocast(device.type, dtype=torch.bfloat16):
                     return main_logits(m(x.contiguous(memory_format=torch.channels_last))
                                        ).float()
         else:
@@ -202,7 +214,8 @@ def _compiled(model, example, bf16: bool = False):
     from ..fuse import fuse
     from ..models.base import main_logits
 
-    if _c_compiler() is None:
+    on_cpu = example.device.type == "cpu"
+    if on_cpu and _c_compiler() is None:
         raise BackendError("torch.compile (inductor) needs a C++ compiler on the CPU and none "
                            "was found (g++, c++, clang++ or $CXX): install one, e.g. "
                            "apt-get install g++")
@@ -225,7 +238,7 @@ def _compiled(model, example, bf16: bool = False):
         raise BackendError(f"torch.compile failed on {type(model).__name__}: "
                            f"{_one_line(err)}") from None
     note = "torch.compile, inductor, default mode, freezing"
-    if bf16 and not cpu_features()["native bf16"]:
+    if bf16 and on_cpu and not cpu_features()["native bf16"]:
         note += ("; no native bf16 on this CPU (no AVX-512 BF16 / AMX): expect it slower than "
                  "fp32")
     return run, note
@@ -429,28 +442,42 @@ def _onnxruntime(model, example, calibration, int8: bool, workdir):
 # the machine's limit: matrix-multiply peaks
 
 def peak_kernels(precisions=("fp32", "bf16", "int8"), *, size: int = 1024,
-                 step_s: float = 0.5) -> dict:
+                 step_s: float = 0.5, device="cpu") -> dict:
     """``{precision: (f, macs)}``: ``f()`` multiplies two square matrices (``torch.mm`` for fp32
     and bf16, ``torch._int_mm`` int8 x int8 -> int32) of ``macs`` multiply-accumulates, torch's
     own kernels at torch's thread count: the attainable peak of each precision. The side is
     ``size``, halved while one product takes longer than ``step_s`` (a precision without fast
-    kernels). A precision this torch build cannot run is left out."""
+    kernels). A precision this torch build cannot run is left out. On a GPU (``device``) the
+    matrices are made there and ``f()`` waits for the product (``synchronize``); the side is
+    then 4096 (a GPU needs large products to be busy)."""
     import time
 
     import torch
 
+    device = torch.device(device)
+    sync = _synchronizer(device)
+    if device.type != "cpu":
+        size = max(size, 4096)
     out = {}
     for prec in precisions:
         def mm(n, prec=prec):
             gen = torch.Generator().manual_seed(0)
             if prec == "int8":
-                a = torch.randint(-128, 127, (n, n), dtype=torch.int8, generator=gen)
-                b = torch.randint(-128, 127, (n, n), dtype=torch.int8, generator=gen)
-                return lambda: torch._int_mm(a, b)
+                a = torch.randint(-128, 127, (n, n), dtype=torch.int8, generator=gen).to(device)
+                b = torch.randint(-128, 127, (n, n), dtype=torch.int8, generator=gen).to(device)
+
+                def product():
+                    torch._int_mm(a, b)
+                    sync()
+                return product
             dtype = torch.float32 if prec == "fp32" else torch.bfloat16
-            a = torch.randn(n, n, generator=gen).to(dtype)
-            b = torch.randn(n, n, generator=gen).to(dtype)
-            return lambda: torch.mm(a, b)
+            a = torch.randn(n, n, generator=gen).to(device, dtype)
+            b = torch.randn(n, n, generator=gen).to(device, dtype)
+
+            def product():
+                torch.mm(a, b)
+                sync()
+            return product
 
         try:
             n = 256
@@ -468,6 +495,17 @@ def peak_kernels(precisions=("fp32", "bf16", "int8"), *, size: int = 1024,
         except RuntimeError:  # e.g. no _int_mm kernel for the CPU in this build
             continue
     return out
+
+
+def _synchronizer(device):
+    """A function that waits until ``device`` has finished its queued work (a no-op on the
+    CPU): a GPU runs asynchronously, so a clock read without it times the launch only."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
 
 
 def measure_peaks(precisions=("fp32", "bf16", "int8"), *, repeats: int = 5) -> dict[str, float]:
@@ -500,6 +538,7 @@ class Result:
     agreement: float | None = None     # top-1 agreement with eager fp32 on the fixed images
     logit_error: float | None = None   # |logits - eager's| / |eager's| (L2) on those images
     random_weights: bool = False       # a registered name, not a trained run
+    device: str = "cpu"
     accuracy: float | None = None      # % on the run's test split (runs trained by cnnlab)
     macs: int = 0                      # per image
     peak: float | None = None          # MAC/s of this precision's matmul peak
@@ -624,14 +663,14 @@ def _logits(run, x, batch: int):
     out = []
     with torch.inference_mode():
         for xb, k in _chunks(x, batch):
-            out.append(run(xb.contiguous())[:k].float())
+            out.append(run(xb.contiguous())[:k].float().cpu())
     return torch.cat(out)
 
 
 def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warmup: int = 1,
           images: int = 32, peaks: bool = False, input_size=None, progress=None,
           workdir=None, test_images: int | None = None,
-          min_round_s: float = 0.05) -> list[Result]:
+          min_round_s: float = 0.05, device="cpu") -> list[Result]:
     """One :class:`Result` per (model, batch, backend). For each model and batch size the
     backends are prepared, then timed in rounds, one step of each backend per round, so that
     a change of the machine's load hits every backend alike; the median of the rounds is
@@ -639,7 +678,11 @@ def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warm
     that a short step is not lost in the scheduler's noise. ``peaks=True`` times the
     matrix-multiply peak kernels (:func:`peak_kernels`)
     in the same rounds, and each result's ``peak`` is the median MAC/s of its precision's
-    kernel in its rounds. A backend that cannot run gives a result with ``error``."""
+    kernel in its rounds. A backend that cannot run gives a result with ``error``.
+
+    ``device``: where the model runs (``"cuda"``: the model, the fixed images and a run's test
+    images are moved there, every timed step waits for the GPU to finish, the peaks are the
+    GPU's; the int8 and ONNX Runtime backends are CPU-only and say so in their row)."""
     import statistics
     import time
 
@@ -648,19 +691,26 @@ def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warm
     from .macs import count_macs
 
     backends = check_backends(backends)
-    kernels = peak_kernels() if peaks else {}
+    device = torch.device(device)
+    sync = _synchronizer(device)
+    kernels = peak_kernels(device=device) if peaks else {}
     results: list[Result] = []
     for source in sources:
         subj = open_subject(source, images=images, input_size=input_size,
                             test_images=test_images)
         macs = count_macs(subj.model, subj.input_size).macs
+        if device.type != "cpu":  # the int8 calibration batches stay: int8 is CPU-only
+            subj.model.to(device)
+            subj.images = subj.images.to(device)
+            if subj.test is not None:
+                subj.test = (subj.test[0].to(device), subj.test[1])
         for batch in batches:
             reps = (subj.images.repeat((batch + images - 1) // images, 1, 1, 1)[:batch]
                     if batch > subj.images.shape[0] else subj.images[:batch]).contiguous()
             ready, rows = {}, {}
             ref = None
             for b in backends:
-                r = Result(subj.name, batch, b, PRECISION[b], macs=macs)
+                r = Result(subj.name, batch, b, PRECISION[b], macs=macs, device=str(device))
                 rows[b] = r
                 results.append(r)
                 if progress:
@@ -689,16 +739,20 @@ def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warm
             with torch.inference_mode():
                 for _ in range(max(warmup, 1)):
                     for b, run in ready.items():
+                        sync()
                         t = time.perf_counter()
                         run(reps)
+                        sync()
                         inner[b] = max(1, math.ceil(min_round_s / (time.perf_counter() - t)))
                 for i in range(repeats):
                     if progress:
                         progress(f"{subj.name} batch {batch}: round {i + 1}/{repeats}")
                     for b, run in ready.items():
+                        sync()
                         t = time.perf_counter()
                         for _ in range(inner[b]):
                             run(reps)
+                        sync()
                         times[b].append((time.perf_counter() - t) / inner[b])
                     for p, (f, _) in kernels.items():
                         t = time.perf_counter()

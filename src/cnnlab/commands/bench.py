@@ -10,7 +10,7 @@ import json
 import sys
 
 from ..errors import OptionError
-from . import add_input_size_arg, input_size_of, new_command
+from . import DEVICE_HELP, add_device_arg, add_input_size_arg, input_size_of, new_command
 
 ALL = "eager,channels_last,bf16,fused,compile,compile_bf16,int8,ort,ort_int8"
 
@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
                    help="fixed images for top-1 agreement (default 32)")
     add_input_size_arg(p, "input size of registered models (default: the model's native size)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    add_device_arg(p, DEVICE_HELP + "; on a GPU the int8 and ONNX Runtime backends (CPU-only) "
+                      "are left out, each saying so in its row")
     p.add_argument("--peak", action="store_true",
                    help="measure the fp32/bf16/int8 matrix-multiply peak; add %% of peak")
     p.add_argument("--pick", action="store_true",
@@ -81,12 +83,15 @@ def run(args) -> int:
         if args.threads < 1:
             raise OptionError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    header = machine_lines()
+    from ..resolve import usable_device
+
+    device = usable_device(args.device)  # a device this machine lacks: one line, exit 2
+    header = machine_lines(device)
     bar = _bar(len(args.models) * len(batches) * (len(backends) + args.repeats))
     try:
         results = bench(args.models, batches=batches, backends=backends, repeats=args.repeats,
                         warmup=args.warmup, images=args.images, peaks=args.peak,
-                        input_size=input_size_of(args), progress=bar)
+                        input_size=input_size_of(args), progress=bar, device=device)
     finally:
         bar.close()
     header.append(f"ms/step: median of {args.repeats} interleaved rounds after {args.warmup} "
