@@ -198,6 +198,9 @@ def test_gpu_timing_waits_for_the_device_and_the_header_names_it(monkeypatch):
     assert calls == []
     B._synchronizer("cuda:1")()
     assert calls == [torch.device("cuda:1")]
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append("mps"))
+    B._synchronizer("mps")()
+    assert calls[-1] == "mps"
 
     class Props:
         name, total_memory, major, minor = "NVIDIA H200", 141 * 2**30, 9, 0

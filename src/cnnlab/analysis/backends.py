@@ -505,6 +505,8 @@ def _synchronizer(device):
     device = torch.device(device)
     if device.type == "cuda":
         return lambda: torch.cuda.synchronize(device)
+    if device.type == "mps":
+        return torch.mps.synchronize
     return lambda: None
 
 
