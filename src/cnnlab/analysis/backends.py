@@ -104,8 +104,9 @@ DESCRIPTION = {
     "channels_last": "eager fp32, channels-last memory format",
     "bf16": "eager under torch.autocast bfloat16, channels-last",
     "fused": "cnnlab.fuse: batch norm folded into the convolutions, weights channels-last, fp32",
-    "compile": "torch.compile (inductor, frozen weights) of the fused model, fp32",
-    "compile_bf16": "torch.compile (inductor, frozen weights) of the fused model in bfloat16",
+    "compile": "torch.compile (inductor, frozen weights) of the batch-norm-folded model, fp32",
+    "compile_bf16": "torch.compile (inductor, frozen weights) of the batch-norm-folded model "
+                    "in bfloat16",
     "int8": "PT2E int8: X86InductorQuantizer, calibrated, lowered to oneDNN int8 kernels",
     "ort": "ONNX Runtime fp32 (CPU provider, graph optimisations on)",
     "ort_int8": "ONNX Runtime int8 (onnxruntime.quantization static QDQ, calibrated)",
@@ -202,8 +203,8 @@ def _c_compiler() -> str | None:
 
 
 def _compiled(model, example, bf16: bool = False):
-    """torch.compile of :func:`cnnlab.fuse`'s model (batch norm folded, channels-last) with
-    inductor's ``freezing``: the weights become constants of the compiled graph, so inductor
+    """torch.compile of the model with its batch norms folded (:func:`cnnlab.fuse`,
+    ``channels_last=False``: inductor chooses the layout) with inductor's ``freezing``: the weights become constants of the compiled graph, so inductor
     packs them once into oneDNN's layout and fuses each convolution with the activation after
     it, instead of reordering the weights on every call. ``bf16``: the model's weights and
     input in bfloat16 (batch norm folded first, in float32, so no batch norm runs in
