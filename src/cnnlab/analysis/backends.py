@@ -204,9 +204,10 @@ def _c_compiler() -> str | None:
 
 def _compiled(model, example, bf16: bool = False):
     """torch.compile of the model with its batch norms folded (:func:`cnnlab.fuse`,
-    ``channels_last=False``: inductor chooses the layout) with inductor's ``freezing``: the weights become constants of the compiled graph, so inductor
-    packs them once into oneDNN's layout and fuses each convolution with the activation after
-    it, instead of reordering the weights on every call. ``bf16``: the model's weights and
+    ``channels_last=False``: inductor chooses the layout) with inductor's ``freezing``: the
+    weights become constants of the compiled graph, so inductor packs them once into oneDNN's
+    layout and fuses each convolution with the activation after it, instead of reordering the
+    weights on every call. ``bf16``: the model's weights and
     input in bfloat16 (batch norm folded first, in float32, so no batch norm runs in
     bfloat16), the logits returned as float32."""
     import torch
