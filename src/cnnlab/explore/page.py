@@ -113,6 +113,130 @@ def _next_activation(nid, graph, consumers: dict, model_modules: dict) -> dict |
     return {"name": c.key, "type": c.op}
 
 
+def _is_conv(m) -> bool:
+    return isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight")  # the sparse C3 too
+
+
+def _box_of(summ, visible: set[str]) -> dict[int, str]:
+    """Where each graph node is drawn: its own box, the box it is folded into, or the nearest
+    visible block around it ('' when none is)."""
+    box_of: dict[int, str] = {}
+    for r in summ.rows:
+        if r.node is None or r.kind not in ("module", "function"):
+            continue
+        key = name = r.folded_into or r.key
+        while key not in visible and "." in name:
+            name = name.rsplit(".", 1)[0]
+            key = name
+        box_of[r.node] = key if key in visible else ""
+    return box_of
+
+
+class _Recorder:
+    """What the forward pass leaves for the page: each wanted layer's output map (stored once:
+    a container's output is often its last child's), and for convolutions, pools and batch
+    norms their input map and their arithmetic, within the page's ``Limits`` and its budget
+    of full-size values."""
+
+    def __init__(self, model, rows, graph, lim: Limits, progress=None):
+        self.lim, self.graph, self.progress = lim, graph, progress
+        self.mods = dict(model.named_modules())
+        self.consumers = graph.consumers()
+        self.first_conv = next((n for n, m in self.mods.items() if _is_conv(m)), None)
+        self.budget = [lim.full_input, lim.input_values]
+        self.maps: list[dict] = []
+        self.seen: dict[str, int] = {}
+        self.recs: dict[str, dict] = {}
+        self.row_of = {r.name: r for r in rows if r.kind in ("module", "group") and r.call == 1}
+        # the operators a container runs itself (a residual add, a concatenation, F.relu, a
+        # functional pooling): boxes of the traced graph, with their maps too
+        self.functions = {}
+        for r in rows:
+            if r.kind == "function" and r.node is not None:
+                gn = graph.node(r.node)
+                self.functions[(gn.module, gn.op, gn.call)] = r.key
+
+    def run(self, model, x):
+        """The forward pass with the recording hooks; returns the logits."""
+        return capture(model, x, set(self.row_of) & set(self.mods), self.record,
+                       self.functions, self.record_function)
+
+    def add_map(self, rec) -> int | None:
+        if rec is None:
+            return None
+        key = record_key(rec)
+        if key not in self.seen:
+            self.seen[key] = len(self.maps)
+            self.maps.append(rec)
+        return self.seen[key]
+
+    def _tick(self, name) -> None:
+        if self.progress is not None:
+            self.progress(len(self.recs), len(self.row_of) + len(self.functions), name)
+
+    def record(self, name, m, inp, out) -> None:
+        """Called during the forward pass, as each wanted module returns."""
+        lim = self.lim
+        rec = self.recs[name] = {"map": self.add_map(map_record(out, lim))}
+        self._tick(name)
+        is_conv = _is_conv(m)
+        if inp is None or not (is_conv or isinstance(m, (*POOLS, nn.BatchNorm2d))):
+            return
+        # what the layer really received (after hidden ops), full size: any output pixel's
+        # window can be read from it (all channels for a convolution, within the budget)
+        chans = int(inp.shape[1]) if is_conv else min(lim.map_channels, int(inp.shape[1]))
+        full = inp.dim() == 4 and max(inp.shape[-2:]) <= 299
+        n = chans * (inp[0, 0].numel() if inp.dim() == 4 else 1)
+        if full and n <= self.budget[1]:
+            self.budget[1] -= n
+            in_rec = map_record(inp, lim, channels=chans, side=max(inp.shape[-2:]))
+        else:
+            in_rec = map_record(inp, lim)
+        rec["in_map"] = self.add_map(in_rec)
+        node = self.row_of[name].node
+        if is_conv:
+            op = conv_record(m, inp, out, lim, name == self.first_conv, self.budget)
+            op["next"] = _next_activation(node, self.graph, self.consumers, self.mods)
+        elif isinstance(m, POOLS):
+            op = pool_record(m, inp, out, lim, self.budget)
+        else:
+            op = bn_record(m, inp, out, lim)
+            op["next"] = _next_activation(node, self.graph, self.consumers, self.mods)
+        if in_rec is not None and in_rec.get("f") == 1 and in_rec["s"] >= chans:
+            op["xin"] = rec["in_map"]  # the 8-bit input any clicked pixel is recomputed from
+        rec["op"] = op
+
+    def record_function(self, key, out) -> None:
+        self.recs[key] = {"map": self.add_map(map_record(out, self.lim))}
+        self._tick(key)
+
+    def record_of(self, r) -> dict | None:
+        """What was recorded for summary row ``r`` (its first call, or its operator)."""
+        if self.row_of.get(r.name) is r:
+            return self.recs.get(r.name)
+        return self.recs.get(r.key) if r.kind == "function" else None
+
+
+def _node(r, visible, groups, graph, box_of, note) -> dict:
+    """One box of the page: a summary row, its place in the tree, where its input comes from."""
+    node = {"name": r.key, "type": r.type, "level": r.level, "shape": r.output_shape,
+            "params": r.params, "macs": r.macs, "calls": r.calls,
+            "parent": _parent(r.key, visible), "label": r.role,
+            "rf": _rf_text(r), "rf_note": note[1] if note and note[0] == r.key else None,
+            "aux": "aux" in r.name.rsplit(".", 1)[-1].lower(),
+            "notrun": r.calls == 0 and r.kind == "not run"}
+    grp = groups.get(r.node) if r.kind == "group" else None
+    node["merge"] = _merge(grp) if grp is not None else None
+    if grp is not None:
+        node["cols"] = _columns(grp)
+    if r.kind in ("module", "function") and r.node is not None:
+        ins = graph.node(r.node).inputs
+        src = [box_of.get(i, "") for i in ins if i >= 0]
+        node["input_from"] = ("(input)" if -1 in ins else
+                              next((k for k in src if k and k != r.key), None))
+    return node
+
+
 def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_name: str = "",
                  classes: list[str] | None = None, image: torch.Tensor | None = None,
                  source: dict | None = None, limits: Limits | None = None,
@@ -134,121 +258,25 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
     if model_name:
         summ.model_name = model_name
     graph = summ.graph
-    fields = receptive_field(amodel, size, graph=graph)
-    note = whole_input_note(fields, size)
-    mods = dict(model.named_modules())
+    note = whole_input_note(receptive_field(amodel, size, graph=graph), size)
     rows = summ.visible_rows(depth)
     visible = {r.key for r in rows}
     groups = {g.id: g for g in graph.groups()}
-    consumers = graph.consumers()
-    # where each graph node is drawn: its own box, the box it is folded into, or the nearest
-    # visible block around it
-    box_of: dict[int, str] = {}
-    for r in summ.rows:
-        if r.node is None or r.kind not in ("module", "function"):
-            continue
-        key = r.folded_into or r.key
-        name = key
-        while key not in visible and "." in name:
-            name = name.rsplit(".", 1)[0]
-            key = name
-        box_of[r.node] = key if key in visible else ""
-    first_conv = next((n for n, m in mods.items()
-                       if isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight")), None)
+    box_of = _box_of(summ, visible)
 
-    budget = [lim.full_input, lim.input_values]
-    maps: list[dict] = []
-    seen: dict[str, int] = {}
-    shown_maps: set[int] = set()
+    rec = _Recorder(model, rows, graph, lim, progress)
+    logits = rec.run(model, x)
 
-    def add_map(rec):  # a container's output is often its last child's: store it once
-        if rec is None:
-            return None
-        key = record_key(rec)
-        if key not in seen:
-            seen[key] = len(maps)
-            maps.append(rec)
-        return seen[key]
-
-    row_of = {r.name: r for r in rows if r.kind in ("module", "group") and r.call == 1}
-    recs: dict[str, dict] = {}
-    # the operators a container runs itself (a residual add, a concatenation, F.relu, a
-    # functional pooling): boxes of the traced graph, with their maps too
-    functions = {}
+    nodes, shown_maps = [], set()
     for r in rows:
-        if r.kind == "function" and r.node is not None:
-            gn = graph.node(r.node)
-            functions[(gn.module, gn.op, gn.call)] = r.key
-
-    def tick(name):
-        if progress is not None:
-            progress(len(recs), len(row_of) + len(functions), name)
-
-    def record(name, m, inp, out):
-        """Called during the forward pass, as each wanted module returns."""
-        rec = recs[name] = {"map": add_map(map_record(out, lim))}
-        tick(name)
-        r = row_of[name]
-        is_conv = isinstance(m, nn.Conv2d) or hasattr(m, "dense_weight")
-        if inp is None or not (is_conv or isinstance(m, (*POOLS, nn.BatchNorm2d))):
-            return
-        # what the layer really received (after hidden ops), full size: any output pixel's
-        # window can be read from it (all channels for a convolution, within the budget)
-        chans = int(inp.shape[1]) if is_conv else min(lim.map_channels, int(inp.shape[1]))
-        full = inp.dim() == 4 and max(inp.shape[-2:]) <= 299
-        n = chans * (inp[0, 0].numel() if inp.dim() == 4 else 1)
-        if full and n <= budget[1]:
-            budget[1] -= n
-            in_rec = map_record(inp, lim, channels=chans, side=max(inp.shape[-2:]))
-        else:
-            in_rec = map_record(inp, lim)
-        rec["in_map"] = add_map(in_rec)
-        if is_conv:
-            op = conv_record(m, inp, out, lim, name == first_conv, budget)
-            op["next"] = _next_activation(r.node, graph, consumers, mods)
-        elif isinstance(m, POOLS):
-            op = pool_record(m, inp, out, lim, budget)
-        else:
-            op = bn_record(m, inp, out, lim)
-            op["next"] = _next_activation(r.node, graph, consumers, mods)
-        if in_rec is not None and in_rec.get("f") == 1 and in_rec["s"] >= chans:
-            op["xin"] = rec["in_map"]  # the 8-bit input any clicked pixel is recomputed from
-        rec["op"] = op
-
-
-    def record_function(key, out):
-        recs[key] = {"map": add_map(map_record(out, lim))}
-        tick(key)
-
-    logits = capture(model, x, set(row_of) & set(mods), record, functions, record_function)
-
-    nodes = []
-    for r in rows:
-        node = {"name": r.key, "type": r.type, "level": r.level, "shape": r.output_shape,
-                "params": r.params, "macs": r.macs, "calls": r.calls,
-                "parent": _parent(r.key, visible), "label": r.role,
-                "rf": _rf_text(r), "rf_note": note[1] if note and note[0] == r.key else None,
-                "aux": "aux" in r.name.rsplit(".", 1)[-1].lower(),
-                "notrun": r.calls == 0 and r.kind == "not run"}
-        grp = groups.get(r.node) if r.kind == "group" else None
-        if grp is not None:
-            node["merge"] = _merge(grp)
-            node["cols"] = _columns(grp)
-        else:
-            node["merge"] = None
-        if r.kind in ("module", "function") and r.node is not None:
-            ins = graph.node(r.node).inputs
-            src = [box_of.get(i, "") for i in ins if i >= 0]
-            node["input_from"] = ("(input)" if -1 in ins else
-                                  next((k for k in src if k and k != r.key), None))
-        rec = (recs.get(r.name) if row_of.get(r.name) is r else
-               recs.get(r.key) if r.kind == "function" else None)
-        if rec is not None:
-            node.update({k: v for k, v in rec.items() if v is not None})
-            if rec.get("map") is not None:
-                shown_maps.add(rec["map"])
+        node = _node(r, visible, groups, graph, box_of, note)
+        got = rec.record_of(r)
+        if got is not None:
+            node.update({k: v for k, v in got.items() if v is not None})
+            if got.get("map") is not None:
+                shown_maps.add(got["map"])
         nodes.append(node)
-    for i, m in enumerate(maps):  # inputs only: inflated when their layer is opened
+    for i, m in enumerate(rec.maps):  # inputs only: inflated when their layer is opened
         if i not in shown_maps:
             m["lazy"] = True
 
@@ -260,7 +288,7 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
     data = {
         "model": summ.model_name, "input": list(size), "depth": depth,
         "total_params": summ.total_params, "macs": summ.macs, "weighted_depth": summ.depth,
-        "rows": len(rows), "nodes": nodes, "maps": maps,
+        "rows": len(rows), "nodes": nodes, "maps": rec.maps,
         "image": {"c": int(img.shape[0]), "h": int(img.shape[1]), "w": int(img.shape[2]),
                   "q": b64_u8(img.numpy())},
         "input_map": map_record(x, lim),
@@ -276,9 +304,8 @@ def explore_data(model: nn.Module, x: torch.Tensor, *, depth: int = 3, model_nam
 
 
 #: further files of this package inlined into the page: styles after page.css, scripts
-#: before page.js (which calls ``window.cnnlabTeach.init(window.cnnlabPage)`` at its end)
-# Extra .js/.css files of this package folder that render_html inlines: scripts before page.js
-# (the teaching layer, teach.js, must exist when page.js calls it), styles after page.css.
+#: before page.js (teach.js must exist when page.js calls ``window.cnnlabTeach.init(
+#: window.cnnlabPage)`` at its end)
 EXTRA_ASSETS = ["i18n.js", "teach.js", "teach.css"]
 
 
