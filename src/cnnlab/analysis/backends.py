@@ -688,7 +688,6 @@ def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warm
     images are moved there, every timed step waits for the GPU to finish, the peaks are the
     GPU's; the int8 and ONNX Runtime backends are CPU-only and say so in their row)."""
     import statistics
-    import time
 
     import torch
 
@@ -711,63 +710,86 @@ def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warm
         for batch in batches:
             reps = (subj.images.repeat((batch + images - 1) // images, 1, 1, 1)[:batch]
                     if batch > subj.images.shape[0] else subj.images[:batch]).contiguous()
-            ready, rows = {}, {}
-            ref = None
-            for b in backends:
-                r = Result(subj.name, batch, b, PRECISION[b], macs=macs, device=str(device))
-                rows[b] = r
-                results.append(r)
-                if progress:
-                    progress(f"{subj.name} batch {batch}: preparing {b}")
-                try:
-                    run, setup, note = prepare(b, subj.model, reps, subj.calibration, workdir)
-                except BackendError as err:
-                    r.error = str(err)
-                    continue
-                r.setup_s, r.note = setup, note
-                r.random_weights = subj.run is None
-                logits = _logits(run, subj.images, batch)
-                if b == "eager" or ref is None and "eager" not in backends:
-                    ref = logits
-                if ref is not None:
-                    r.agreement = (logits.argmax(1) == ref.argmax(1)).float().mean().item()
-                    r.logit_error = ((logits - ref).norm() / ref.norm().clamp_min(1e-30)).item()
-                if subj.test is not None:
-                    x, y = subj.test
-                    pred = _logits(run, x, batch).argmax(1)
-                    r.accuracy = 100.0 * (pred == y).float().mean().item()
-                ready[b] = run
-            times = {b: [] for b in ready}
-            peak_times = {p: [] for p in kernels}
-            inner = dict.fromkeys(ready, 1)  # steps per round: a round lasts >= min_round_s
-            with torch.inference_mode():
-                for _ in range(max(warmup, 1)):
-                    for b, run in ready.items():
-                        sync()
-                        t = time.perf_counter()
-                        run(reps)
-                        sync()
-                        inner[b] = max(1, math.ceil(min_round_s / (time.perf_counter() - t)))
-                for i in range(repeats):
-                    if progress:
-                        progress(f"{subj.name} batch {batch}: round {i + 1}/{repeats}")
-                    for b, run in ready.items():
-                        sync()
-                        t = time.perf_counter()
-                        for _ in range(inner[b]):
-                            run(reps)
-                        sync()
-                        times[b].append((time.perf_counter() - t) / inner[b])
-                    for p, (f, _) in kernels.items():
-                        t = time.perf_counter()
-                        f()
-                        peak_times[p].append(time.perf_counter() - t)
+            rows = {b: Result(subj.name, batch, b, PRECISION[b], macs=macs, device=str(device))
+                    for b in backends}
+            results.extend(rows.values())
+            ready = _prepare_rows(subj, batch, rows, reps, workdir, progress)
+            times, peak_times = _timed_rounds(ready, reps, kernels, repeats, warmup,
+                                              min_round_s, sync, progress,
+                                              f"{subj.name} batch {batch}")
             for b, ts in times.items():
                 rows[b].ms, rows[b].runs = statistics.median(ts) * 1e3, len(ts)
             for r in rows.values():
                 if r.precision in peak_times:
                     r.peak = kernels[r.precision][1] / statistics.median(peak_times[r.precision])
     return results
+
+
+def _prepare_rows(subj: Subject, batch: int, rows: dict[str, Result], reps, workdir,
+                  progress) -> dict:
+    """Prepare each backend of ``rows`` for ``batch`` (a failure is its row's ``error``), and
+    fill its setup time, note, top-1 agreement and logit error against eager fp32 on the fixed
+    images, and a run's test accuracy. Returns ``{backend: run}`` of those that can run."""
+    ready, ref = {}, None
+    for b, r in rows.items():
+        if progress:
+            progress(f"{subj.name} batch {batch}: preparing {b}")
+        try:
+            run, setup, note = prepare(b, subj.model, reps, subj.calibration, workdir)
+        except BackendError as err:
+            r.error = str(err)
+            continue
+        r.setup_s, r.note = setup, note
+        r.random_weights = subj.run is None
+        logits = _logits(run, subj.images, batch)
+        if b == "eager" or ref is None and "eager" not in rows:
+            ref = logits
+        if ref is not None:
+            r.agreement = (logits.argmax(1) == ref.argmax(1)).float().mean().item()
+            r.logit_error = ((logits - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+        if subj.test is not None:
+            x, y = subj.test
+            pred = _logits(run, x, batch).argmax(1)
+            r.accuracy = 100.0 * (pred == y).float().mean().item()
+        ready[b] = run
+    return ready
+
+
+def _timed_rounds(ready: dict, reps, kernels: dict, repeats: int, warmup: int,
+                  min_round_s: float, sync, progress, what: str) -> tuple[dict, dict]:
+    """Seconds per step of each backend, one list entry per round (one step of each backend a
+    round, or several for a fast one: a round lasts at least ``min_round_s``), and the matmul
+    peak kernels' seconds in the same rounds."""
+    import time
+
+    import torch
+
+    times = {b: [] for b in ready}
+    peak_times = {p: [] for p in kernels}
+    inner = dict.fromkeys(ready, 1)  # steps per round
+    with torch.inference_mode():
+        for _ in range(max(warmup, 1)):
+            for b, run in ready.items():
+                sync()
+                t = time.perf_counter()
+                run(reps)
+                sync()
+                inner[b] = max(1, math.ceil(min_round_s / (time.perf_counter() - t)))
+        for i in range(repeats):
+            if progress:
+                progress(f"{what}: round {i + 1}/{repeats}")
+            for b, run in ready.items():
+                sync()
+                t = time.perf_counter()
+                for _ in range(inner[b]):
+                    run(reps)
+                sync()
+                times[b].append((time.perf_counter() - t) / inner[b])
+            for p, (f, _) in kernels.items():
+                t = time.perf_counter()
+                f()
+                peak_times[p].append(time.perf_counter() - t)
+    return times, peak_times
 
 
 def pick(results: list[Result], *, min_agreement: float = 0.97,
