@@ -12,6 +12,11 @@ that ``cnnlab errata ID`` runs.
 ``cnnlab errata`` prints the list, ``cnnlab errata ID`` one entry with its demonstration,
 ``--json`` the data and ``--markdown`` the page ``docs/errata.md`` (generated from the same
 data; a test checks that the committed page is the generated one).
+
+Each entry is one small function under "the entries" below, registered with ``@_entry`` in
+document order. To add one, write a function ``_erratum_<id>`` that computes its figures and
+returns its :class:`Erratum`, decorate it with ``@_entry``, put it where it belongs among the
+others, and regenerate the page: ``cnnlab errata --markdown > docs/errata.md``.
 """
 
 from __future__ import annotations
@@ -504,355 +509,471 @@ def _efficientnet18_demo() -> list[str]:
 
 
 # --- the entries -------------------------------------------------------------------------
+#
+# Each erratum is one function decorated with ``@_entry``: it computes the figures it needs
+# (the cached helpers above) and returns its Erratum. The functions are registered in the order
+# they appear in this file, which is the order of ``errata()``, the list and docs/errata.md.
+# To add an erratum, write one such function, named ``_erratum_`` + its id, and put it where it
+# belongs among the others; then regenerate the page with
+# ``cnnlab errata --markdown > docs/errata.md`` (a test checks the committed page).
 
-def errata() -> list[Erratum]:
-    """Every erratum, its figures computed now."""
-    v, a, fit, b0, mb, ac, ds = (_vgg(), _alexnet(), _conv1_fit(), _b0(), _mobilenet(),
-                                 _allconv(), _dwsep())
-    le, dn, m2, ag, kd = _lenet(), _densenet(), _mnv2(), _alexnet_groups(), _keras_depth()
+_ENTRIES: list[Callable[[], Erratum]] = []
+
+
+def _entry(build: Callable[[], Erratum]) -> Callable[[], Erratum]:
+    """Register ``build`` (a function returning one Erratum) in document order."""
+    _ENTRIES.append(build)
+    return build
+
+
+@_entry
+def _erratum_vgg_listing() -> Erratum:
+    v = _vgg()
     v16, v19 = v["vgg16"], v["vgg19"]
-    c = a["convs"]
+    return Erratum(
+        "vgg-listing", "VGGNet slide (Portuguese listing)", "ambiguity",
+        '"conv 13-14-15-16: K = 512 + maxpool", then "densas1, 2: K = 4096"',
+        f"The slide names no configuration, but 16 convolutions are VGG-19's "
+        f"(configuration E: {' + '.join(map(str, v19['blocks']))} = {v19['convs']} "
+        f"convolutions + {v19['fcs']} FC = {v19['depth']} weighted layers); VGG-16 (D) "
+        f"has {v16['convs']} convolutions + {v16['fcs']} FC. The listing also stops at the "
+        f"two 4096-unit layers: the third FC layer, the {v19['classes']}-way classifier "
+        "(FC-1000), is missing.",
+        "A VGG network is named by its weighted layers (convolutions + FC): reading "
+        "\"conv 1 ... conv 16\" as VGG-16 gives the wrong network.",
+        "cnnlab summary vgg19 --depth 1",
+        [f"Depth: {v19['depth']} weighted layers"],
+        quotes=[_q("ponti", "# VGGNet (Simonyan, 2014)"),
+                _q("ponti", r"conv 13-14-15-16:  $K = 512 + \text{maxpool}$"),
+                _q("ponti", "densas1, 2:  $K = 4096$")])
+
+
+@_entry
+def _erratum_alexnet_filters() -> Erratum:
+    c = _alexnet()["convs"]
+    return Erratum(
+        "alexnet-filters", "AlexNet slide (simplified architecture)", "error",
+        '"CONV2: 266 5x5 filters", "CONV4: 334 3x3 filters"',
+        f"conv2 and conv5 have {c['conv2'].output_shape.split('x')[0]} filters, conv3 and "
+        f"conv4 {c['conv3'].output_shape.split('x')[0]} (outputs {c['conv2'].output_shape}, "
+        f"{c['conv3'].output_shape}, {c['conv4'].output_shape}, {c['conv5'].output_shape}).",
+        "Typing slips for the paper's widths 96-256-384-384-256; CONV2's own output on the "
+        "slide, [27x27x256], has the 256.",
+        "cnnlab summary alexnet_original --depth 2",
+        [c["conv2"].output_shape, c["conv3"].output_shape, c["conv5"].output_shape],
+        quotes=[_q("redes", "[27x27x256] CONV2: 266 5x5 filters at stride 1, pad 2"),
+                _q("redes", "[13x13x334] CONV4: 334 3x3 filters at stride 1, pad 1")])
+
+
+@_entry
+def _erratum_alexnet_fc7() -> Erratum:
+    a = _alexnet()
     fc7 = a["fc7"]
+    return Erratum(
+        "alexnet-fc7", "AlexNet slide (simplified architecture)", "ambiguity",
+        '"FC7: 4096 neurons with F=1"',
+        f"FC7 is a fully connected layer from FC6's 4,096 outputs to 4,096 units: "
+        f"{fc7.params:,} parameters ({fc7.macs:,} weights + {fc7.params - fc7.macs:,} "
+        f"biases). \"F=1\" is "
+        f"only right in the FC-as-convolution view, where FC6 is a 6x6 convolution (F=6) "
+        f"over the {a['pool5']} map ({a['fc6_in']:,} inputs) and FC7 a 1x1 one.",
+        "The slide mixes the two views of the same layer; in the network as trained there is "
+        "no filter size, and the weights are the same either way.",
+        "cnnlab summary alexnet_original --depth 2",
+        [f"{fc7.params:,}", a["pool5"]],
+        quotes=[_q("redes", "[4096] FC7: 4096 neurons with F=1")])
+
+
+@_entry
+def _erratum_alexnet_224() -> Erratum:
+    fit = _conv1_fit()
+    return Erratum(
+        "alexnet-224", "AlexNet slides (Portuguese listing; simplified architecture)",
+        "error",
+        '"entrada 224 × 224", conv1 "11 × 11 × 3, stride 4"; the other AlexNet slide: '
+        '"[227x227x3] INPUT", "[55x55x96] CONV1 ... pad 0"',
+        f"(227 - 11) / 4 + 1 = {fit['out227']}: the 55x55 maps need a 227x227 input; "
+        f"224 gives (224 - 11) / 4 + 1 = {fit['exact224']:g}.",
+        "The paper says 224 but its layer sizes only work with 227 (or with 2 pixels of "
+        "padding); torchvision's AlexNet pads by 2 and takes 224. The two AlexNet slides "
+        "follow the two readings.",
+        "cnnlab cost --input 224x224x3 --maps 96 --kernel 11 --stride 4 --padding valid",
+        [f"{fit['exact224']:g}", "227", f"giving {fit['out227']}"],
+        quotes=[_q("ponti", r"entrada  $224 \times 224$"),
+                _q("ponti", r"conv1:  $K = 96$  filters with  $11 \times 11 \times 3$ , "
+                            "stride 4,"),
+                _q("redes", "[227x227x3] INPUT"),
+                _q("redes", "[55x55x96] CONV1: 96 11x11 filters at stride 4, pad 0")])
+
+
+@_entry
+def _erratum_efficientnet_b0_table() -> Erratum:
+    b0 = _b0()
     t = {r["stage"]: r for r in b0["table"]}
     stride2 = [r for r in b0["table"] if r["res_out"] < r["res_in"]]
     s3 = stride2[1] if len(stride2) > 1 else stride2[0]
-    chain = le["chain28"]
+    return Erratum(
+        "efficientnet-b0-table", "EfficientNet slide (Table 1)", "error",
+        'five "MBConv6, k5x5 14×14 192" rows',
+        f"B0 has {b0['n192']} MBConv6 k{t[7]['operator'][-3:]} layers with 192 channels "
+        f"({b0['blocks']} MBConv blocks in all). The Resolution column is each stage's "
+        f"*input*, as the caption says (\"input de resolución\"): stage {s3['stage']} "
+        f"({s3['operator']}, {s3['channels']} channels) is listed at "
+        f"{s3['res_in']}x{s3['res_in']} and its first block, stride 2, outputs "
+        f"{s3['res_out']}x{s3['res_out']}.",
+        f"The paper's Table 1 lists "
+        f"{' + '.join(str(r['layers']) for r in b0['table'])} = "
+        f"{sum(r['layers'] for r in b0['table'])} layers; the slide, one row per layer, has "
+        "a fifth 192 row. The stage table is printed by "
+        "'cnnlab errata efficientnet-b0-table'.",
+        "cnnlab summary efficientnet_b0 --depth 3",
+        [f"features.6.{b0['n192'] - 1}", "192x7x7"], _b0_demo,
+        quotes=[_q("redes", "MBConv6, k5x5\t14×14\t192"),
+                _q("redes", "input de resolución")])
+
+
+@_entry
+def _erratum_kron_snippet() -> Erratum:
+    return Erratum(
+        "kron-snippet", "CNN backprop notes (mean pooling)", "error",
+        "np.kron(delta,ones(poolDim)); the arrow labelled \"flip\"",
+        "np.kron(delta, np.ones((poolDim, poolDim))) / poolDim**2 spreads each delta over "
+        "its pooling window; the arrow is an upsampling, not a flip.",
+        f"np.ones(poolDim) is 1-D, so the kron repeats only the columns: "
+        f"{np.kron(np.ones((2, 2)), np.ones(2)).shape} for a 2x2 delta instead of "
+        f"{np.kron(np.ones((2, 2)), np.ones((2, 2))).shape}. In MATLAB/Octave, where "
+        "ones(poolDim) is a square matrix, the same line without np. is right. Nothing is "
+        "flipped in pooling's backward pass; the flip belongs to the convolution layers.",
+        "cnnlab errata kron-snippet",
+        ["(2, 4)", "(4, 4)", "gives the same: True"], _kron_demo,
+        quotes=[_q("redes", "np.kron(delta,ones(poolDim));"),
+                _q("redes", r"\xrightarrow{\text{flip}}")])
+
+
+@_entry
+def _erratum_eq4_1_over_m() -> Erratum:
+    return Erratum(
+        "eq4-1-over-m", "CNN backprop notes, equations (3) and (4)", "error",
+        "equation (4) without equation (3)'s 1/m",
+        "dJ/dW = (1/m) sum_i dJ_i/dW: the gradient of the mean cost keeps the 1/m.",
+        "Dropping it makes the gradient m times too large, which silently multiplies the "
+        "learning rate by the batch size.",
+        "cnnlab errata eq4-1-over-m",
+        [f"ratio {M_DEMO:.3f} = m"], _eq4_demo,
+        quotes=[_q("redes", r"$$J(\theta) = -\frac{1}{m} \left[\sum_{i=1}^m"),
+                _q("redes", r"\nabla_{\theta^{(k)}} J(\theta) &= -\sum_{i=1}^m")])
+
+
+@_entry
+def _erratum_conv_gradient_flip() -> Erratum:
+    return Erratum(
+        "conv-gradient-flip", "CNN backprop notes (convolution layer)", "ambiguity",
+        "dW = sum_i a_i * rot90(delta, 2), after the tip \"W = rot90(W,2)\"",
+        "Right as printed, with the slides' own definitions: * is the convolution of the "
+        "filtering slides (I'[u,v] = sum w[q,p] I[u-q, v-p]) and the forward pass flips W "
+        "first (the tip), so the layer correlates with W, as PyTorch and Keras do. Convolving "
+        "a with rot90(delta, 2) is correlating a with delta: that layer's weight gradient.",
+        "The formula holds only together with the tip, and the slide does not say so: read "
+        "with * as a library's conv2d (itself a correlation), it gives a wrong gradient; and "
+        "a layer that convolves without the tip's flip (cnnlab's NumPy Conv2D, which follows "
+        "the filtering slides) has the formula rotated by 180 degrees as its gradient. The "
+        "demonstration checks each reading against a numerical gradient.",
+        "cnnlab errata conv-gradient-flip",
+        ["a * rot90(delta, 2), * a convolution: largest difference"], _conv_grad_demo,
+        quotes=[_q("redes", r"\nabla_{W_k^{(l)}} J(W, b; x, y) &= \sum_{i=1}^m (a_i^{(l)}) "
+                            r"* \text{rot90}(\delta_k^{(l+1)}, 2)"),
+                _q("redes", "> W = rot90(W,2);")])
+
+
+@_entry
+def _erratum_depthwise_separable() -> Erratum:
+    ds = _dwsep()
+    return Erratum(
+        "depthwise-separable", "MobileNet slide (100x100x3 example)", "error",
+        '"3 × 3 × 3 × 128 = 1638", "lateral: 3 × 3 × (3) = 9", "total = 3.930.000"',
+        f"standard {ds['std_w']:,} weights per position ({ds['std_mults']:,} "
+        f"multiplications), depthwise {ds['dw_w']} (3 maps x 3x3), pointwise "
+        f"{ds['pw_w']}: {ds['sep_mults']:,} multiplications, ratio {ds['ratio']:.4f} = "
+        "1/128 + 1/9.",
+        "1,638 = 2 x 3^2 x 7 x 13 cannot come from this layer's sizes; 9 is one 3x3 kernel "
+        "(a single map); the slide's pointwise term uses 3 maps, its depthwise term 1.",
+        "cnnlab cost",
+        [f"{ds['std_mults']:,}", f"{ds['sep_mults']:,}", f"{ds['std_w']:,}"],
+        quotes=[_q("ponti", r"$3 \times 3 \times 3 \times 128 = 1638$"),
+                _q("ponti", r"lateral:  $3 \times 3 \times (3) = 9$  parâmetros."),
+                _q("ponti", "total = 3.930.000")])
+
+
+@_entry
+def _erratum_mobilenet_last_s2() -> Erratum:
+    mb = _mobilenet()
+    return Erratum(
+        "mobilenet-last-s2", "MobileNet slide (Table 1)", "error",
+        'the last "Conv dw / s2" at 7x7',
+        f"stride {mb['stride']}: the last depthwise layer ({mb['last']}) keeps "
+        f"{mb['in']} -> {mb['out']}.",
+        "A stride 2 there would give 4x4 maps, and the 7x7 average pooling after it would "
+        "not fit; the paper's Table 1 has the same misprint.",
+        "cnnlab summary mobilenet_v1 --depth 2",
+        [f"{mb['last']}", mb["out"]],
+        quotes=[_q("architectures", "Conv dw / s2\t$3 \\times 3 \\times 1024 \\text{ dw}$\t"
+                                    "$7 \\times 7 \\times 1024$")])
+
+
+@_entry
+def _erratum_allcnn_6x6() -> Erratum:
+    ac = _allconv()
+    return Erratum(
+        "allcnn-6x6", "All-CNN slide and course notebook", "ambiguity",
+        '"global averaging over 6×6 spatial dimensions"; the notebook\'s padding="same" '
+        'and its ReLU on the 10 class maps',
+        f"Both sizes are right for different networks: the paper's All-CNN-C leaves its last "
+        f"3x3 convolution unpadded, so the last map is {ac['paper']}; the notebook pads "
+        f"every convolution ('same'), so it is {ac['same']} (same parameters). The ReLU on "
+        f"the class maps is the paper's own layer (\"1×1 conv. 10 ReLU\", in the table on "
+        f"the same slide), not a notebook slip.",
+        "A ReLU before the softmax clamps negative class scores at 0; the paper trained "
+        "with it. cnnlab's allconv_c leaves the class maps linear by default "
+        "(final_relu=False; final_relu=True is the table's layer), because with the ReLU a "
+        "step that pushes every class map below 0 leaves all logits and their gradients at "
+        "0: a risk, not a certainty.",
+        "cnnlab errata allcnn-6x6",
+        [ac["paper"], ac["same"]], _allconv_demo,
+        quotes=[_q("allconv", "global averaging over 6×6 spatial dimensions"),
+                _q("allconv", 'model.add(Conv2D(classes, (1, 1), activation="relu", '
+                              'padding="same",))'),
+                _q("allconv", "1×1 conv. 10 ReLU")])
+
+
+@_entry
+def _erratum_allcnn_params() -> Erratum:
+    ac = _allconv()
+    return Erratum(
+        "allcnn-params", "All-CNN slide", "ambiguity",
+        '"1.3M parámetros", beside the notebook\'s "Total params: 1,369,738"',
+        f"{ac['params']:,} parameters (All-CNN-C, 10 classes): 1.37M, which rounds to "
+        f"1.4M; \"1.3M\" is the same figure truncated, not another network.",
+        f"The slide's own summary prints the exact total, so nothing is wrong but the "
+        f"rounding. (Without the stride-2 convolutions, Strided-CNN-C, it would be "
+        f"{ac['model_c']:,}.)",
+        "cnnlab summary allconv_c --depth 1",
+        [f"Total params: {ac['params']:,}"],
+        quotes=[_q("allconv", "1.3M parámetros"),
+                _q("allconv", "Total params: 1,369,738")])
+
+
+@_entry
+def _erratum_efficientnet_18_layers() -> Erratum:
+    b0 = _b0()
+    return Erratum(
+        "efficientnet-18-layers", "EfficientNet slide", "ambiguity",
+        '"d = 1 -> 18 capas convolucionales"',
+        f"18 = the stem convolution + the {b0['blocks']} MBConv blocks + the 1x1 head "
+        f"convolution (Table 1's Layers column, FC not counted). Counting every "
+        f"convolution on the longest path, as cnnlab's depth does, gives {b0['depth']}.",
+        "Each MBConv block holds 2-3 convolutions plus the SE block's two; the paper counts "
+        "a block as one layer.",
+        "cnnlab summary efficientnet_b0 --depth 1",
+        [f"Depth: {b0['depth']} weighted layers"], _efficientnet18_demo,
+        quotes=[_q("redes", r"$d = 1 \rightarrow 18$ capas convolucionales")])
+
+
+@_entry
+def _erratum_keras_depth() -> Erratum:
+    kd = _keras_depth()
     kv, kr = kd["vgg16"], kd["resnet50"]
+    return Erratum(
+        "keras-depth", "Keras applications table (Andrew Ng's architectures)", "ambiguity",
+        'Depth column: VGG16 "16", ResNet50 "107"',
+        f"Keras counts every layer with weights, batch norms included: VGG16 {kv['conv']} "
+        f"conv + {kv['fc']} dense = {kv['keras']} (no batch norm, so it equals the 16 of "
+        f"its name); ResNet50 {kr['conv']} conv + {kr['bn']} batch norm + {kr['fc']} dense "
+        f"= {kr['keras']}, though its longest path has {kr['depth']} weighted layers, the 50 "
+        f"of its name.",
+        "One rule that reads as two on one page: the column matches a network's name only "
+        "when the network has no batch norm, so it does not compare depth across families. "
+        "'cnnlab compare --keras' prints Keras's column and cnnlab's side by side.",
+        "cnnlab errata keras-depth",
+        [f"= {kr['keras']} layers with weights", f"(cnnlab's depth): {kr['depth']}",
+         f"= {kv['keras']} layers with weights"], _keras_depth_demo,
+        quotes=[_q("andrew-ng", "VGG16\t528\t71.3%\t90.1%\t138.4M\t16"),
+                _q("andrew-ng", "ResNet50\t98\t74.9%\t92.1%\t25.6M\t107")])
+
+
+@_entry
+def _erratum_lenet_c5() -> Erratum:
+    le = _lenet()
+    return Erratum(
+        "lenet-c5", "LeNet-5 slides", "error",
+        '"Las capas FC:F5 ... las neuronas escondidas de F5 (120)"; "Entre F5 y F6"',
+        f"The layer from S4 ({le['s4']} = {le['c5_in']} values) to 120 units is C5, a "
+        f"convolution of 120 {le['c5_k']}x{le['c5_k']} filters (the slide's own table: "
+        f"CONV, C5, 120): at the {'x'.join(map(str, le['native']))} input it outputs "
+        f"{le['c5'].output_shape} with {le['c5'].params:,} parameters, the same as a full "
+        f"connection. F6 (84 units, {le['f6'].params:,} parameters) is the first fully "
+        f"connected layer; \"entre F5 y F6\" is between C5 and F6.",
+        "LeCun et al. (1998) call C5 a convolutional layer because on a larger input its "
+        "maps would be larger than 1x1; LeNet-5 has no F5.",
+        "cnnlab summary lenet5 --depth 2",
+        ["features.c5", le["c5"].output_shape, f"{le['c5'].params:,}"],
+        quotes=[_q("redes", "Las capas FC:F5 están completamente conectadas entre las "
+                            "salidas de S4 (400 neuronas) y las neuronas escondidas de F5 "
+                            "(120)."),
+                _q("redes", "Entre F5 y F6 es también una conexión completa"),
+                _q("redes", "Nombre\t\tC1\tS2\tC3\tS4\tC5\tF6")])
+
+
+@_entry
+def _erratum_lenet_c1_params() -> Erratum:
+    le = _lenet()
+    return Erratum(
+        "lenet-c1-params", "LeNet-5 slides (C1)", "error",
+        '"Los parámetros a ser entrenados en cada capa son 25, más el bias"',
+        f"{le['c1_per_filter']} weights per filter (one 5x5 kernel) plus its bias; C1's "
+        f"{le['c1_filters']} filters make {le['c1'].params:,} parameters in the layer "
+        f"({le['c1_per_filter']} x {le['c1_filters']} + {le['c1_filters']}).",
+        "The sentence says \"en cada capa\" (per layer) and then counts the layer's 156: "
+        "the 25 are per filter.",
+        "cnnlab summary lenet5 --depth 2",
+        [le["c1"].output_shape, f"{le['c1'].params:,}"],
+        quotes=[_q("redes", "Los parámetros a ser entrenados en cada capa son 25, más el "
+                            "bias. En total son 156 parámetros en esta capa "
+                            "($25 * 6 + 6$).")])
+
+
+@_entry
+def _erratum_lenet_28x28() -> Erratum:
+    le = _lenet()
+    chain = le["chain28"]
+    return Erratum(
+        "lenet-28x28", "LeNet-5 slides and the lab", "ambiguity",
+        "the lab's \"28×28 pixeles\" digits; LeNet-5's \"32x32 pixels\" input",
+        f"LeNet-5 as the slides build it needs 32x32: on 28x28 its valid convolutions give "
+        f"C1 {chain[1]}x{chain[1]}, S2 {chain[2]}x{chain[2]}, C3 {chain[3]}x{chain[3]}, "
+        f"S4 {chain[4]}x{chain[4]}, and C5's {le['c5_k']}x{le['c5_k']} kernel no longer "
+        f"fits. Either pad the digits to 32x32 or pad C1 by 2, which gives the slide's "
+        f"{le['pad_c1']} after C1 (cnnlab's lenet5(c1_padding=2)).",
+        "The lab slide gives the input size but not how a 28x28 digit meets the 32x32 "
+        "LeNet-5 of the previous slides (its network is in a figure). LeCun et al. (1998) "
+        "feed 32x32 images whose digits sit in the central 28x28 field.",
+        "cnnlab errata lenet-28x28",
+        [f"C3 {chain[3]}x{chain[3]}, S4 {chain[4]}x{chain[4]}", f"C1 {le['pad_c1']}"],
+        _lenet28_demo,
+        quotes=[_q("redes", "en niveles de gris con un tamaño 28×28 pixeles."),
+                _q("redes", "La entrada consiste en una matriz de un solo plano de 32x32 "
+                            "pixels.")])
+
+
+@_entry
+def _erratum_dy_sign() -> Erratum:
+    dy = _dy_responses()
+    return Erratum(
+        "dy-sign", "Image filtering slides (derivative masks)", "ambiguity",
+        "Dy printed as [1; -1] on the segmentation slide, as [-1; 1] on the next "
+        "(\"Máscaras\"), beside Dx [-1 1] on both",
+        f"Use Dy = [-1; 1], the \"Máscaras\" slide's sign and that of the Prewitt and Sobel "
+        f"masks (-1 on top): then Dx and Dy answer an edge from dark to bright with the "
+        f"same sign ({dy['dx']:+g} and {dy['dy2']:+g}), one across columns and one across "
+        f"rows; [1; -1] gives {dy['dy1']:+g}. The edge magnitude is the same either way.",
+        "Both are derivative estimates; what changes is the sign of every vertical "
+        "response, which matters as soon as Dx and Dy are combined into a direction.",
+        "cnnlab errata dy-sign",
+        [f"(first slide) across a dark-top/bright-bottom edge: {dy['dy1']:+g}",
+         f"('Máscaras' slide) across the same edge:     {dy['dy2']:+g}"], _dy_demo,
+        quotes=[_q("redes", r"$$\begin{matrix} 1 \\ -1 \end{matrix}$$ Dy"),
+                _q("redes", r"$$\begin{matrix} -1 & 1 \\ \rightarrow & \end{matrix}$$ Dx"),
+                _q("redes", "Máscaras -1 1 -1 1")])
+
+
+@_entry
+def _erratum_line_45() -> Erratum:
+    line = _line45_responses()
+    return Erratum(
+        "line-45", "Image filtering slides (line masks)", "ambiguity",
+        "the mask [2 -1 -1; -1 2 -1; -1 -1 2] labelled \"+45°\"",
+        f"Its 2s run from top left to bottom right: it answers most to a line falling to the "
+        f"right ({line['falling']:g}, against {line['rising']:g} for a line rising to the "
+        f"right). That is +45° only with angles measured from an x axis pointing down the "
+        f"rows (image (row, column) axes); with the usual y-up axes it is -45°.",
+        f"The slide does not say which convention it uses. cnnlab calls this mask "
+        f"{line['name']} and its 'cnnlab filter --list' line says it is the slide's '+45'.",
+        "cnnlab errata line-45",
+        [f"falling to the right: {line['falling']:g}",
+         f"rising to the right: {line['rising']:g}", line["name"]], _line45_demo,
+        quotes=[_q("redes", "2 -1 -1 -1 2 -1 -1 -1 2 +45°")])
+
+
+@_entry
+def _erratum_densenet_bottleneck() -> Erratum:
+    dn = _densenet()
     dense_depth = 1 + 2 * sum(dn["layers"]) + dn["transitions"] + dn["fcs"]
     dense_plain = 1 + sum(dn["layers"]) + dn["transitions"] + dn["fcs"]
+    return Erratum(
+        "densenet-bottleneck", "DenseNet slide", "error",
+        '"H : BN + ReLu + Conv 3×3" with "Variantes: DenseNet 121/169/201"',
+        f"DenseNet-121/169/201 are DenseNet-BC: each H is BN-ReLU-Conv 1x1 "
+        f"({dn['bottleneck']} maps = 4k, the bottleneck of DenseNet-B) then BN-ReLU-Conv 3x3 "
+        f"({dn['growth']} maps = k), and each transition layer halves the channels (C). "
+        f"H = BN + ReLU + Conv 3x3 is the basic DenseNet, which has no 121-layer variant.",
+        f"The 121 counts both convolutions of every H: 1 (stem) + 2 x "
+        f"({' + '.join(map(str, dn['layers']))}) + {dn['transitions']} (transitions) + "
+        f"{dn['fcs']} (FC) = {dense_depth}; with H as on the slide it would be "
+        f"{dense_plain}.",
+        "cnnlab summary densenet121 --depth 4",
+        [dn["row1"].name, dn["row1"].output_shape, dn["row2"].output_shape,
+         f"Depth: {dn['depth']} weighted layers"],
+        quotes=[_q("redes", "H : BN + ReLu + Conv 3×3"),
+                _q("redes", "Variantes: DenseNet 121/169/201")])
+
+
+@_entry
+def _erratum_inverted_residual() -> Erratum:
+    m2 = _mnv2()
+    return Erratum(
+        "inverted-residual", "MobileNet slide (variants)", "error",
+        '"MobileNetV2: inverted convolutions"; the heading "Inverted Convolutions"',
+        f"MobileNetV2's block is the inverted residual with a linear bottleneck: a 1x1 "
+        f"expansion ({m2['cin']} -> {m2['wide']} channels, t = {m2['wide'] // m2['cin']}), "
+        f"a 3x3 depthwise convolution ({m2['dw_groups']} groups), a 1x1 projection back to "
+        f"{m2['cout']} channels with no activation, and the shortcut between the narrow "
+        f"ends. The convolutions are ordinary; the residual block is inverted: "
+        f"narrow-wide-narrow, where ResNet's bottleneck is wide-narrow-wide.",
+        "The slide's own figure is captioned \"(b) Inverted residual block\", the name "
+        "Sandler et al. (2018) give it.",
+        "cnnlab summary mobilenet_v2 --depth 4",
+        [m2["cls"], m2["expand_row"].name, m2["expand_row"].output_shape,
+         m2["project_row"].output_shape],
+        quotes=[_q("redes", "MobileNetV2: inverted convolutions"),
+                _q("redes", "Inverted Convolutions"),
+                _q("redes", "(b) Inverted residual block")])
+
+
+@_entry
+def _erratum_alexnet_conv2_groups() -> Erratum:
+    ag = _alexnet_groups()
     c2_one, c2_two = ag["params"]["conv2"]
-    dy = _dy_responses()
-    line = _line45_responses()
-    return [
-        Erratum(
-            "vgg-listing", "VGGNet slide (Portuguese listing)", "ambiguity",
-            '"conv 13-14-15-16: K = 512 + maxpool", then "densas1, 2: K = 4096"',
-            f"The slide names no configuration, but 16 convolutions are VGG-19's "
-            f"(configuration E: {' + '.join(map(str, v19['blocks']))} = {v19['convs']} "
-            f"convolutions + {v19['fcs']} FC = {v19['depth']} weighted layers); VGG-16 (D) "
-            f"has {v16['convs']} convolutions + {v16['fcs']} FC. The listing also stops at the "
-            f"two 4096-unit layers: the third FC layer, the {v19['classes']}-way classifier "
-            "(FC-1000), is missing.",
-            "A VGG network is named by its weighted layers (convolutions + FC): reading "
-            "\"conv 1 ... conv 16\" as VGG-16 gives the wrong network.",
-            "cnnlab summary vgg19 --depth 1",
-            [f"Depth: {v19['depth']} weighted layers"],
-            quotes=[_q("ponti", "# VGGNet (Simonyan, 2014)"),
-                    _q("ponti", r"conv 13-14-15-16:  $K = 512 + \text{maxpool}$"),
-                    _q("ponti", "densas1, 2:  $K = 4096$")]),
-        Erratum(
-            "alexnet-filters", "AlexNet slide (simplified architecture)", "error",
-            '"CONV2: 266 5x5 filters", "CONV4: 334 3x3 filters"',
-            f"conv2 and conv5 have {c['conv2'].output_shape.split('x')[0]} filters, conv3 and "
-            f"conv4 {c['conv3'].output_shape.split('x')[0]} (outputs {c['conv2'].output_shape}, "
-            f"{c['conv3'].output_shape}, {c['conv4'].output_shape}, {c['conv5'].output_shape}).",
-            "Typing slips for the paper's widths 96-256-384-384-256; CONV2's own output on the "
-            "slide, [27x27x256], has the 256.",
-            "cnnlab summary alexnet_original --depth 2",
-            [c["conv2"].output_shape, c["conv3"].output_shape, c["conv5"].output_shape],
-            quotes=[_q("redes", "[27x27x256] CONV2: 266 5x5 filters at stride 1, pad 2"),
-                    _q("redes", "[13x13x334] CONV4: 334 3x3 filters at stride 1, pad 1")]),
-        Erratum(
-            "alexnet-fc7", "AlexNet slide (simplified architecture)", "ambiguity",
-            '"FC7: 4096 neurons with F=1"',
-            f"FC7 is a fully connected layer from FC6's 4,096 outputs to 4,096 units: "
-            f"{fc7.params:,} parameters ({fc7.macs:,} weights + {fc7.params - fc7.macs:,} "
-            f"biases). \"F=1\" is "
-            f"only right in the FC-as-convolution view, where FC6 is a 6x6 convolution (F=6) "
-            f"over the {a['pool5']} map ({a['fc6_in']:,} inputs) and FC7 a 1x1 one.",
-            "The slide mixes the two views of the same layer; in the network as trained there is "
-            "no filter size, and the weights are the same either way.",
-            "cnnlab summary alexnet_original --depth 2",
-            [f"{fc7.params:,}", a["pool5"]],
-            quotes=[_q("redes", "[4096] FC7: 4096 neurons with F=1")]),
-        Erratum(
-            "alexnet-224", "AlexNet slides (Portuguese listing; simplified architecture)",
-            "error",
-            '"entrada 224 × 224", conv1 "11 × 11 × 3, stride 4"; the other AlexNet slide: '
-            '"[227x227x3] INPUT", "[55x55x96] CONV1 ... pad 0"',
-            f"(227 - 11) / 4 + 1 = {fit['out227']}: the 55x55 maps need a 227x227 input; "
-            f"224 gives (224 - 11) / 4 + 1 = {fit['exact224']:g}.",
-            "The paper says 224 but its layer sizes only work with 227 (or with 2 pixels of "
-            "padding); torchvision's AlexNet pads by 2 and takes 224. The two AlexNet slides "
-            "follow the two readings.",
-            "cnnlab cost --input 224x224x3 --maps 96 --kernel 11 --stride 4 --padding valid",
-            [f"{fit['exact224']:g}", "227", f"giving {fit['out227']}"],
-            quotes=[_q("ponti", r"entrada  $224 \times 224$"),
-                    _q("ponti", r"conv1:  $K = 96$  filters with  $11 \times 11 \times 3$ , "
-                                "stride 4,"),
-                    _q("redes", "[227x227x3] INPUT"),
-                    _q("redes", "[55x55x96] CONV1: 96 11x11 filters at stride 4, pad 0")]),
-        Erratum(
-            "efficientnet-b0-table", "EfficientNet slide (Table 1)", "error",
-            'five "MBConv6, k5x5 14×14 192" rows',
-            f"B0 has {b0['n192']} MBConv6 k{t[7]['operator'][-3:]} layers with 192 channels "
-            f"({b0['blocks']} MBConv blocks in all). The Resolution column is each stage's "
-            f"*input*, as the caption says (\"input de resolución\"): stage {s3['stage']} "
-            f"({s3['operator']}, {s3['channels']} channels) is listed at "
-            f"{s3['res_in']}x{s3['res_in']} and its first block, stride 2, outputs "
-            f"{s3['res_out']}x{s3['res_out']}.",
-            f"The paper's Table 1 lists "
-            f"{' + '.join(str(r['layers']) for r in b0['table'])} = "
-            f"{sum(r['layers'] for r in b0['table'])} layers; the slide, one row per layer, has "
-            "a fifth 192 row. The stage table is printed by "
-            "'cnnlab errata efficientnet-b0-table'.",
-            "cnnlab summary efficientnet_b0 --depth 3",
-            [f"features.6.{b0['n192'] - 1}", "192x7x7"], _b0_demo,
-            quotes=[_q("redes", "MBConv6, k5x5\t14×14\t192"),
-                    _q("redes", "input de resolución")]),
-        Erratum(
-            "kron-snippet", "CNN backprop notes (mean pooling)", "error",
-            "np.kron(delta,ones(poolDim)); the arrow labelled \"flip\"",
-            "np.kron(delta, np.ones((poolDim, poolDim))) / poolDim**2 spreads each delta over "
-            "its pooling window; the arrow is an upsampling, not a flip.",
-            f"np.ones(poolDim) is 1-D, so the kron repeats only the columns: "
-            f"{np.kron(np.ones((2, 2)), np.ones(2)).shape} for a 2x2 delta instead of "
-            f"{np.kron(np.ones((2, 2)), np.ones((2, 2))).shape}. In MATLAB/Octave, where "
-            "ones(poolDim) is a square matrix, the same line without np. is right. Nothing is "
-            "flipped in pooling's backward pass; the flip belongs to the convolution layers.",
-            "cnnlab errata kron-snippet",
-            ["(2, 4)", "(4, 4)", "gives the same: True"], _kron_demo,
-            quotes=[_q("redes", "np.kron(delta,ones(poolDim));"),
-                    _q("redes", r"\xrightarrow{\text{flip}}")]),
-        Erratum(
-            "eq4-1-over-m", "CNN backprop notes, equations (3) and (4)", "error",
-            "equation (4) without equation (3)'s 1/m",
-            "dJ/dW = (1/m) sum_i dJ_i/dW: the gradient of the mean cost keeps the 1/m.",
-            "Dropping it makes the gradient m times too large, which silently multiplies the "
-            "learning rate by the batch size.",
-            "cnnlab errata eq4-1-over-m",
-            [f"ratio {M_DEMO:.3f} = m"], _eq4_demo,
-            quotes=[_q("redes", r"$$J(\theta) = -\frac{1}{m} \left[\sum_{i=1}^m"),
-                    _q("redes", r"\nabla_{\theta^{(k)}} J(\theta) &= -\sum_{i=1}^m")]),
-        Erratum(
-            "conv-gradient-flip", "CNN backprop notes (convolution layer)", "ambiguity",
-            "dW = sum_i a_i * rot90(delta, 2), after the tip \"W = rot90(W,2)\"",
-            "Right as printed, with the slides' own definitions: * is the convolution of the "
-            "filtering slides (I'[u,v] = sum w[q,p] I[u-q, v-p]) and the forward pass flips W "
-            "first (the tip), so the layer correlates with W, as PyTorch and Keras do. Convolving "
-            "a with rot90(delta, 2) is correlating a with delta: that layer's weight gradient.",
-            "The formula holds only together with the tip, and the slide does not say so: read "
-            "with * as a library's conv2d (itself a correlation), it gives a wrong gradient; and "
-            "a layer that convolves without the tip's flip (cnnlab's NumPy Conv2D, which follows "
-            "the filtering slides) has the formula rotated by 180 degrees as its gradient. The "
-            "demonstration checks each reading against a numerical gradient.",
-            "cnnlab errata conv-gradient-flip",
-            ["a * rot90(delta, 2), * a convolution: largest difference"], _conv_grad_demo,
-            quotes=[_q("redes", r"\nabla_{W_k^{(l)}} J(W, b; x, y) &= \sum_{i=1}^m (a_i^{(l)}) "
-                                r"* \text{rot90}(\delta_k^{(l+1)}, 2)"),
-                    _q("redes", "> W = rot90(W,2);")]),
-        Erratum(
-            "depthwise-separable", "MobileNet slide (100x100x3 example)", "error",
-            '"3 × 3 × 3 × 128 = 1638", "lateral: 3 × 3 × (3) = 9", "total = 3.930.000"',
-            f"standard {ds['std_w']:,} weights per position ({ds['std_mults']:,} "
-            f"multiplications), depthwise {ds['dw_w']} (3 maps x 3x3), pointwise "
-            f"{ds['pw_w']}: {ds['sep_mults']:,} multiplications, ratio {ds['ratio']:.4f} = "
-            "1/128 + 1/9.",
-            "1,638 = 2 x 3^2 x 7 x 13 cannot come from this layer's sizes; 9 is one 3x3 kernel "
-            "(a single map); the slide's pointwise term uses 3 maps, its depthwise term 1.",
-            "cnnlab cost",
-            [f"{ds['std_mults']:,}", f"{ds['sep_mults']:,}", f"{ds['std_w']:,}"],
-            quotes=[_q("ponti", r"$3 \times 3 \times 3 \times 128 = 1638$"),
-                    _q("ponti", r"lateral:  $3 \times 3 \times (3) = 9$  parâmetros."),
-                    _q("ponti", "total = 3.930.000")]),
-        Erratum(
-            "mobilenet-last-s2", "MobileNet slide (Table 1)", "error",
-            'the last "Conv dw / s2" at 7x7',
-            f"stride {mb['stride']}: the last depthwise layer ({mb['last']}) keeps "
-            f"{mb['in']} -> {mb['out']}.",
-            "A stride 2 there would give 4x4 maps, and the 7x7 average pooling after it would "
-            "not fit; the paper's Table 1 has the same misprint.",
-            "cnnlab summary mobilenet_v1 --depth 2",
-            [f"{mb['last']}", mb["out"]],
-            quotes=[_q("architectures", "Conv dw / s2\t$3 \\times 3 \\times 1024 \\text{ dw}$\t"
-                                        "$7 \\times 7 \\times 1024$")]),
-        Erratum(
-            "allcnn-6x6", "All-CNN slide and course notebook", "ambiguity",
-            '"global averaging over 6×6 spatial dimensions"; the notebook\'s padding="same" '
-            'and its ReLU on the 10 class maps',
-            f"Both sizes are right for different networks: the paper's All-CNN-C leaves its last "
-            f"3x3 convolution unpadded, so the last map is {ac['paper']}; the notebook pads "
-            f"every convolution ('same'), so it is {ac['same']} (same parameters). The ReLU on "
-            f"the class maps is the paper's own layer (\"1×1 conv. 10 ReLU\", in the table on "
-            f"the same slide), not a notebook slip.",
-            "A ReLU before the softmax clamps negative class scores at 0; the paper trained "
-            "with it. cnnlab's allconv_c leaves the class maps linear by default "
-            "(final_relu=False; final_relu=True is the table's layer), because with the ReLU a "
-            "step that pushes every class map below 0 leaves all logits and their gradients at "
-            "0: a risk, not a certainty.",
-            "cnnlab errata allcnn-6x6",
-            [ac["paper"], ac["same"]], _allconv_demo,
-            quotes=[_q("allconv", "global averaging over 6×6 spatial dimensions"),
-                    _q("allconv", 'model.add(Conv2D(classes, (1, 1), activation="relu", '
-                                  'padding="same",))'),
-                    _q("allconv", "1×1 conv. 10 ReLU")]),
-        Erratum(
-            "allcnn-params", "All-CNN slide", "ambiguity",
-            '"1.3M parámetros", beside the notebook\'s "Total params: 1,369,738"',
-            f"{ac['params']:,} parameters (All-CNN-C, 10 classes): 1.37M, which rounds to "
-            f"1.4M; \"1.3M\" is the same figure truncated, not another network.",
-            f"The slide's own summary prints the exact total, so nothing is wrong but the "
-            f"rounding. (Without the stride-2 convolutions, Strided-CNN-C, it would be "
-            f"{ac['model_c']:,}.)",
-            "cnnlab summary allconv_c --depth 1",
-            [f"Total params: {ac['params']:,}"],
-            quotes=[_q("allconv", "1.3M parámetros"),
-                    _q("allconv", "Total params: 1,369,738")]),
-        Erratum(
-            "efficientnet-18-layers", "EfficientNet slide", "ambiguity",
-            '"d = 1 -> 18 capas convolucionales"',
-            f"18 = the stem convolution + the {b0['blocks']} MBConv blocks + the 1x1 head "
-            f"convolution (Table 1's Layers column, FC not counted). Counting every "
-            f"convolution on the longest path, as cnnlab's depth does, gives {b0['depth']}.",
-            "Each MBConv block holds 2-3 convolutions plus the SE block's two; the paper counts "
-            "a block as one layer.",
-            "cnnlab summary efficientnet_b0 --depth 1",
-            [f"Depth: {b0['depth']} weighted layers"], _efficientnet18_demo,
-            quotes=[_q("redes", r"$d = 1 \rightarrow 18$ capas convolucionales")]),
-        Erratum(
-            "keras-depth", "Keras applications table (Andrew Ng's architectures)", "ambiguity",
-            'Depth column: VGG16 "16", ResNet50 "107"',
-            f"Keras counts every layer with weights, batch norms included: VGG16 {kv['conv']} "
-            f"conv + {kv['fc']} dense = {kv['keras']} (no batch norm, so it equals the 16 of "
-            f"its name); ResNet50 {kr['conv']} conv + {kr['bn']} batch norm + {kr['fc']} dense "
-            f"= {kr['keras']}, though its longest path has {kr['depth']} weighted layers, the 50 "
-            f"of its name.",
-            "One rule that reads as two on one page: the column matches a network's name only "
-            "when the network has no batch norm, so it does not compare depth across families. "
-            "'cnnlab compare --keras' prints Keras's column and cnnlab's side by side.",
-            "cnnlab errata keras-depth",
-            [f"= {kr['keras']} layers with weights", f"(cnnlab's depth): {kr['depth']}",
-             f"= {kv['keras']} layers with weights"], _keras_depth_demo,
-            quotes=[_q("andrew-ng", "VGG16\t528\t71.3%\t90.1%\t138.4M\t16"),
-                    _q("andrew-ng", "ResNet50\t98\t74.9%\t92.1%\t25.6M\t107")]),
-        Erratum(
-            "lenet-c5", "LeNet-5 slides", "error",
-            '"Las capas FC:F5 ... las neuronas escondidas de F5 (120)"; "Entre F5 y F6"',
-            f"The layer from S4 ({le['s4']} = {le['c5_in']} values) to 120 units is C5, a "
-            f"convolution of 120 {le['c5_k']}x{le['c5_k']} filters (the slide's own table: "
-            f"CONV, C5, 120): at the {'x'.join(map(str, le['native']))} input it outputs "
-            f"{le['c5'].output_shape} with {le['c5'].params:,} parameters, the same as a full "
-            f"connection. F6 (84 units, {le['f6'].params:,} parameters) is the first fully "
-            f"connected layer; \"entre F5 y F6\" is between C5 and F6.",
-            "LeCun et al. (1998) call C5 a convolutional layer because on a larger input its "
-            "maps would be larger than 1x1; LeNet-5 has no F5.",
-            "cnnlab summary lenet5 --depth 2",
-            ["features.c5", le["c5"].output_shape, f"{le['c5'].params:,}"],
-            quotes=[_q("redes", "Las capas FC:F5 están completamente conectadas entre las "
-                                "salidas de S4 (400 neuronas) y las neuronas escondidas de F5 "
-                                "(120)."),
-                    _q("redes", "Entre F5 y F6 es también una conexión completa"),
-                    _q("redes", "Nombre\t\tC1\tS2\tC3\tS4\tC5\tF6")]),
-        Erratum(
-            "lenet-c1-params", "LeNet-5 slides (C1)", "error",
-            '"Los parámetros a ser entrenados en cada capa son 25, más el bias"',
-            f"{le['c1_per_filter']} weights per filter (one 5x5 kernel) plus its bias; C1's "
-            f"{le['c1_filters']} filters make {le['c1'].params:,} parameters in the layer "
-            f"({le['c1_per_filter']} x {le['c1_filters']} + {le['c1_filters']}).",
-            "The sentence says \"en cada capa\" (per layer) and then counts the layer's 156: "
-            "the 25 are per filter.",
-            "cnnlab summary lenet5 --depth 2",
-            [le["c1"].output_shape, f"{le['c1'].params:,}"],
-            quotes=[_q("redes", "Los parámetros a ser entrenados en cada capa son 25, más el "
-                                "bias. En total son 156 parámetros en esta capa "
-                                "($25 * 6 + 6$).")]),
-        Erratum(
-            "lenet-28x28", "LeNet-5 slides and the lab", "ambiguity",
-            "the lab's \"28×28 pixeles\" digits; LeNet-5's \"32x32 pixels\" input",
-            f"LeNet-5 as the slides build it needs 32x32: on 28x28 its valid convolutions give "
-            f"C1 {chain[1]}x{chain[1]}, S2 {chain[2]}x{chain[2]}, C3 {chain[3]}x{chain[3]}, "
-            f"S4 {chain[4]}x{chain[4]}, and C5's {le['c5_k']}x{le['c5_k']} kernel no longer "
-            f"fits. Either pad the digits to 32x32 or pad C1 by 2, which gives the slide's "
-            f"{le['pad_c1']} after C1 (cnnlab's lenet5(c1_padding=2)).",
-            "The lab slide gives the input size but not how a 28x28 digit meets the 32x32 "
-            "LeNet-5 of the previous slides (its network is in a figure). LeCun et al. (1998) "
-            "feed 32x32 images whose digits sit in the central 28x28 field.",
-            "cnnlab errata lenet-28x28",
-            [f"C3 {chain[3]}x{chain[3]}, S4 {chain[4]}x{chain[4]}", f"C1 {le['pad_c1']}"],
-            _lenet28_demo,
-            quotes=[_q("redes", "en niveles de gris con un tamaño 28×28 pixeles."),
-                    _q("redes", "La entrada consiste en una matriz de un solo plano de 32x32 "
-                                "pixels.")]),
-        Erratum(
-            "dy-sign", "Image filtering slides (derivative masks)", "ambiguity",
-            "Dy printed as [1; -1] on the segmentation slide, as [-1; 1] on the next "
-            "(\"Máscaras\"), beside Dx [-1 1] on both",
-            f"Use Dy = [-1; 1], the \"Máscaras\" slide's sign and that of the Prewitt and Sobel "
-            f"masks (-1 on top): then Dx and Dy answer an edge from dark to bright with the "
-            f"same sign ({dy['dx']:+g} and {dy['dy2']:+g}), one across columns and one across "
-            f"rows; [1; -1] gives {dy['dy1']:+g}. The edge magnitude is the same either way.",
-            "Both are derivative estimates; what changes is the sign of every vertical "
-            "response, which matters as soon as Dx and Dy are combined into a direction.",
-            "cnnlab errata dy-sign",
-            [f"(first slide) across a dark-top/bright-bottom edge: {dy['dy1']:+g}",
-             f"('Máscaras' slide) across the same edge:     {dy['dy2']:+g}"], _dy_demo,
-            quotes=[_q("redes", r"$$\begin{matrix} 1 \\ -1 \end{matrix}$$ Dy"),
-                    _q("redes", r"$$\begin{matrix} -1 & 1 \\ \rightarrow & \end{matrix}$$ Dx"),
-                    _q("redes", "Máscaras -1 1 -1 1")]),
-        Erratum(
-            "line-45", "Image filtering slides (line masks)", "ambiguity",
-            "the mask [2 -1 -1; -1 2 -1; -1 -1 2] labelled \"+45°\"",
-            f"Its 2s run from top left to bottom right: it answers most to a line falling to the "
-            f"right ({line['falling']:g}, against {line['rising']:g} for a line rising to the "
-            f"right). That is +45° only with angles measured from an x axis pointing down the "
-            f"rows (image (row, column) axes); with the usual y-up axes it is -45°.",
-            f"The slide does not say which convention it uses. cnnlab calls this mask "
-            f"{line['name']} and its 'cnnlab filter --list' line says it is the slide's '+45'.",
-            "cnnlab errata line-45",
-            [f"falling to the right: {line['falling']:g}",
-             f"rising to the right: {line['rising']:g}", line["name"]], _line45_demo,
-            quotes=[_q("redes", "2 -1 -1 -1 2 -1 -1 -1 2 +45°")]),
-        Erratum(
-            "densenet-bottleneck", "DenseNet slide", "error",
-            '"H : BN + ReLu + Conv 3×3" with "Variantes: DenseNet 121/169/201"',
-            f"DenseNet-121/169/201 are DenseNet-BC: each H is BN-ReLU-Conv 1x1 "
-            f"({dn['bottleneck']} maps = 4k, the bottleneck of DenseNet-B) then BN-ReLU-Conv 3x3 "
-            f"({dn['growth']} maps = k), and each transition layer halves the channels (C). "
-            f"H = BN + ReLU + Conv 3x3 is the basic DenseNet, which has no 121-layer variant.",
-            f"The 121 counts both convolutions of every H: 1 (stem) + 2 x "
-            f"({' + '.join(map(str, dn['layers']))}) + {dn['transitions']} (transitions) + "
-            f"{dn['fcs']} (FC) = {dense_depth}; with H as on the slide it would be "
-            f"{dense_plain}.",
-            "cnnlab summary densenet121 --depth 4",
-            [dn["row1"].name, dn["row1"].output_shape, dn["row2"].output_shape,
-             f"Depth: {dn['depth']} weighted layers"],
-            quotes=[_q("redes", "H : BN + ReLu + Conv 3×3"),
-                    _q("redes", "Variantes: DenseNet 121/169/201")]),
-        Erratum(
-            "inverted-residual", "MobileNet slide (variants)", "error",
-            '"MobileNetV2: inverted convolutions"; the heading "Inverted Convolutions"',
-            f"MobileNetV2's block is the inverted residual with a linear bottleneck: a 1x1 "
-            f"expansion ({m2['cin']} -> {m2['wide']} channels, t = {m2['wide'] // m2['cin']}), "
-            f"a 3x3 depthwise convolution ({m2['dw_groups']} groups), a 1x1 projection back to "
-            f"{m2['cout']} channels with no activation, and the shortcut between the narrow "
-            f"ends. The convolutions are ordinary; the residual block is inverted: "
-            f"narrow-wide-narrow, where ResNet's bottleneck is wide-narrow-wide.",
-            "The slide's own figure is captioned \"(b) Inverted residual block\", the name "
-            "Sandler et al. (2018) give it.",
-            "cnnlab summary mobilenet_v2 --depth 4",
-            [m2["cls"], m2["expand_row"].name, m2["expand_row"].output_shape,
-             m2["project_row"].output_shape],
-            quotes=[_q("redes", "MobileNetV2: inverted convolutions"),
-                    _q("redes", "Inverted Convolutions"),
-                    _q("redes", "(b) Inverted residual block")]),
-        Erratum(
-            "alexnet-conv2-groups", "AlexNet slide (Portuguese listing)", "error",
-            '"conv2: K = 256 filters with 5 × 5 × 96"; conv4 and conv5 "3 × 3 × 384"',
-            f"AlexNet is split over two GPUs: a conv2 filter sees only the 48 maps on its own "
-            f"GPU, 5x5x48 (weight {ag['shape']['conv2']}), and conv4 and conv5 filters are "
-            f"3x3x192; only conv3 reads both halves (3x3x256, as the slide says). conv2 has "
-            f"{c2_two:,} parameters, not {c2_one:,}; the network {ag['total'][1]:,} (the "
-            f"paper's \"60 million\"), not {ag['total'][0]:,}.",
-            "Krizhevsky et al. (2012): the kernels of layers 2, 4 and 5 connect only to the maps "
-            "of the previous layer on the same GPU (groups=2 in PyTorch). 5x5x96 is a one-GPU "
-            "AlexNet, which cnnlab's alexnet_original builds by default.",
-            "cnnlab errata alexnet-conv2-groups",
-            [str(ag["shape"]["conv2"]), str(ag["shape"]["conv4"]), f"{c2_two:,} parameters"],
-            _alexnet_groups_demo,
-            quotes=[_q("ponti", r"conv2:  $K = 256$  filters with  $5 \times 5 \times 96$ ,"),
-                    _q("ponti", r"conv4:  $K = 384$  filters with  $3 \times 3 \times 384$ ,"),
-                    _q("ponti", r"conv5:  $K = 256$  filters with  $3 \times 3 \times 384$ ,")]),
-    ]
+    return Erratum(
+        "alexnet-conv2-groups", "AlexNet slide (Portuguese listing)", "error",
+        '"conv2: K = 256 filters with 5 × 5 × 96"; conv4 and conv5 "3 × 3 × 384"',
+        f"AlexNet is split over two GPUs: a conv2 filter sees only the 48 maps on its own "
+        f"GPU, 5x5x48 (weight {ag['shape']['conv2']}), and conv4 and conv5 filters are "
+        f"3x3x192; only conv3 reads both halves (3x3x256, as the slide says). conv2 has "
+        f"{c2_two:,} parameters, not {c2_one:,}; the network {ag['total'][1]:,} (the "
+        f"paper's \"60 million\"), not {ag['total'][0]:,}.",
+        "Krizhevsky et al. (2012): the kernels of layers 2, 4 and 5 connect only to the maps "
+        "of the previous layer on the same GPU (groups=2 in PyTorch). 5x5x96 is a one-GPU "
+        "AlexNet, which cnnlab's alexnet_original builds by default.",
+        "cnnlab errata alexnet-conv2-groups",
+        [str(ag["shape"]["conv2"]), str(ag["shape"]["conv4"]), f"{c2_two:,} parameters"],
+        _alexnet_groups_demo,
+        quotes=[_q("ponti", r"conv2:  $K = 256$  filters with  $5 \times 5 \times 96$ ,"),
+                _q("ponti", r"conv4:  $K = 384$  filters with  $3 \times 3 \times 384$ ,"),
+                _q("ponti", r"conv5:  $K = 256$  filters with  $3 \times 3 \times 384$ ,")])
+
+
+def errata() -> list[Erratum]:
+    """Every erratum, its figures computed now."""
+    return [build() for build in _ENTRIES]
 
 
 # Checked against the course text and the papers, and not listed, with the reason.
