@@ -37,6 +37,11 @@ from typing import Any
 from .errors import CheckpointError, CnnlabError
 
 KINDS = ("name", "run", "safetensors", "checkpoint", "weights", "scratch")
+#: each kind in words, for messages ("X is a model name, not ...")
+KIND_WORDS = {"name": "model name", "run": "'cnnlab train' run folder",
+              "safetensors": "weights file of a 'cnnlab train' run",
+              "checkpoint": "training checkpoint", "weights": "weights file",
+              "scratch": "'cnnlab scratch train' folder"}
 CHECKPOINT_FILE = "checkpoint.pt"
 # Suffixes that make a spec a path even when nothing is there (a typo in a file name must not
 # be looked up as a model name).

@@ -82,11 +82,13 @@ def test_cli_scratch_train_and_show(cli, tmp_path):
     assert (tmp_path / "pics" / "feature_maps.png").is_file()
 
 
-def test_cli_scratch_errors(cli, tmp_path):
+def test_cli_scratch_errors(cli, tmp_path, trained_runs):
     res = cli("scratch", "show", str(tmp_path))  # the resolver's one error for a non-run
     assert res.returncode == 2 and "a 'cnnlab scratch train' folder" in res.stderr
     res = cli("scratch", "show", "lenet5")  # a model name opens, but is not a scratch run
     assert res.returncode == 2 and "model name, not a 'cnnlab scratch train" in res.stderr
+    res = cli("scratch", "show", str(trained_runs.lenet5_synthetic))  # a PyTorch run
+    assert res.returncode == 2 and "'cnnlab train' run folder, not a 'cnnlab scratch" in res.stderr
     res = cli("scratch", "train", "--show")
     assert res.returncode == 2 and "--show needs -o" in res.stderr
 

@@ -215,13 +215,13 @@ def show(net, input_size: int, out: Path, index: int = 0, data: dict | None = No
 
 def run_show(args) -> int:
     from ..errors import CheckpointError
-    from ..resolve import open_source
+    from ..resolve import KIND_WORDS, open_source
     from ..scratch.runs import run_data
 
     src = open_source(args.run)  # the one opener: the same errors as every other command
     if src.kind != "scratch":
-        raise CheckpointError(f"{args.run} is a {src.kind.replace('name', 'model name')}, not "
-                              "a 'cnnlab scratch train -o FOLDER' folder; give that folder")
+        raise CheckpointError(f"{args.run} is a {KIND_WORDS[src.kind]}, not a 'cnnlab scratch "
+                              "train -o FOLDER' folder; give that folder")
     net, cfg = src.scratch
     for path in show(net, cfg["input_size"], args.output or args.run, args.index,
                      data=run_data(cfg)):
