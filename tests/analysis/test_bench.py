@@ -198,9 +198,6 @@ def test_gpu_timing_waits_for_the_device_and_the_header_names_it(monkeypatch):
     assert calls == []
     B._synchronizer("cuda:1")()
     assert calls == [torch.device("cuda:1")]
-    monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append("mps"))
-    B._synchronizer("mps")()
-    assert calls[-1] == "mps"
 
     class Props:
         name, total_memory, major, minor = "NVIDIA H200", 141 * 2**30, 9, 0
@@ -216,3 +213,12 @@ def test_bench_on_a_missing_gpu_is_one_line(capsys):
     code, _, err = run_main(capsys, "bench", "lenet5", "--device", "cuda")
     assert code == 2 and "CUDA is not available" in err and "--device cpu" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("device, message", [
+    ("mps", "bench times the CPU or a CUDA GPU, not --device mps"),
+    ("gpu0", "unknown device 'gpu0'"),
+])
+def test_bench_refuses_other_devices_in_one_line(capsys, device, message):
+    code, _, err = run_main(capsys, "bench", "lenet5", "--device", device)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -507,8 +507,6 @@ def _synchronizer(device):
     device = torch.device(device)
     if device.type == "cuda":
         return lambda: torch.cuda.synchronize(device)
-    if device.type == "mps":
-        return torch.mps.synchronize
     return lambda: None
 
 
@@ -710,8 +708,8 @@ def bench(sources, *, batches=(1, 32), backends=BACKENDS, repeats: int = 5, warm
         for batch in batches:
             reps = (subj.images.repeat((batch + images - 1) // images, 1, 1, 1)[:batch]
                     if batch > subj.images.shape[0] else subj.images[:batch]).contiguous()
-            rows = {b: Result(subj.name, batch, b, PRECISION[b], macs=macs, device=str(device))
-                    for b in backends}
+            rows = {b: Result(subj.name, batch, b, PRECISION[b], macs=macs, device=str(device),
+                              random_weights=subj.run is None) for b in backends}
             results.extend(rows.values())
             ready = _prepare_rows(subj, batch, rows, reps, workdir, progress)
             times, peak_times = _timed_rounds(ready, reps, kernels, repeats, warmup,
@@ -740,7 +738,6 @@ def _prepare_rows(subj: Subject, batch: int, rows: dict[str, Result], reps, work
             r.error = str(err)
             continue
         r.setup_s, r.note = setup, note
-        r.random_weights = subj.run is None
         logits = _logits(run, subj.images, batch)
         if b == "eager" or ref is None and "eager" not in rows:
             ref = logits

@@ -10,7 +10,7 @@ import json
 import sys
 
 from ..errors import OptionError
-from . import DEVICE_HELP, add_device_arg, add_input_size_arg, input_size_of, new_command
+from . import add_device_arg, add_input_size_arg, input_size_of, new_command
 
 ALL = "eager,channels_last,bf16,fused,compile,compile_bf16,int8,ort,ort_int8"
 
@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
                    help="fixed images for top-1 agreement (default 32)")
     add_input_size_arg(p, "input size of registered models (default: the model's native size)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    add_device_arg(p, DEVICE_HELP + "; on a GPU the int8 and ONNX Runtime backends (CPU-only) "
-                      "are left out, each saying so in its row")
+    add_device_arg(p, "auto (default: cuda if available, else cpu), cpu, cuda, cuda:N; on a "
+                      "GPU the CPU-only backends (int8, ONNX Runtime) say so in their rows")
     p.add_argument("--peak", action="store_true",
                    help="measure the fp32/bf16/int8 matrix-multiply peak; add %% of peak")
     p.add_argument("--pick", action="store_true",
@@ -83,9 +83,7 @@ def run(args) -> int:
         if args.threads < 1:
             raise OptionError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    from ..resolve import usable_device
-
-    device = usable_device(args.device)  # a device this machine lacks: one line, exit 2
+    device = bench_device(args.device)
     header = machine_lines(device)
     bar = _bar(len(args.models) * len(batches) * (len(backends) + args.repeats))
     try:
@@ -116,6 +114,27 @@ def run(args) -> int:
     for line in caveats:
         print(line)
     return 0
+
+
+def bench_device(name: str):
+    """``--device``: the CPU or a CUDA GPU (``auto``: CUDA when there is one). Other devices
+    are refused in one line: bench waits for a CUDA GPU before each clock read and cannot
+    for another one."""
+    import torch
+
+    from ..errors import OptionError
+    from ..resolve import usable_device
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(name).type
+    except (RuntimeError, TypeError):
+        kind = None  # usable_device names the mistake
+    if kind not in (None, "cpu", "cuda"):
+        raise OptionError(f"bench times the CPU or a CUDA GPU, not --device {name}; use "
+                          "--device cpu")
+    return usable_device(name)  # a device this machine lacks: one line, exit 2
 
 
 def _bar(total: int):
